@@ -1,0 +1,31 @@
+"""Agent worker: drives turns from the SQS work queue (start a turn, resume it after sign-off).
+
+Partial batch failures: a message that raises is retried by SQS and, after the redrive limit,
+lands in the dead-letter queue. Every step is guarded by a conditional claim, so redelivery
+never runs anything twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signoff import runtime
+from signoff.domain.ports import WorkMessage
+
+logger = Logger(service="signoff-agent-worker")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    message = WorkMessage.model_validate_json(record.body)
+    runtime.agent_runner().handle(message)
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,142 @@
+"""Client API: start a conversation, add a message, read a conversation.
+
+Thin by design: parse and validate the request, call ConversationService, shape the response.
+Runs behind the API-key authorizer; never imports openai.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signoff import runtime
+from signoff.api.errors import JSON_HEADERS, ApiError
+from signoff.api.requests import PostMessage, StartConversation, parse_body
+from signoff.config import settings
+from signoff.dal.idempotency import client_request_config, client_request_persistence
+from signoff.dal.table import ConversationBusy, ConversationNotFound
+from signoff.logic.conversations import QueueUnavailable, StartedTurn
+from signoff.logic.ids import CONVERSATION_ID
+
+logger = Logger(service="signoff-client-api")
+app = APIGatewayHttpResolver()
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(status_code=status, content_type="application/json", body=body, headers=dict(JSON_HEADERS))
+
+
+@app.exception_handler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    return _json(exc.status, exc.body())
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    logger.exception("unexpected error")
+    return _json(500, {"error": {"code": "internal_error", "message": "Something went wrong on our side."}})
+
+
+@app.not_found
+def _not_found(_exc: Exception) -> Response:
+    return _json(404, {"error": {"code": "not_found", "message": "No such route."}})
+
+
+def _principal() -> str:
+    authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer", {}) or {}
+    return str((authorizer.get("lambda") or {}).get("principal", "anonymous"))
+
+
+def _idempotency_key() -> str | None:
+    key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters.")
+    # Scoped to the caller and the route, so two clients can never collide.
+    return hashlib.sha256(f"{_principal()}|{app.current_event.raw_path}|{key}".encode()).hexdigest()
+
+
+def _with_idempotency(operation, request: dict[str, Any]) -> StartedTurn:
+    key = _idempotency_key()
+    try:
+        if key is None:
+            return operation(request)
+        return _run_command(command={"idempotency_key": key, "request": request}, operation=operation)
+    except IdempotencyValidationError as exc:
+        raise ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used with another request.") from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise ApiError(409, "request_in_progress", "A request with this Idempotency-Key is in progress.") from exc
+    except ConversationBusy as exc:
+        raise ApiError(409, "conversation_busy", "A turn of this conversation is still running or awaiting approval.") from exc
+    except ConversationNotFound as exc:
+        raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
+    except QueueUnavailable as exc:
+        raise ApiError(503, "unavailable", "The service is busy; try again shortly.") from exc
+
+
+_idempotency_config = client_request_config(settings().idempotency_ttl_seconds)
+
+
+@idempotent_function(
+    data_keyword_argument="command",
+    persistence_store=client_request_persistence(settings().table_name),
+    config=_idempotency_config,
+    output_serializer=PydanticSerializer(StartedTurn),
+)
+def _run_command(command: dict[str, Any], operation) -> StartedTurn:
+    return operation(command["request"])
+
+
+@app.post("/conversations")
+def create_conversation() -> Response:
+    cfg = settings()
+    body = parse_body(app.current_event.raw_event, StartConversation, max_bytes=cfg.max_body_bytes,
+                      max_chars=cfg.max_message_chars)
+    service = runtime.conversation_service()
+    started = _with_idempotency(
+        lambda req: service.start(req["message"], req.get("metadata")), body.model_dump(mode="json")
+    )
+    return _json(202, started.model_dump(mode="json"))
+
+
+@app.post("/conversations/<conversation_id>/messages")
+def post_message(conversation_id: str) -> Response:
+    cfg = settings()
+    if not CONVERSATION_ID.match(conversation_id):
+        raise ApiError(404, "conversation_not_found", "No such conversation.")
+    body = parse_body(app.current_event.raw_event, PostMessage, max_bytes=cfg.max_body_bytes,
+                      max_chars=cfg.max_message_chars)
+    service = runtime.conversation_service()
+    started = _with_idempotency(
+        lambda req: service.post_message(conversation_id, req["message"]),
+        {"conversation_id": conversation_id, **body.model_dump(mode="json")},
+    )
+    return _json(202, {"turn_id": started.turn_id, "status": started.status.value})
+
+
+@app.get("/conversations/<conversation_id>")
+def get_conversation(conversation_id: str) -> Response:
+    view = runtime.conversation_service().view(conversation_id)
+    if view is None:
+        raise ApiError(404, "conversation_not_found", "No such conversation.")
+    return _json(200, view)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    _idempotency_config.register_lambda_context(context)
+    return app.resolve(event, context)

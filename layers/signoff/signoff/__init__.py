@@ -1,0 +1,1 @@
+"""Signoff: human sign-off for the tool calls of OpenAI agents."""

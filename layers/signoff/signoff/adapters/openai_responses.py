@@ -1,0 +1,63 @@
+"""ResponsesBackend: the Responses API with one Conversation per chat.
+
+A Conversation has no 30-day TTL, so an approval that takes days still continues the same
+chat. "Paused" means the latest response holds ``function_call`` items; the run continues by
+sending one ``function_call_output`` per call into the same Conversation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openai import OpenAI
+
+from signoff.adapters.openai_errors import translated_errors
+from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
+
+
+class ResponsesBackend:
+    def __init__(self, client: OpenAI, model: str, instructions: str, tools: list[dict[str, Any]]):
+        self._client = client
+        self._model = model
+        self._instructions = instructions
+        self._tools = tools
+
+    def prepare(self, conversation: Conversation) -> dict[str, Any]:
+        """The backend state for this chat, creating the OpenAI Conversation on first use."""
+        if conversation.backend_state.get("conversation"):
+            return conversation.backend_state
+        with translated_errors("create conversation"):
+            created = self._client.conversations.create(
+                metadata={"signoff_conversation": conversation.conversation_id}
+            )
+        return {**conversation.backend_state, "api": "responses", "conversation": created.id}
+
+    def start_turn(self, conversation: Conversation, text: str) -> AgentStep:
+        return self._respond(conversation, [{"role": "user", "content": text}])
+
+    def submit_tool_outputs(
+        self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]
+    ) -> AgentStep:
+        items = [{"type": "function_call_output", "call_id": o.call_id, "output": o.output} for o in outputs]
+        return self._respond(conversation, items)
+
+    def _respond(self, conversation: Conversation, items: list[dict[str, Any]]) -> AgentStep:
+        conv_id = conversation.backend_state.get("conversation")
+        if not conv_id:
+            raise ValueError("backend state has no conversation; call prepare() first")
+        with translated_errors("create response"):
+            response = self._client.responses.create(
+                model=self._model,
+                conversation=conv_id,
+                instructions=self._instructions,
+                input=items,
+                tools=self._tools,
+            )
+        calls = [
+            ToolCall(call_id=item.call_id, name=item.name, arguments=item.arguments)
+            for item in response.output
+            if getattr(item, "type", None) == "function_call"
+        ]
+        if calls:
+            return Pause(pause_ref=response.id, tool_calls=calls, state=conversation.backend_state)
+        return Reply(text=response.output_text or "", state=conversation.backend_state)

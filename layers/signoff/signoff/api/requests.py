@@ -1,0 +1,83 @@
+"""Request bodies of the client API, and the parser every POST goes through.
+
+Order of checks: size (413), JSON syntax (400), shape (422). Unknown fields are refused so
+that typos do not pass silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from signoff.api.errors import ApiError
+
+MAX_METADATA_BYTES = 4096
+
+
+class StartConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    message: str = Field(min_length=1)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")
+        return value
+
+
+class PostMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1)
+
+
+def raw_body(event: dict[str, Any], max_bytes: int) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ApiError(400, "invalid_body", "The request body could not be decoded.") from exc
+    else:
+        data = body.encode("utf-8", errors="surrogatepass")
+    if len(data) > max_bytes:
+        raise ApiError(413, "payload_too_large", f"The request body must be at most {max_bytes} bytes.")
+    return data
+
+
+def parse_body[M: BaseModel](event: dict[str, Any], model: type[M], *, max_bytes: int, max_chars: int) -> M:
+    data = raw_body(event, max_bytes)
+    if not data.strip():
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    try:
+        payload = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from exc
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(400, "invalid_json", "The request body contains invalid unicode.") from exc
+    try:
+        parsed = model.model_validate(payload)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ApiError(422, "validation_error", "The request body does not fit the schema.", details) from exc
+    message = getattr(parsed, "message", None)
+    if isinstance(message, str):
+        if len(message) > max_chars:
+            raise ApiError(422, "message_too_long", f"A message must be at most {max_chars} characters.")
+        if not message.strip():
+            raise ApiError(422, "validation_error", "The message must not be blank.")
+    return parsed

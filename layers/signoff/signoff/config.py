@@ -1,0 +1,72 @@
+"""Settings, read from the environment the template sets on each function."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+DEFAULT_INSTRUCTIONS = (
+    "You are a helpful customer-support assistant. Use the tools to act. Refunds over 100, any "
+    "email to a customer and any data deletion are reviewed by a human before they run; when a "
+    "tool output reports a decision, tell the user plainly what happened and quote the approver's "
+    "notes verbatim."
+)
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    work_queue_url: str
+    public_api_url: str
+    agent_api: str
+    openai_model: str
+    openai_base_url: str | None
+    openai_api_key_secret: str
+    handover_base_url: str
+    handover_api_key_secret: str
+    callback_signing_key_secret: str
+    client_api_keys_secret: str
+    approver_email: str
+    decision_timeout_minutes: int
+    reconcile_after_seconds: int
+    execution_lease_seconds: int
+    max_message_chars: int
+    max_body_bytes: int
+    idempotency_ttl_seconds: int
+    agent_instructions: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            table_name=env.get("TABLE_NAME", "signoff"),
+            work_queue_url=env.get("WORK_QUEUE_URL", ""),
+            public_api_url=env.get("PUBLIC_API_URL", "").rstrip("/"),
+            agent_api=env.get("AGENT_API", "responses"),
+            openai_model=env.get("OPENAI_MODEL", "gpt-4.1"),
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            openai_api_key_secret=env.get("OPENAI_API_KEY_SECRET", "signoff/openai-api-key"),
+            handover_base_url=env.get("HANDOVER_BASE_URL", "https://thehandover.xyz"),
+            handover_api_key_secret=env.get("HANDOVER_API_KEY_SECRET", "signoff/handover-api-key"),
+            callback_signing_key_secret=env.get("CALLBACK_SIGNING_KEY_SECRET", "signoff/callback-signing-key"),
+            client_api_keys_secret=env.get("CLIENT_API_KEYS_SECRET", "signoff/client-api-keys"),
+            approver_email=env.get("APPROVER_EMAIL", ""),
+            decision_timeout_minutes=_int("DECISION_TIMEOUT_MINUTES", 60),
+            reconcile_after_seconds=_int("RECONCILE_AFTER_SECONDS", 300),
+            execution_lease_seconds=_int("EXECUTION_LEASE_SECONDS", 300),
+            max_message_chars=_int("MAX_MESSAGE_CHARS", 32_000),
+            max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),
+            idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
+            agent_instructions=env.get("AGENT_INSTRUCTIONS", DEFAULT_INSTRUCTIONS),
+        )
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Data access: the single DynamoDB table. Every state transition is a conditional write."""

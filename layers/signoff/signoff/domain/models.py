@@ -1,0 +1,196 @@
+"""The records Signoff keeps and the states they move through."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ConversationStatus(StrEnum):
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    IDLE = "idle"
+    FAILED = "failed"
+
+    @property
+    def accepts_new_turn(self) -> bool:
+        return self in (ConversationStatus.IDLE, ConversationStatus.FAILED)
+
+
+class TurnStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class DecisionStatus(StrEnum):
+    """Handover's decision statuses, as its API spells them."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    MODIFIED = "modified"
+    EXPIRED = "expired"
+    ESCALATED = "escalated"
+    SCHEDULED = "scheduled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not DecisionStatus.PENDING
+
+    @property
+    def permits_execution(self) -> bool:
+        """Only a plain approval lets an action run; everything else fails closed."""
+        return self is DecisionStatus.APPROVED
+
+
+class ExecutionStatus(StrEnum):
+    EXECUTING = "executing"  # claimed by one invocation; not visible as a final state
+    EXECUTED = "executed"
+    FAILED = "failed"
+    NOT_EXECUTED = "not_executed"
+    SCHEDULED = "scheduled"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not ExecutionStatus.EXECUTING
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Conversation(Record):
+    conversation_id: str
+    status: ConversationStatus
+    active_turn_id: str
+    created_at: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    backend_state: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(Record):
+    role: Literal["user", "assistant"]
+    content: str
+    created_at: str
+
+
+class Turn(Record):
+    conversation_id: str
+    turn_id: str
+    status: TurnStatus
+    created_at: str
+    input: str = ""
+    pause_ref: str | None = None
+    call_ids: list[str] = Field(default_factory=list)
+    pending: int = 0
+    attempts: int = 0
+    error: str | None = None
+
+
+class Decision(Record):
+    """What the approver answered, as last fetched from Handover."""
+
+    id: str
+    status: DecisionStatus
+    resolved_by: str | None = None
+    notes: str | None = None
+    response_data: dict[str, Any] | None = None
+    resolved_at: str | None = None
+    execute_at: str | None = None
+
+
+class DecisionRef(Record):
+    id: str | None = None
+    status: str = "pending"
+    resolved_by: str | None = None
+    notes: str | None = None
+
+
+class Execution(Record):
+    status: ExecutionStatus
+    result: Any = None
+    claimed_at: str | None = None
+
+
+class Action(Record):
+    """One tool call of a paused run, and what became of it."""
+
+    conversation_id: str
+    turn_id: str
+    call_id: str
+    seq: int
+    tool: str
+    arguments: dict[str, Any]
+    digest: str
+    gated: bool
+    approval_id: str | None = None
+    decision: DecisionRef | None = None
+    execution: Execution | None = None
+    error: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.execution is not None and self.execution.status.is_final
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"  # waiting on the approver; counted in the turn's ``pending``
+    SETTLED = "settled"  # outcome recorded exactly once; never changes again
+
+
+class Approval(Record):
+    """A request for sign-off, bound to exactly one tool call (tool, arguments digest, call id)."""
+
+    approval_id: str
+    conversation_id: str
+    turn_id: str
+    call_id: str
+    tool: str
+    digest: str
+    state: ApprovalState = ApprovalState.PENDING
+    outcome: DecisionStatus | None = None
+    decision_id: str | None = None
+    created_at: str
+
+
+class ToolCall(Record):
+    """A function call the model asked for; ``arguments`` is the raw JSON text it sent."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+class Reply(Record):
+    kind: Literal["reply"] = "reply"
+    text: str
+    state: dict[str, Any] = Field(default_factory=dict)
+
+
+class Pause(Record):
+    kind: Literal["pause"] = "pause"
+    pause_ref: str
+    tool_calls: list[ToolCall]
+    state: dict[str, Any] = Field(default_factory=dict)
+
+
+AgentStep = Reply | Pause
+
+
+class ToolOutput(Record):
+    call_id: str
+    output: str

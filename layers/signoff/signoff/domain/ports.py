@@ -1,0 +1,76 @@
+"""What the core needs from the outside world; the adapters implement these."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from signoff.domain.models import AgentStep, Conversation, Decision, ToolOutput
+
+
+class BackendUnavailable(RuntimeError):
+    """The agent API failed in a way a later retry may fix (429, 5xx, timeout)."""
+
+
+class BackendRejected(RuntimeError):
+    """The agent API refused the request; retrying the same request will not help."""
+
+
+class AgentBackend(Protocol):
+    """One agent API (Responses, Assistants, Chat Completions) behind one contract."""
+
+    def prepare(self, conversation: Conversation) -> dict[str, Any]:
+        """Return the backend state for this chat (creating remote objects once); the caller stores it."""
+        ...
+
+    def start_turn(self, conversation: Conversation, text: str) -> AgentStep: ...
+
+    def submit_tool_outputs(
+        self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]
+    ) -> AgentStep: ...
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    context: str
+    approver: str
+    urgency: Literal["low", "medium", "high", "critical"] = "medium"
+    timeout_minutes: int = 60
+    callback_url: str
+    options: list[str] = ["approve", "deny"]
+
+
+class ApprovalServiceError(RuntimeError):
+    """The approval service could not be reached or gave an answer we cannot use."""
+
+
+class ApprovalService(Protocol):
+    """Handover, or anything that answers like it."""
+
+    def create_decision(self, request: DecisionRequest) -> str: ...
+
+    def get_decision(self, decision_id: str) -> Decision: ...
+
+
+class WorkMessage(BaseModel):
+    """A unit of work for the agent worker, carried on the work queue."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["start_turn", "resume_turn"]
+    conversation_id: str
+    turn_id: str
+    pause_ref: str | None = None
+
+
+class WorkQueue(Protocol):
+    def send(self, message: WorkMessage, delay_seconds: int = 0) -> None: ...
+
+
+class EffectLog(Protocol):
+    """Where demo tools record what they did; writing the same key twice keeps the first."""
+
+    def record_effect(self, key: str, tool: str, arguments: dict[str, Any], result: dict[str, Any]) -> dict: ...

@@ -1,0 +1,82 @@
+"""Tools the agent may call, and which of them need a human's sign-off."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+Urgency = Literal["low", "medium", "high", "critical"]
+
+
+class InvalidToolArguments(ValueError):
+    """The model sent arguments that are not JSON or do not fit the tool's schema."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool gets besides its arguments: a key to make its side effect idempotent."""
+
+    idempotency_key: str
+    conversation_id: str
+    call_id: str
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    arguments_model: type[BaseModel]
+    run: Callable[[BaseModel, ToolContext], dict[str, Any]]
+    requires_approval: Callable[[BaseModel], bool] = lambda _args: True
+    describe: Callable[[BaseModel], str] | None = None
+    urgency: Urgency = "medium"
+    # A sign-off tool the model calls of its own accord: nothing runs, the decision is the output.
+    is_sign_off_request: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def parse_arguments(self, raw: str | dict[str, Any]) -> BaseModel:
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else raw
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise InvalidToolArguments(f"arguments for {self.name} are not valid JSON") from exc
+        if not isinstance(data, dict):
+            raise InvalidToolArguments(f"arguments for {self.name} must be a JSON object")
+        try:
+            return self.arguments_model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
+            )
+            raise InvalidToolArguments(f"arguments for {self.name} do not fit its schema: {problems}") from exc
+
+    def summary(self, args: BaseModel) -> str:
+        if self.describe:
+            return self.describe(args)
+        return f"Run {self.name} with {args.model_dump_json()}"
+
+    def openai_schema(self) -> dict[str, Any]:
+        """The function definition the agent API is given."""
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.arguments_model.model_json_schema(),
+        }
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[ToolSpec]):
+        self._tools = {tool.name: tool for tool in tools}
+
+    def get(self, name: str) -> ToolSpec | None:
+        return self._tools.get(name)
+
+    def __iter__(self):
+        return iter(self._tools.values())
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return [tool.openai_schema() for tool in self._tools.values()]

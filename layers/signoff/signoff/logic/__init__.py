@@ -1,0 +1,1 @@
+"""Use cases: what happens on each request, message and schedule tick. No AWS or OpenAI imports."""

@@ -1,0 +1,79 @@
+"""ApprovalCallback: what happens when Handover calls back.
+
+The callback is only a trigger. The token must verify (constant time, no I/O before that),
+the decision is re-fetched from Handover with our API key, and the outcome is recorded with a
+conditional write, so forged, duplicate, late and reordered callbacks change nothing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger
+
+from signoff.domain.models import ApprovalState
+from signoff.domain.ports import ApprovalService
+from signoff.domain.tokens import InvalidCallbackToken, verify_token
+from signoff.logic.approvals import ApprovalSettler, SettleResult
+
+if TYPE_CHECKING:
+    from signoff.dal.table import SignoffTable
+
+logger = Logger(child=True)
+
+
+class CallbackOutcome(StrEnum):
+    SETTLED = "settled"
+    ALREADY_SETTLED = "already_settled"
+    PENDING = "pending"
+    NOT_READY = "not_ready"  # the decision id is not bound yet; the reconciler will settle it
+
+
+class ForgedCallback(PermissionError):
+    """The token is malformed or was not signed by us."""
+
+
+class UnknownApproval(LookupError):
+    """The token is genuine but names no approval we hold."""
+
+
+class ApprovalCallback:
+    def __init__(
+        self,
+        table: SignoffTable,
+        service: ApprovalService,
+        settler: ApprovalSettler,
+        signing_key: bytes,
+    ):
+        self._table = table
+        self._service = service
+        self._settler = settler
+        self._key = signing_key
+
+    def handle(self, token: str) -> CallbackOutcome:
+        try:
+            approval_id = verify_token(self._key, token)
+        except InvalidCallbackToken as exc:
+            raise ForgedCallback(str(exc)) from exc
+        approval = self._table.get_approval(approval_id)
+        if approval is None:
+            raise UnknownApproval(approval_id)
+        if approval.state is ApprovalState.SETTLED:
+            self._settler.finish(approval_id)  # completes work a crashed invocation left, if any
+            return CallbackOutcome.ALREADY_SETTLED
+        if approval.decision_id is None:
+            return CallbackOutcome.NOT_READY
+        decision = self._service.get_decision(approval.decision_id)
+        if decision.id != approval.decision_id:
+            raise ForgedCallback("decision id mismatch")
+        result = self._settler.settle(approval, decision)
+        logger.info(
+            "callback handled",
+            extra={"approval_id": approval_id, "decision_status": decision.status.value, "result": result.value},
+        )
+        return {
+            SettleResult.SETTLED: CallbackOutcome.SETTLED,
+            SettleResult.ALREADY_SETTLED: CallbackOutcome.ALREADY_SETTLED,
+            SettleResult.PENDING: CallbackOutcome.PENDING,
+        }[result]

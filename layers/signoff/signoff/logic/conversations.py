@@ -1,0 +1,121 @@
+"""ConversationService: the client API's use cases (start a chat, add a message, read it back)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel
+
+from signoff.domain.models import (
+    Action,
+    Conversation,
+    ConversationStatus,
+    ExecutionStatus,
+    Message,
+    Turn,
+    TurnStatus,
+    iso,
+    utc_now,
+)
+from signoff.domain.ports import WorkMessage, WorkQueue
+from signoff.logic.ids import CONVERSATION_ID, new_conversation_id, new_turn_id
+
+if TYPE_CHECKING:
+    from signoff.dal.table import SignoffTable
+
+logger = Logger(child=True)
+
+
+class QueueUnavailable(RuntimeError):
+    """The turn was stored but could not be handed to the worker; it was marked failed."""
+
+
+class StartedTurn(BaseModel):
+    conversation_id: str
+    turn_id: str
+    status: ConversationStatus
+
+
+class ConversationService:
+    def __init__(self, table: SignoffTable, queue: WorkQueue):
+        self._table = table
+        self._queue = queue
+
+    def start(self, text: str, metadata: dict[str, Any] | None = None) -> StartedTurn:
+        now = iso(utc_now())
+        conversation_id, turn_id = new_conversation_id(), new_turn_id()
+        conversation = Conversation(
+            conversation_id=conversation_id,
+            status=ConversationStatus.RUNNING,
+            active_turn_id=turn_id,
+            created_at=now,
+            metadata=metadata or {},
+        )
+        self._table.create_conversation(
+            conversation, self._turn(conversation_id, turn_id, text, now), Message(role="user", content=text, created_at=now)
+        )
+        return self._enqueue(conversation_id, turn_id)
+
+    def post_message(self, conversation_id: str, text: str) -> StartedTurn:
+        """Raises ConversationNotFound, or ConversationBusy while a turn is running or awaiting approval."""
+        now = iso(utc_now())
+        turn_id = new_turn_id()
+        self._table.open_turn(
+            conversation_id, self._turn(conversation_id, turn_id, text, now), Message(role="user", content=text, created_at=now)
+        )
+        return self._enqueue(conversation_id, turn_id)
+
+    def view(self, conversation_id: str) -> dict[str, Any] | None:
+        if not CONVERSATION_ID.match(conversation_id):
+            return None
+        loaded = self._table.load_conversation(conversation_id)
+        if loaded is None:
+            return None
+        conversation, messages, actions = loaded
+        return {
+            "conversation_id": conversation.conversation_id,
+            "status": conversation.status.value,
+            "created_at": conversation.created_at,
+            "metadata": conversation.metadata,
+            "messages": [m.model_dump() for m in messages],
+            "actions": [_action_view(a) for a in actions],
+        }
+
+    @staticmethod
+    def _turn(conversation_id: str, turn_id: str, text: str, now: str) -> Turn:
+        return Turn(conversation_id=conversation_id, turn_id=turn_id, status=TurnStatus.QUEUED, created_at=now, input=text)
+
+    def _enqueue(self, conversation_id: str, turn_id: str) -> StartedTurn:
+        try:
+            self._queue.send(WorkMessage(kind="start_turn", conversation_id=conversation_id, turn_id=turn_id))
+        except Exception as exc:
+            logger.exception("could not enqueue the turn")
+            self._table.fail_turn(conversation_id, turn_id, "queue unavailable")
+            raise QueueUnavailable("the work queue is unavailable; try again") from exc
+        return StartedTurn(conversation_id=conversation_id, turn_id=turn_id, status=ConversationStatus.RUNNING)
+
+
+def _action_view(action: Action) -> dict[str, Any]:
+    decision = None
+    if action.decision is not None and action.decision.id is not None:
+        decision = {
+            "id": action.decision.id,
+            "status": action.decision.status,
+            "resolved_by": action.decision.resolved_by,
+            "notes": action.decision.notes,
+        }
+    execution = None
+    if action.execution is not None and action.execution.status is not ExecutionStatus.EXECUTING:
+        execution = {"status": action.execution.status.value, "result": action.execution.result}
+    view = {
+        "call_id": action.call_id,
+        "tool": action.tool,
+        "arguments": action.arguments,
+        "gated": action.gated,
+        "decision": decision,
+        "execution": execution,
+    }
+    if action.error:
+        view["error"] = action.error
+    return view

@@ -1,0 +1,155 @@
+"""Wiring: builds the adapters and use cases once per Lambda sandbox.
+
+Each getter imports only what its path needs; ``agent_backend`` is the only one that imports
+``openai``, so the callback and client API paths never pay for it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from signoff.config import settings
+
+if TYPE_CHECKING:
+    from signoff.dal.table import SignoffTable
+    from signoff.domain.ports import AgentBackend
+    from signoff.domain.tools import ToolRegistry
+    from signoff.logic.agent_runner import AgentRunner
+    from signoff.logic.approvals import ApprovalSettler
+    from signoff.logic.callback import ApprovalCallback
+    from signoff.logic.conversations import ConversationService
+    from signoff.logic.reconciler import Reconciler
+
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10)
+
+
+@cache
+def table() -> SignoffTable:
+    from signoff.dal.table import SignoffTable
+
+    return SignoffTable(boto3.client("dynamodb", config=_BOTO_CONFIG), settings().table_name)
+
+
+@cache
+def work_queue():
+    from signoff.adapters.sqs import SqsWorkQueue
+
+    return SqsWorkQueue(boto3.client("sqs", config=_BOTO_CONFIG), settings().work_queue_url)
+
+
+def _secret(secret_id: str) -> str:
+    from signoff.adapters.secrets import read_secret
+
+    return read_secret(secret_id)
+
+
+def signing_key() -> bytes:
+    return _secret(settings().callback_signing_key_secret).encode("utf-8")
+
+
+def client_api_keys() -> list[str]:
+    """The client API keys: one per line, or a JSON list, in the secret."""
+    import json
+
+    raw = _secret(settings().client_api_keys_secret).strip()
+    if raw.startswith("["):
+        keys = json.loads(raw)
+    else:
+        keys = raw.splitlines()
+    return [k.strip() for k in keys if isinstance(k, str) and k.strip()]
+
+
+def approval_service():
+    """Built per call so a rotated Handover key is picked up once the secret cache expires."""
+    from signoff.adapters.handover import HandoverClient
+
+    return _handover_client(_secret(settings().handover_api_key_secret))
+
+
+@cache
+def _handover_client(api_key: str):
+    from signoff.adapters.handover import HandoverClient
+
+    return HandoverClient(settings().handover_base_url, api_key)
+
+
+@cache
+def tools() -> ToolRegistry:
+    from signoff.tools.demo import build_demo_tools
+
+    return build_demo_tools(table())
+
+
+def executor():
+    from signoff.logic.executor import ActionExecutor
+
+    return ActionExecutor(table(), tools(), settings().execution_lease_seconds)
+
+
+def settler() -> ApprovalSettler:
+    from signoff.logic.approvals import ApprovalSettler
+
+    return ApprovalSettler(table(), executor(), work_queue())
+
+
+def conversation_service() -> ConversationService:
+    from signoff.logic.conversations import ConversationService
+
+    return ConversationService(table(), work_queue())
+
+
+def approval_callback() -> ApprovalCallback:
+    from signoff.logic.callback import ApprovalCallback
+
+    return ApprovalCallback(table(), approval_service(), settler(), signing_key())
+
+
+def reconciler() -> Reconciler:
+    from signoff.logic.reconciler import Reconciler
+
+    return Reconciler(table(), approval_service(), settler(), settings().reconcile_after_seconds)
+
+
+@cache
+def _openai_client(api_key: str):
+    from openai import OpenAI
+
+    return OpenAI(api_key=api_key, base_url=settings().openai_base_url, timeout=60.0, max_retries=2)
+
+
+def agent_backend() -> AgentBackend:
+    cfg = settings()
+    client = _openai_client(_secret(cfg.openai_api_key_secret))
+    if cfg.agent_api == "responses":
+        from signoff.adapters.openai_responses import ResponsesBackend
+
+        return ResponsesBackend(client, cfg.openai_model, cfg.agent_instructions, tools().definitions())
+    raise ValueError(f"AGENT_API {cfg.agent_api!r} is not supported by this build")
+
+
+def agent_runner() -> AgentRunner:
+    from signoff.logic.agent_runner import AgentRunner
+    from signoff.logic.approvals import ApprovalPolicy, ApprovalRequester
+
+    cfg = settings()
+    policy = ApprovalPolicy(
+        approver=cfg.approver_email,
+        timeout_minutes=cfg.decision_timeout_minutes,
+        public_api_url=cfg.public_api_url,
+        reconcile_after_seconds=cfg.reconcile_after_seconds,
+    )
+    requester = ApprovalRequester(table(), approval_service(), tools(), signing_key(), policy)
+    return AgentRunner(table(), agent_backend(), tools(), executor(), requester, work_queue())
+
+
+def reset() -> None:
+    """Forget cached clients and settings (tests change the environment between stacks)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    for fn in (table, work_queue, _handover_client, tools, _openai_client, settings):
+        fn.cache_clear()
+    parameters.clear_caches()

@@ -1,0 +1,1 @@
+"""Tool sets shipped with Signoff."""
