@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signoff import runtime
 from signoff.domain.ports import WorkMessage
 
-logger = Logger(service="signoff-agent-worker")
+logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

@@ -18,7 +18,7 @@ from signoff.api.errors import json_response
 from signoff.domain.ports import ApprovalServiceError
 from signoff.logic.callback import CallbackOutcome, ForgedCallback, UnknownApproval
 
-logger = Logger(service="signoff-approval-callback")
+logger = Logger()
 
 _STATUS = {
     CallbackOutcome.SETTLED: 200,

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import runtime
 
-logger = Logger(service="signoff-authorizer")
+logger = Logger()
 
 
 def _presented_key(event: dict[str, Any]) -> str | None:

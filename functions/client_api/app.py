@@ -29,7 +29,7 @@ from signoff.dal.table import ConversationBusy, ConversationNotFound
 from signoff.logic.conversations import QueueUnavailable, StartedTurn
 from signoff.logic.ids import CONVERSATION_ID
 
-logger = Logger(service="signoff-client-api")
+logger = Logger()
 app = APIGatewayHttpResolver()
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -81,7 +81,9 @@ def _with_idempotency(operation, request: dict[str, Any]) -> StartedTurn:
     except IdempotencyAlreadyInProgressError as exc:
         raise ApiError(409, "request_in_progress", "A request with this Idempotency-Key is in progress.") from exc
     except ConversationBusy as exc:
-        raise ApiError(409, "conversation_busy", "A turn of this conversation is still running or awaiting approval.") from exc
+        raise ApiError(
+            409, "conversation_busy", "A turn of this conversation is still running or awaiting approval."
+        ) from exc
     except ConversationNotFound as exc:
         raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
     except QueueUnavailable as exc:
@@ -104,8 +106,12 @@ def _run_command(command: dict[str, Any], operation) -> StartedTurn:
 @app.post("/conversations")
 def create_conversation() -> Response:
     cfg = settings()
-    body = parse_body(app.current_event.raw_event, StartConversation, max_bytes=cfg.max_body_bytes,
-                      max_chars=cfg.max_message_chars)
+    body = parse_body(
+        app.current_event.raw_event,
+        StartConversation,
+        max_bytes=cfg.max_body_bytes,
+        max_chars=cfg.max_message_chars,
+    )
     service = runtime.conversation_service()
     started = _with_idempotency(
         lambda req: service.start(req["message"], req.get("metadata")), body.model_dump(mode="json")
@@ -118,8 +124,12 @@ def post_message(conversation_id: str) -> Response:
     cfg = settings()
     if not CONVERSATION_ID.match(conversation_id):
         raise ApiError(404, "conversation_not_found", "No such conversation.")
-    body = parse_body(app.current_event.raw_event, PostMessage, max_bytes=cfg.max_body_bytes,
-                      max_chars=cfg.max_message_chars)
+    body = parse_body(
+        app.current_event.raw_event,
+        PostMessage,
+        max_bytes=cfg.max_body_bytes,
+        max_chars=cfg.max_message_chars,
+    )
     service = runtime.conversation_service()
     started = _with_idempotency(
         lambda req: service.post_message(conversation_id, req["message"]),

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import runtime
 
-logger = Logger(service="signoff-reconciler")
+logger = Logger()
 
 
 @logger.inject_lambda_context

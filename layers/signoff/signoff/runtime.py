@@ -56,16 +56,12 @@ def client_api_keys() -> list[str]:
     import json
 
     raw = _secret(settings().client_api_keys_secret).strip()
-    if raw.startswith("["):
-        keys = json.loads(raw)
-    else:
-        keys = raw.splitlines()
+    keys = json.loads(raw) if raw.startswith("[") else raw.splitlines()
     return [k.strip() for k in keys if isinstance(k, str) and k.strip()]
 
 
 def approval_service():
     """Built per call so a rotated Handover key is picked up once the secret cache expires."""
-    from signoff.adapters.handover import HandoverClient
 
     return _handover_client(_secret(settings().handover_api_key_secret))
 

@@ -27,17 +27,13 @@ class ResponsesBackend:
         if conversation.backend_state.get("conversation"):
             return conversation.backend_state
         with translated_errors("create conversation"):
-            created = self._client.conversations.create(
-                metadata={"signoff_conversation": conversation.conversation_id}
-            )
+            created = self._client.conversations.create(metadata={"signoff_conversation": conversation.conversation_id})
         return {**conversation.backend_state, "api": "responses", "conversation": created.id}
 
     def start_turn(self, conversation: Conversation, text: str) -> AgentStep:
         return self._respond(conversation, [{"role": "user", "content": text}])
 
-    def submit_tool_outputs(
-        self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]
-    ) -> AgentStep:
+    def submit_tool_outputs(self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]) -> AgentStep:
         items = [{"type": "function_call_output", "call_id": o.call_id, "output": o.output} for o in outputs]
         return self._respond(conversation, items)
 

@@ -12,6 +12,7 @@ Item types (pk / sk):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from signoff.dal.codec import from_item, to_attr, to_item
+from signoff.domain.canonical import canonical_json
 from signoff.domain.models import (
     Action,
     Approval,
@@ -72,6 +74,13 @@ def _is_condition_failure(exc: ClientError) -> bool:
 
 def _strip_keys(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in ("pk", "sk", "type", "due_bucket", "due_at", "ttl")}
+
+
+def _action(data: dict[str, Any]) -> Action:
+    fields = _strip_keys(data)
+    if isinstance(fields.get("arguments"), str):
+        fields["arguments"] = json.loads(fields["arguments"])
+    return Action.model_validate(fields)
 
 
 class SignoffTable:
@@ -177,7 +186,12 @@ class SignoffTable:
 
     def _turn_item(self, turn: Turn) -> dict:
         return to_item(
-            {"pk": _conv_pk(turn.conversation_id), "sk": f"TURN#{turn.turn_id}", "type": "turn", **turn.model_dump()}
+            {
+                "pk": _conv_pk(turn.conversation_id),
+                "sk": f"TURN#{turn.turn_id}",
+                "type": "turn",
+                **turn.model_dump(),
+            }
         )
 
     def _message_item(self, conversation_id: str, message: Message) -> dict:
@@ -202,7 +216,7 @@ class SignoffTable:
             elif kind == "message":
                 messages.append(Message.model_validate(_strip_keys(item)))
             elif kind == "action":
-                actions.append(Action.model_validate(_strip_keys(item)))
+                actions.append(_action(item))
         if meta is None:
             return None
         actions.sort(key=lambda a: (a.turn_id, a.seq))
@@ -365,10 +379,10 @@ class SignoffTable:
         """Write a tool call once; a redelivered pause finds it already there and keeps it."""
         item = {"pk": _conv_pk(action.conversation_id), "sk": f"ACTION#{action.call_id}", "type": "action"}
         item.update(action.model_dump(mode="json"))
+        # Stored as canonical JSON text: numbers keep their spelling, so the digest still matches on read.
+        item["arguments"] = canonical_json(action.arguments)
         try:
-            self._db.put_item(
-                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
+            self._db.put_item(TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
             if _is_condition_failure(exc):
                 return False
@@ -377,11 +391,11 @@ class SignoffTable:
 
     def get_action(self, conversation_id: str, call_id: str) -> Action | None:
         data = self._get(_key(_conv_pk(conversation_id), f"ACTION#{call_id}"))
-        return Action.model_validate(_strip_keys(data)) if data else None
+        return _action(data) if data else None
 
     def list_actions(self, conversation_id: str, turn_id: str) -> list[Action]:
         actions = [
-            Action.model_validate(_strip_keys(item))
+            _action(item)
             for item in self._query_partition(_conv_pk(conversation_id))
             if item.get("type") == "action" and item.get("turn_id") == turn_id
         ]
@@ -409,7 +423,10 @@ class SignoffTable:
             _key(_conv_pk(conversation_id), f"ACTION#{call_id}"),
             "SET execution = :done",
             "execution.#s = :executing",
-            {":done": execution.model_dump(mode="json", exclude_none=True), ":executing": ExecutionStatus.EXECUTING},
+            {
+                ":done": execution.model_dump(mode="json", exclude_none=True),
+                ":executing": ExecutionStatus.EXECUTING,
+            },
             {"#s": "status"},
         )
 
@@ -419,9 +436,7 @@ class SignoffTable:
         item.update(approval.model_dump(mode="json"))
         item.update({"due_bucket": DUE_BUCKET, "due_at": iso(due_at)})
         try:
-            self._db.put_item(
-                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
+            self._db.put_item(TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
             if _is_condition_failure(exc):
                 return False
@@ -442,7 +457,10 @@ class SignoffTable:
                         "UpdateExpression": "SET decision_id = :d",
                         "ConditionExpression": "attribute_not_exists(decision_id) AND #st = :pending",
                         "ExpressionAttributeNames": {"#st": "state"},
-                        "ExpressionAttributeValues": {":d": {"S": decision_id}, ":pending": {"S": ApprovalState.PENDING}},
+                        "ExpressionAttributeValues": {
+                            ":d": {"S": decision_id},
+                            ":pending": {"S": ApprovalState.PENDING},
+                        },
                     }
                 },
                 {
@@ -550,9 +568,7 @@ class SignoffTable:
             "created_at": iso(utc_now()),
         }
         try:
-            self._db.put_item(
-                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
+            self._db.put_item(TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
             if not _is_condition_failure(exc):
                 raise

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal
 from typing import Any
 
 
+def _normalise(value: Any) -> Any:
+    """Integral floats and Decimals become ints, so 340, 340.0 and Decimal("340") spell the same."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float | Decimal):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("NaN and infinity are not valid JSON")
+        return int(value) if value == int(value) else float(value)
+    if isinstance(value, dict):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
 def canonical_json(value: Any) -> str:
-    """One spelling per value: sorted keys, no spaces, unicode kept, so equal arguments digest equally."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """One spelling per value: sorted keys, no spaces, unicode kept, normalised numbers."""
+    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def action_digest(tool: str, arguments: dict[str, Any], call_id: str) -> str:

@@ -126,8 +126,10 @@ class AgentRunner:
         if gated:
             # Settled already when every decision failed to be created; otherwise a callback resumes it.
             current = self._table.get_turn(turn.conversation_id, turn.turn_id)
-            if current and current.pending == 0 and self._table.claim_turn_resume(
-                turn.conversation_id, turn.turn_id, step.pause_ref
+            if (
+                current
+                and current.pending == 0
+                and self._table.claim_turn_resume(turn.conversation_id, turn.turn_id, step.pause_ref)
             ):
                 self._submit(current, self._executor.settle_turn(turn.conversation_id, turn.turn_id), steps)
             return
@@ -151,7 +153,12 @@ class AgentRunner:
         self._advance(conversation, turn, step, steps + 1)
 
     def _to_action(self, turn: Turn, seq: int, call) -> Action:
-        base = {"conversation_id": turn.conversation_id, "turn_id": turn.turn_id, "call_id": call.call_id, "seq": seq}
+        base = {
+            "conversation_id": turn.conversation_id,
+            "turn_id": turn.turn_id,
+            "call_id": call.call_id,
+            "seq": seq,
+        }
         spec = self._tools.get(call.name)
         error = None
         try:
@@ -189,7 +196,12 @@ class AgentRunner:
         delay = RETRY_DELAYS_SECONDS[min(attempts, len(RETRY_DELAYS_SECONDS)) - 1]
         logger.warning("agent API unavailable; retrying", extra={"attempt": attempts, "delay_seconds": delay})
         self._queue.send(
-            WorkMessage(kind=kind, conversation_id=turn.conversation_id, turn_id=turn.turn_id, pause_ref=turn.pause_ref),
+            WorkMessage(
+                kind=kind,
+                conversation_id=turn.conversation_id,
+                turn_id=turn.turn_id,
+                pause_ref=turn.pause_ref,
+            ),
             delay_seconds=delay,
         )
 

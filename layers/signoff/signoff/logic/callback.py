@@ -70,7 +70,11 @@ class ApprovalCallback:
         result = self._settler.settle(approval, decision)
         logger.info(
             "callback handled",
-            extra={"approval_id": approval_id, "decision_status": decision.status.value, "result": result.value},
+            extra={
+                "approval_id": approval_id,
+                "decision_status": decision.status.value,
+                "result": result.value,
+            },
         )
         return {
             SettleResult.SETTLED: CallbackOutcome.SETTLED,

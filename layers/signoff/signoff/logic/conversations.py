@@ -53,7 +53,9 @@ class ConversationService:
             metadata=metadata or {},
         )
         self._table.create_conversation(
-            conversation, self._turn(conversation_id, turn_id, text, now), Message(role="user", content=text, created_at=now)
+            conversation,
+            self._turn(conversation_id, turn_id, text, now),
+            Message(role="user", content=text, created_at=now),
         )
         return self._enqueue(conversation_id, turn_id)
 
@@ -62,7 +64,9 @@ class ConversationService:
         now = iso(utc_now())
         turn_id = new_turn_id()
         self._table.open_turn(
-            conversation_id, self._turn(conversation_id, turn_id, text, now), Message(role="user", content=text, created_at=now)
+            conversation_id,
+            self._turn(conversation_id, turn_id, text, now),
+            Message(role="user", content=text, created_at=now),
         )
         return self._enqueue(conversation_id, turn_id)
 
@@ -84,7 +88,13 @@ class ConversationService:
 
     @staticmethod
     def _turn(conversation_id: str, turn_id: str, text: str, now: str) -> Turn:
-        return Turn(conversation_id=conversation_id, turn_id=turn_id, status=TurnStatus.QUEUED, created_at=now, input=text)
+        return Turn(
+            conversation_id=conversation_id,
+            turn_id=turn_id,
+            status=TurnStatus.QUEUED,
+            created_at=now,
+            input=text,
+        )
 
     def _enqueue(self, conversation_id: str, turn_id: str) -> StartedTurn:
         try:

@@ -70,15 +70,11 @@ def build_demo_tools(effects: EffectLog) -> ToolRegistry:
 
     def send_customer_email(args: SendCustomerEmailArgs, ctx: ToolContext) -> dict:
         result = {"message_id": f"em_{ctx.call_id[-12:]}", "customer_id": _customer(args.customer_id)}
-        return effects.record_effect(
-            ctx.idempotency_key, "send_customer_email", args.model_dump(mode="json"), result
-        )
+        return effects.record_effect(ctx.idempotency_key, "send_customer_email", args.model_dump(mode="json"), result)
 
     def delete_customer_data(args: DeleteCustomerDataArgs, ctx: ToolContext) -> dict:
         result = {"customer_id": _customer(args.customer_id), "deleted": True}
-        return effects.record_effect(
-            ctx.idempotency_key, "delete_customer_data", args.model_dump(mode="json"), result
-        )
+        return effects.record_effect(ctx.idempotency_key, "delete_customer_data", args.model_dump(mode="json"), result)
 
     def request_human_approval(args: RequestHumanApprovalArgs, ctx: ToolContext) -> dict:
         return {}
@@ -98,7 +94,9 @@ def build_demo_tools(effects: EffectLog) -> ToolRegistry:
                 arguments_model=IssueRefundArgs,
                 run=issue_refund,
                 requires_approval=lambda args: args.amount > REFUND_APPROVAL_THRESHOLD,
-                describe=lambda a: f"Issue a refund of {a.amount} {a.currency} to customer #{_customer(a.customer_id)}",
+                describe=lambda a: (
+                    f"Issue a refund of {a.amount:.2f} {a.currency} to customer #{_customer(a.customer_id)}"
+                ),
                 urgency="high",
             ),
             ToolSpec(

@@ -1,0 +1,60 @@
+# Signoff: `make local` runs the whole product on this machine; `make test` checks it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13 (the Lambda runtime): pyenv's 3.13 if there is one, else python3.13 on PATH.
+PY313 ?= $(shell p=$$(pyenv prefix 3.13 2>/dev/null | head -1); \
+	if [ -x "$$p/bin/python3.13" ]; then echo "$$p/bin/python3.13"; \
+	elif python3.13 -c pass 2>/dev/null; then command -v python3.13; fi)
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+export SAM_CLI_TELEMETRY := 0
+export PYTHONPATH := layers/signoff:.
+
+.PHONY: help venv local demo test lint unit build deploy clean
+
+help:
+	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
+	@echo "make test    lint, template checks and the test suite"
+	@echo "make build   sam build (needs Python 3.13)"
+	@echo "make deploy  sam deploy --guided"
+
+$(VENV)/.installed: requirements-dev.txt layers/signoff/requirements.txt
+	@test -x "$(PY313)" || { echo "Python 3.13 not found (install it, or set PY313=/path/to/python3.13)"; exit 1; }
+	test -d $(VENV) || $(PY313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed:
+	@test -x "$(PY313)" || { echo "Python 3.13 not found"; exit 1; }
+	test -d $(SAM_VENV) || $(PY313) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+venv: $(VENV)/.installed
+
+local: $(VENV)/.installed
+	$(PY) -m local.stack
+
+lint: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint
+
+test: lint
+	$(VENV)/bin/pytest
+
+build: $(VENV)/.installed $(SAM_VENV)/.installed
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(SAM) build
+
+deploy: build
+	$(SAM) deploy --guided
+
+clean:
+	rm -rf .aws-sam .pytest_cache .ruff_cache test-output

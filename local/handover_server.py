@@ -1,0 +1,217 @@
+"""A Handover-compatible decisions server for local runs and tests.
+
+The real endpoints (``POST /decisions``, ``GET /decisions/{id}``, ``POST /decisions/{id}/resolve``)
+with Bearer-key auth and Handover's error shape ``{"error", "code"}``. It fires ``callback_url``
+when a decision is resolved or expires (after ``timeout_minutes``; ``minute_seconds`` shortens a
+minute for tests). ``GET /_emulator/log`` and ``GET /_emulator/callbacks`` show what happened.
+
+    python -m local.handover_server --port 3001
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from flask import Flask, jsonify, request
+
+from local.request_log import RequestLog
+
+STATUSES_BY_ACTION = {"approve": "approved", "deny": "denied", "modify": "modified"}
+URGENCIES = {"low", "medium", "high", "critical"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error(status: int, message: str, code: str):
+    return jsonify({"error": message, "code": code}), status
+
+
+class HandoverEmulator:
+    def __init__(self, api_key: str = "ho_local_dev", minute_seconds: float = 60.0):
+        self.api_key = api_key
+        self.minute_seconds = minute_seconds
+        self.log = RequestLog()
+        self.callbacks = RequestLog()
+        self.decisions: dict[str, dict[str, Any]] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._expirer = threading.Thread(target=self._expire_loop, name="handover-expirer", daemon=True)
+
+    def start(self) -> HandoverEmulator:
+        self._expirer.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- decisions -----------------------------------------------------------------------
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        now = _now()
+        timeout = int(body.get("timeout_minutes") or 60)
+        decision = {
+            "id": f"dec_{uuid.uuid4().hex[:20]}",
+            "action": body["action"],
+            "context": body.get("context") or "",
+            "urgency": body.get("urgency") or "medium",
+            "status": "pending",
+            "options": body.get("options") or ["approve", "deny"],
+            "timeout_minutes": timeout,
+            "response_type": body.get("response_type") or {"type": "approve_deny"},
+            "response_notes": None,
+            "response_data": None,
+            "resolved_at": None,
+            "resolved_by": None,
+            "expires_at": _iso(now + timedelta(seconds=timeout * self.minute_seconds)),
+            "created_at": _iso(now),
+            "execute_at": None,
+            "context_images": body.get("context_images") or [],
+            "attachments": [],
+            "enforce": bool(body.get("enforce", False)),
+            "_approver": body["approver"],
+            "_callback_url": body.get("callback_url"),
+        }
+        with self._lock:
+            self.decisions[decision["id"]] = decision
+        return {k: decision[k] for k in ("id", "status", "expires_at", "created_at")}
+
+    def public(self, decision: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in decision.items() if not k.startswith("_")}
+
+    def resolve(self, decision_id: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        action = body.get("action")
+        if action not in STATUSES_BY_ACTION:
+            return None, "action must be approve, deny or modify"
+        with self._lock:
+            decision = self.decisions.get(decision_id)
+            if decision is None:
+                return None, "not_found"
+            if decision["status"] != "pending":
+                return None, "already_resolved"
+            decision.update(
+                status=STATUSES_BY_ACTION[action],
+                response_notes=body.get("notes"),
+                response_data=body.get("response_data"),
+                resolved_by=body.get("resolved_by") or decision["_approver"],
+                resolved_at=_iso(_now()),
+            )
+            snapshot = dict(decision)
+        self._fire_callback(snapshot)
+        return self.public(snapshot), None
+
+    def pending(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [self.public(d) for d in self.decisions.values() if d["status"] == "pending"]
+
+    # -- callbacks and expiry ------------------------------------------------------------
+    def _fire_callback(self, decision: dict[str, Any]) -> None:
+        url = decision.get("_callback_url")
+        if not url:
+            return
+        threading.Thread(
+            target=self._post_callback, args=(decision["id"], url, decision["status"]), daemon=True
+        ).start()
+
+    def _post_callback(self, decision_id: str, url: str, status: str) -> None:
+        try:
+            response = requests.post(url, json={"id": decision_id, "status": status}, timeout=30)
+            code: int | None = response.status_code
+        except requests.RequestException:
+            code = None
+        self.callbacks.add("POST", url, {"decision_id": decision_id, "url": url, "response_status": code})
+
+    def _expire_loop(self) -> None:
+        while not self._stop.wait(0.2):
+            now = _iso(_now())
+            expired = []
+            with self._lock:
+                for decision in self.decisions.values():
+                    if decision["status"] == "pending" and decision["expires_at"] <= now:
+                        decision.update(status="expired", resolved_at=now)
+                        expired.append(dict(decision))
+            for decision in expired:
+                self._fire_callback(decision)
+
+
+def create_app(emulator: HandoverEmulator) -> Flask:
+    app = Flask("handover-emulator")
+    app.config["emulator"] = emulator
+
+    @app.before_request
+    def _record_and_authorise():
+        if request.path.startswith("/_emulator") or not request.path.startswith("/decisions"):
+            return None
+        emulator.log.add(request.method, request.path, request.get_json(silent=True))
+        if request.headers.get("Authorization", "") != f"Bearer {emulator.api_key}":
+            return _error(401, "Invalid or missing API key", "unauthorized")
+        return None
+
+    @app.post("/decisions")
+    def create_decision():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _error(400, "Body must be a JSON object", "invalid_body")
+        problems = [f for f in ("action", "approver") if not isinstance(body.get(f), str) or not body.get(f)]
+        if problems:
+            return _error(400, f"Missing required field(s): {', '.join(problems)}", "validation_error")
+        if body.get("urgency", "medium") not in URGENCIES:
+            return _error(400, "urgency must be low, medium, high or critical", "validation_error")
+        timeout = body.get("timeout_minutes", 60)
+        if not isinstance(timeout, int) or timeout < 1:
+            return _error(400, "timeout_minutes must be a positive integer", "validation_error")
+        return jsonify(emulator.create(body)), 201
+
+    @app.get("/decisions/<decision_id>")
+    def get_decision(decision_id: str):
+        decision = emulator.decisions.get(decision_id)
+        if decision is None:
+            return _error(404, "Decision not found", "not_found")
+        return jsonify(emulator.public(decision))
+
+    @app.post("/decisions/<decision_id>/resolve")
+    def resolve_decision(decision_id: str):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _error(400, "Body must be a JSON object", "invalid_body")
+        decision, problem = emulator.resolve(decision_id, body)
+        if problem == "not_found":
+            return _error(404, "Decision not found", "not_found")
+        if problem == "already_resolved":
+            return _error(409, "Decision is already resolved", "already_resolved")
+        if problem:
+            return _error(400, problem, "validation_error")
+        return jsonify(decision)
+
+    @app.get("/_emulator/log")
+    def log():
+        return jsonify(emulator.log.entries())
+
+    @app.get("/_emulator/callbacks")
+    def callbacks():
+        return jsonify([e["body"] for e in emulator.callbacks.entries()])
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SIGNOFF_HANDOVER_PORT", "3001")))
+    args = parser.parse_args()
+    emulator = HandoverEmulator(api_key=os.environ.get("SIGNOFF_HANDOVER_LOCAL_KEY", "ho_local_dev")).start()
+    create_app(emulator).run(host=args.host, port=args.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Loads each function's handler from its CodeUri, as Lambda would, and invokes it in-process."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.template import ROOT, FunctionDef
+
+_lock = threading.Lock()
+_modules: dict[str, Any] = {}
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 512
+    timeout_seconds: int = 30
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    log_group_name: str = "local"
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+    _started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+def load_handler(code_uri: str, handler: str):
+    """Import ``<CodeUri>/<module>.py`` under a unique name and return its handler function."""
+    module_name, func_name = handler.rsplit(".", 1)
+    path = ROOT / code_uri / f"{module_name.replace('.', '/')}.py"
+    unique = "signoff_fn_" + code_uri.strip("/").replace("/", "_").replace("-", "_")
+    with _lock:
+        module = _modules.get(unique)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(unique, path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[unique] = module
+            spec.loader.exec_module(module)
+            _modules[unique] = module
+    return getattr(module, func_name)
+
+
+def invoke(fn: FunctionDef, event: dict[str, Any]) -> Any:
+    handler = load_handler(fn.code_uri, fn.handler)
+    return handler(event, LambdaContext(function_name=fn.logical_id))

@@ -1,0 +1,144 @@
+"""ScriptedModel: a deterministic stand-in for an LLM, shared by every emulated agent API.
+
+Given a user message it picks tool calls by plain rules (refunds, look-ups, emails, deletions,
+explicit requests for approval); given tool outputs it says what happened to each call,
+quoting approver notes verbatim. Anything else gets a short reply without tools.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP"}
+_AMOUNT = re.compile(
+    r"(?:(?P<sym>[€$£])\s?(?P<num1>\d+(?:[.,]\d{1,2})?))"
+    r"|(?:(?P<num2>\d+(?:[.,]\d{1,2})?)\s?(?P<code>EUR|USD|GBP|CHF|JPY|CAD|AUD|SEK|NOK|DKK|PLN)\b)"
+    r"|(?:\b(?P<code2>EUR|USD|GBP|CHF|JPY|CAD|AUD|SEK|NOK|DKK|PLN)\s?(?P<num3>\d+(?:[.,]\d{1,2})?))",
+    re.IGNORECASE,
+)
+_CUSTOMER = re.compile(r"#\s?([A-Za-z0-9_-]+)")
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+def plan_tool_calls(text: str) -> list[PlannedCall]:
+    """The tool calls a user message asks for, in the order it asks for them."""
+    lowered = text.lower()
+    customers = _CUSTOMER.findall(text)
+    calls: list[PlannedCall] = []
+    if ("approval" in lowered or "approve" in lowered) and ("ask" in lowered or "request" in lowered):
+        calls.append(
+            PlannedCall(
+                "request_human_approval",
+                {
+                    "action": text.strip()[:300],
+                    "context": "The user asked for a human to approve this.",
+                    "urgency": "medium",
+                },
+            )
+        )
+        return calls
+    if "refund" in lowered and customers:
+        for segment in _refund_segments(text):
+            amount = _AMOUNT.search(segment)
+            customer = _CUSTOMER.search(segment)
+            if amount and customer:
+                value, currency = _amount(amount)
+                calls.append(
+                    PlannedCall(
+                        "issue_refund",
+                        {
+                            "customer_id": customer.group(1),
+                            "amount": value,
+                            "currency": currency,
+                            "reason": "Requested by the user",
+                        },
+                    )
+                )
+    if ("look up" in lowered or "lookup" in lowered) and customers:
+        calls.append(PlannedCall("lookup_customer", {"customer_id": customers[0]}))
+    if "email" in lowered and customers and "refund" not in lowered:
+        calls.append(
+            PlannedCall(
+                "send_customer_email",
+                {
+                    "customer_id": customers[0],
+                    "subject": "A message from support",
+                    "body": text.strip()[:2000],
+                },
+            )
+        )
+    if "delete" in lowered and customers:
+        calls.append(PlannedCall("delete_customer_data", {"customer_id": customers[0]}))
+    return calls
+
+
+def _refund_segments(text: str) -> list[str]:
+    """Split "€340 to #4821 and €120 to #4822" into one segment per amount."""
+    starts = [m.start() for m in _AMOUNT.finditer(text)]
+    if not starts:
+        return []
+    bounds = [*starts[1:], len(text)]
+    segments = [text[s:e] for s, e in zip(starts, bounds, strict=True)]
+    # A customer named before the first amount ("refund customer #1 €50") belongs to it.
+    if not _CUSTOMER.search(segments[0]):
+        segments[0] = text[: bounds[0]]
+    return segments
+
+
+def _amount(match: re.Match[str]) -> tuple[float, str]:
+    number = match.group("num1") or match.group("num2") or match.group("num3")
+    currency = _SYMBOLS.get(match.group("sym") or "") or (match.group("code") or match.group("code2") or "EUR")
+    return float(number.replace(",", ".")), currency.upper()
+
+
+def describe_outputs(outputs: list[tuple[str, str]]) -> str:
+    """Plain words about each tool result; ``outputs`` is (tool name, output text) in call order."""
+    sentences = [_describe(name, output) for name, output in outputs]
+    return " ".join(sentences) if sentences else "Done."
+
+
+def _describe(name: str, output: str) -> str:
+    try:
+        data = json.loads(output)
+    except (json.JSONDecodeError, TypeError):
+        return f"{name}: {output}"
+    if not isinstance(data, dict):
+        return f"{name}: {output}"
+    tool = data.get("tool", name)
+    notes = data.get("notes")
+    who = f" by {data['approver']}" if data.get("approver") else ""
+    decision = data.get("decision")
+    execution = data.get("execution")
+    if data.get("error"):
+        sentence = f"I could not run {tool}: {data['error']}."
+    elif execution == "executed":
+        sentence = f"{tool} was approved{who} and done." if decision == "approved" else f"{tool} is done."
+        if tool == "issue_refund" and isinstance(data.get("result"), dict):
+            r = data["result"]
+            sentence = (
+                f"The refund of {r.get('amount')} {r.get('currency')} to customer #{r.get('customer_id')} "
+                f"was approved{who} and issued."
+            )
+    elif decision == "denied":
+        sentence = f"{tool} was denied{who}, so it was not done."
+    elif decision in ("expired", "escalated"):
+        sentence = f"{tool} was not done: no approval came in time."
+    elif execution == "failed":
+        sentence = f"{tool} was attempted but failed."
+    else:
+        sentence = f"{tool} was not done ({data.get('message', decision or execution)})."
+    if notes:
+        sentence += f' Approver notes: "{notes}"'
+    return sentence
+
+
+def reply_without_tools(text: str) -> str:
+    return "I can look up customers, issue refunds, email customers and delete customer data. How can I help?"

@@ -1,0 +1,320 @@
+"""EmbeddedStack: the whole product on one machine, with the handlers Lambda runs.
+
+- API Gateway (routes from template.yaml) on 127.0.0.1:3000
+- Handover-compatible approval service on :3001, OpenAI-compatible server on :3002/v1
+- DynamoDB, SQS and Secrets Manager from moto's server on :3003, created from the template
+- the work queue feeding the worker, and the reconciler on its schedule, in-process
+
+Real OpenAI / Handover are used where OPENAI_API_KEY / HANDOVER_API_KEY are set.
+
+    python -m local.stack        (what `make local` runs)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from local.aws_resources import CreatedResources, create_resources, resolve
+from local.gateway import ApiGateway
+from local.handover_server import HandoverEmulator
+from local.handover_server import create_app as handover_app
+from local.lambda_runtime import invoke
+from local.openai_server import OpenAIEmulator
+from local.openai_server import create_app as openai_app
+from local.servers import BackgroundServer
+from local.template import SamTemplate
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+@dataclass
+class StackConfig:
+    api_port: int = 3000
+    handover_port: int = 3001
+    openai_port: int = 3002
+    aws_port: int = 3003
+    api_key: str = "local-dev-key"
+    handover_local_key: str = "ho_local_dev"
+    approver_email: str = "approver@example.com"
+    decision_timeout_minutes: int = 60
+    handover_minute_seconds: float = 60.0
+    reconcile_interval_seconds: float = 30.0
+    reconcile_after_seconds: int = 30
+    queue_visibility_seconds: int = 10
+    openai_api_key: str | None = None
+    handover_api_key: str | None = None
+    handover_base_url: str = "https://thehandover.xyz"
+    openai_base_url: str | None = None
+    public_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        env = os.environ
+        return cls(
+            api_port=_env_int("SIGNOFF_API_PORT", 3000),
+            handover_port=_env_int("SIGNOFF_HANDOVER_PORT", 3001),
+            openai_port=_env_int("SIGNOFF_OPENAI_PORT", 3002),
+            aws_port=_env_int("SIGNOFF_AWS_PORT", 3003),
+            api_key=env.get("SIGNOFF_API_KEY", "local-dev-key"),
+            handover_local_key=env.get("SIGNOFF_HANDOVER_LOCAL_KEY", "ho_local_dev"),
+            approver_email=env.get("SIGNOFF_APPROVER_EMAIL", "approver@example.com"),
+            decision_timeout_minutes=_env_int("SIGNOFF_DECISION_TIMEOUT_MINUTES", 60),
+            handover_minute_seconds=_env_float("SIGNOFF_HANDOVER_MINUTE_SECONDS", 60.0),
+            reconcile_interval_seconds=_env_float("SIGNOFF_RECONCILE_INTERVAL_SECONDS", 30.0),
+            reconcile_after_seconds=_env_int("SIGNOFF_RECONCILE_AFTER_SECONDS", 30),
+            queue_visibility_seconds=_env_int("SIGNOFF_QUEUE_VISIBILITY_SECONDS", 10),
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            handover_api_key=env.get("HANDOVER_API_KEY") or None,
+            handover_base_url=env.get("SIGNOFF_HANDOVER_BASE_URL", "https://thehandover.xyz"),
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            public_url=env.get("SIGNOFF_PUBLIC_URL") or None,
+        )
+
+
+class EmbeddedStack:
+    def __init__(self, config: StackConfig | None = None):
+        self.config = config or StackConfig.from_env()
+        self.template = SamTemplate()
+        self._servers: list[BackgroundServer] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.handover: HandoverEmulator | None = None
+        self.openai: OpenAIEmulator | None = None
+        self.resources: CreatedResources | None = None
+        self.errors: list[str] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> EmbeddedStack:
+        cfg = self.config
+        from moto.server import ThreadedMotoServer
+
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=cfg.aws_port, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.aws_url = f"http://{host}:{port}"
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_REGION": "us-east-1",
+            }
+        )
+
+        if cfg.handover_api_key:
+            self.handover_url = cfg.handover_base_url
+        else:
+            self.handover = HandoverEmulator(cfg.handover_local_key, cfg.handover_minute_seconds).start()
+            self.handover_url = self._serve(handover_app(self.handover), cfg.handover_port, "handover").url
+        if cfg.openai_api_key:
+            self.openai_url = cfg.openai_base_url or "https://api.openai.com/v1"
+        else:
+            self.openai = OpenAIEmulator()
+            self.openai_url = self._serve(openai_app(self.openai), cfg.openai_port, "openai").url + "/v1"
+
+        self.resources = create_resources(
+            self.template,
+            {
+                "OpenAIApiKeySecret": cfg.openai_api_key or "sk-local-emulator",
+                "HandoverApiKeySecret": cfg.handover_api_key or cfg.handover_local_key,
+                "ClientApiKeysSecret": cfg.api_key,
+                "CallbackSigningKeySecret": secrets.token_urlsafe(48),
+            },
+            queue_visibility_seconds=cfg.queue_visibility_seconds,
+        )
+        self.gateway = ApiGateway(self.template)
+        gateway_server = BackgroundServer(self.gateway, port=cfg.api_port, name="gateway")
+        self.api_url = gateway_server.url
+        self._set_function_environment()
+        self._servers.append(gateway_server.start())
+        self._start_queue_pumps()
+        self._start_schedules()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for server in reversed(self._servers):
+            server.stop()
+        if self.handover:
+            self.handover.stop()
+        self._moto.stop()
+
+    def _serve(self, app: Any, port: int, name: str) -> BackgroundServer:
+        server = BackgroundServer(app, port=port, name=name).start()
+        self._servers.append(server)
+        return server
+
+    def _set_function_environment(self) -> None:
+        cfg = self.config
+        parameters = {
+            **self.template.parameter_defaults(),
+            "OpenAIBaseUrl": self.openai_url,
+            "HandoverBaseUrl": self.handover_url,
+            "ApproverEmail": cfg.approver_email,
+            "DecisionTimeoutMinutes": str(cfg.decision_timeout_minutes),
+            "AWS::Region": "us-east-1",
+        }
+        assert self.resources is not None
+        env: dict[str, str] = {}
+        for fn in self.template.functions():
+            for key, value in fn.environment.items():
+                env[key] = str(resolve(value, self.resources, parameters))
+        env.update(
+            {
+                "PUBLIC_API_URL": cfg.public_url or self.api_url,
+                "RECONCILE_AFTER_SECONDS": str(cfg.reconcile_after_seconds),
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_DEV": os.environ.get("POWERTOOLS_DEV", "false"),
+                **cfg.extra_env,
+            }
+        )
+        os.environ.update(env)
+        from signoff import runtime
+
+        runtime.reset()
+
+    # -- event sources -------------------------------------------------------------------
+    def _start_queue_pumps(self) -> None:
+        assert self.resources is not None
+        for queue_id, function_id in self.template.sqs_triggers().items():
+            fn = self.template.function(function_id)
+            url, arn = self.resources.refs[queue_id], self.resources.attrs[(queue_id, "Arn")]
+            thread = threading.Thread(target=self._pump, args=(fn, url, arn), name=f"pump-{queue_id}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _pump(self, fn, url: str, arn: str) -> None:
+        """The SQS event source mapping: receive, invoke, delete what succeeded."""
+        sqs = boto3.client("sqs")
+        while not self._stop.is_set():
+            try:
+                received = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=5, WaitTimeSeconds=1, AttributeNames=["All"]
+                ).get("Messages", [])
+            except Exception:
+                if self._stop.is_set():
+                    return
+                self._report("queue receive failed")
+                continue
+            if not received:
+                continue
+            event = {"Records": [_sqs_record(m, arn) for m in received]}
+            try:
+                result = invoke(fn, event) or {}
+                failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            except Exception:
+                self._report("worker invocation failed")
+                failed = {m["MessageId"] for m in received}
+            for message in received:
+                if message["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _start_schedules(self) -> None:
+        for function_id in self.template.scheduled_functions():
+            fn = self.template.function(function_id)
+            thread = threading.Thread(target=self._tick, args=(fn,), name=f"schedule-{function_id}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _tick(self, fn) -> None:
+        while not self._stop.wait(self.config.reconcile_interval_seconds):
+            self.run_scheduled(fn.logical_id)
+
+    def run_scheduled(self, function_id: str) -> Any:
+        event = {
+            "version": "0",
+            "id": "local",
+            "detail-type": "Scheduled Event",
+            "source": "aws.scheduler",
+            "account": "123456789012",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {},
+        }
+        try:
+            return invoke(self.template.function(function_id), event)
+        except Exception:
+            self._report(f"{function_id} failed")
+            return None
+
+    def _report(self, what: str) -> None:
+        self.errors.append(f"{what}: {traceback.format_exc(limit=3)}")
+        print(f"[signoff-local] {what}", file=sys.stderr)
+        traceback.print_exc()
+
+    # -- the banner ----------------------------------------------------------------------
+    def banner(self) -> str:
+        cfg = self.config
+        inbox = f"{self.handover_url}/" if self.handover else "(real Handover: approve from its email/Slack)"
+        return f"""
+Signoff is running locally.
+
+  API            {self.api_url}          (Authorization: Bearer {cfg.api_key})
+  Approval inbox {inbox}
+  Handover API   {self.handover_url}     (Bearer {cfg.handover_local_key if self.handover else "<HANDOVER_API_KEY>"})
+  OpenAI API     {self.openai_url}  {"(scripted model)" if self.openai else "(real)"}
+  AWS (moto)     {self.aws_url}
+
+Try the seed scenario:
+
+  curl -s -X POST {self.api_url}/conversations \\
+    -H 'Authorization: Bearer {cfg.api_key}' -H 'Content-Type: application/json' \\
+    -d '{{"message": "Issue a €340 refund to customer #4821."}}'
+
+then approve it in the inbox and read the reply:
+
+  curl -s {self.api_url}/conversations/<conversation_id> -H 'Authorization: Bearer {cfg.api_key}'
+
+Ctrl-C stops everything.
+"""
+
+
+def _sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": "us-east-1",
+    }
+
+
+def main() -> None:
+    stack = EmbeddedStack().start()
+    print(stack.banner(), flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait()
+    print("\nStopping...", flush=True)
+    stack.stop()
+
+
+if __name__ == "__main__":
+    main()
