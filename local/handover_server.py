@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -39,9 +40,11 @@ def _error(status: int, message: str, code: str):
 
 
 class HandoverEmulator:
-    def __init__(self, api_key: str = "ho_local_dev", minute_seconds: float = 60.0):
+    def __init__(self, api_key: str = "ho_local_dev", minute_seconds: float = 60.0, drop_callbacks: float = 0.0):
         self.api_key = api_key
         self.minute_seconds = minute_seconds
+        self.drop_callbacks = drop_callbacks  # share of callbacks silently not sent (lost-callback drills)
+        self._failures: list[tuple[int, str | None]] = []
         self.log = RequestLog()
         self.callbacks = RequestLog()
         self.decisions: dict[str, dict[str, Any]] = {}
@@ -110,6 +113,26 @@ class HandoverEmulator:
         self._fire_callback(snapshot)
         return self.public(snapshot), None
 
+    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
+        """Answer the next ``count`` API requests with ``status`` (0 clears)."""
+        with self._lock:
+            self._failures = [(status, retry_after)] * count
+
+    def take_failure(self) -> tuple[int, str | None] | None:
+        with self._lock:
+            return self._failures.pop() if self._failures else None
+
+    def expire(self, decision_id: str) -> bool:
+        """Expire a pending decision now, exactly as its timeout would."""
+        with self._lock:
+            decision = self.decisions.get(decision_id)
+            if decision is None or decision["status"] != "pending":
+                return False
+            decision.update(status="expired", resolved_at=_iso(_now()))
+            snapshot = dict(decision)
+        self._fire_callback(snapshot)
+        return True
+
     def pending(self) -> list[dict[str, Any]]:
         with self._lock:
             return [self.public(d) for d in self.decisions.values() if d["status"] == "pending"]
@@ -118,6 +141,9 @@ class HandoverEmulator:
     def _fire_callback(self, decision: dict[str, Any]) -> None:
         url = decision.get("_callback_url")
         if not url:
+            return
+        if self.drop_callbacks and random.random() < self.drop_callbacks:
+            self.callbacks.add("DROP", url, {"decision_id": decision["id"], "url": url, "response_status": "dropped"})
             return
         threading.Thread(
             target=self._post_callback, args=(decision["id"], url, decision["status"]), daemon=True
@@ -155,6 +181,13 @@ def create_app(emulator: HandoverEmulator) -> Flask:
         emulator.log.add(request.method, request.path, request.get_json(silent=True))
         if request.headers.get("Authorization", "") != f"Bearer {emulator.api_key}":
             return _error(401, "Invalid or missing API key", "unauthorized")
+        failure = emulator.take_failure()
+        if failure:
+            status, retry_after = failure
+            response = _error(status, "Injected failure", "rate_limited" if status == 429 else "unavailable")
+            if retry_after is not None:
+                response[0].headers["Retry-After"] = retry_after
+            return response
         return None
 
     @app.post("/decisions")

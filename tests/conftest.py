@@ -1,0 +1,38 @@
+"""One embedded stack per test session: moto's server, both emulators and the gateway on loopback.
+
+Everything talks real HTTP: boto3 to moto, the openai SDK to the OpenAI-compatible server,
+requests to the Handover-compatible server, and the Handover server's callbacks to the gateway.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+from local.stack import EmbeddedStack, StackConfig  # noqa: E402
+from tests.support import SignoffClient  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stack():
+    config = StackConfig(
+        api_port=0,
+        handover_port=0,
+        openai_port=0,
+        aws_port=0,
+        # The tests run the reconciler themselves, so its schedule stays out of the way.
+        reconcile_interval_seconds=3600,
+        reconcile_after_seconds=0,
+        queue_visibility_seconds=2,
+    )
+    running = EmbeddedStack(config).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(stack) -> SignoffClient:
+    return SignoffClient(stack)

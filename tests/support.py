@@ -1,0 +1,130 @@
+"""Test helpers: a client for the local stack and waiting on conditions with a deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import requests
+
+
+def wait_for[T](condition: Callable[[], T], *, timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+class SignoffClient:
+    def __init__(self, stack):
+        self.stack = stack
+        self.api = stack.api_url
+        self.headers = {"Authorization": f"Bearer {stack.config.api_key}"}
+        self.handover_headers = {"Authorization": f"Bearer {stack.config.handover_local_key}"}
+
+    # -- client API ------------------------------------------------------------------------
+    def start(self, message: str, **kwargs: Any) -> dict[str, Any]:
+        response = requests.post(f"{self.api}/conversations", json={"message": message}, headers=self.headers, **kwargs)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return requests.post(f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
+
+    def get(self, conversation_id: str) -> dict[str, Any]:
+        response = requests.get(f"{self.api}/conversations/{conversation_id}", headers=self.headers, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_status(self, conversation_id: str, *statuses: str, timeout: float = 15.0) -> dict[str, Any]:
+        return wait_for(
+            lambda: (view := self.get(conversation_id))["status"] in statuses and view,
+            timeout=timeout,
+            what=f"{conversation_id} to reach {statuses}",
+        )
+
+    def reply(self, view: dict[str, Any]) -> str:
+        assistant = [m["content"] for m in view["messages"] if m["role"] == "assistant"]
+        assert assistant, view
+        return assistant[-1]
+
+    # -- Handover side -----------------------------------------------------------------------
+    def pending_decision_ids(self, conversation_id: str, count: int = 1) -> list[str]:
+        def ready():
+            view = self.get(conversation_id)
+            ids = [
+                a["decision"]["id"] for a in view["actions"] if a["decision"] and a["decision"]["status"] == "pending"
+            ]
+            return ids if len(ids) >= count and view["status"] == "awaiting_approval" else None
+
+        return wait_for(ready, what=f"{count} pending decision(s)")
+
+    def resolve(self, decision_id: str, action: str, notes: str | None = None, resolved_by: str | None = None):
+        body: dict[str, Any] = {"action": action}
+        if notes is not None:
+            body["notes"] = notes
+        if resolved_by is not None:
+            body["resolved_by"] = resolved_by
+        response = requests.post(
+            f"{self.stack.handover_url}/decisions/{decision_id}/resolve", json=body, headers=self.handover_headers
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def callbacks(self) -> list[dict[str, Any]]:
+        return requests.get(f"{self.stack.handover_url}/_emulator/callbacks").json()
+
+    def callback_url(self, decision_id: str) -> str:
+        return wait_for(
+            lambda: next((c["url"] for c in self.callbacks() if c["decision_id"] == decision_id), None),
+            what=f"the callback of {decision_id}",
+        )
+
+    def handover_log(self) -> list[dict[str, Any]]:
+        return requests.get(f"{self.stack.handover_url}/_emulator/log").json()
+
+    def openai_log(self) -> list[dict[str, Any]]:
+        return requests.get(self.stack.openai_url.removesuffix("/v1") + "/_emulator/log").json()
+
+    # -- the table ---------------------------------------------------------------------------
+    def approval_ids(self, conversation_id: str) -> list[str]:
+        from signoff import runtime
+
+        _, _, actions = runtime.table().load_conversation(conversation_id)
+        return [a.approval_id for a in actions if a.approval_id]
+
+    def effects(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Side effects of the demo tools recorded for one conversation."""
+        from signoff.dal.codec import from_item
+
+        ddb = boto3.client("dynamodb")
+        table = self.stack.resources.refs["SignoffTable"]
+        items = []
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "FilterExpression": "begins_with(pk, :p)",
+            "ExpressionAttributeValues": {":p": {"S": f"EFFECT#{conversation_id}:"}},
+        }
+        while True:
+            page = ddb.scan(**kwargs)
+            items += [from_item(i) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def submissions(self, call_id: str) -> int:
+        """How many times outputs for ``call_id`` were submitted to the agent API."""
+        count = 0
+        for entry in self.openai_log():
+            body = entry.get("body") or {}
+            items = body.get("input") if isinstance(body.get("input"), list) else []
+            count += sum(1 for i in items if i.get("type") == "function_call_output" and i.get("call_id") == call_id)
+        return count
