@@ -12,8 +12,8 @@ import pytest
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
-from local.stack import EmbeddedStack, StackConfig  # noqa: E402
-from tests.support import SignoffClient  # noqa: E402
+from local.stack import EmbeddedStack, StackConfig
+from tests.support import SignoffClient
 
 
 @pytest.fixture(scope="session")
