@@ -18,7 +18,7 @@ from signoff import runtime
 from signoff.domain.ports import WorkMessage
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> None:

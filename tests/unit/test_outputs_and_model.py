@@ -1,0 +1,79 @@
+"""What the model is told, and how the scripted model reads it back."""
+
+import json
+
+from local.scripted_model import describe_outputs, plan_tool_calls
+from signoff.domain.models import Action, DecisionRef, Execution, ExecutionStatus
+from signoff.domain.outputs import render_output
+
+
+def _action(**overrides) -> Action:
+    base = {
+        "conversation_id": "conv_1",
+        "turn_id": "turn_1",
+        "call_id": "call_1",
+        "seq": 0,
+        "tool": "issue_refund",
+        "arguments": {"customer_id": "4821", "amount": 340, "currency": "EUR"},
+        "digest": "d",
+        "gated": True,
+        "approval_id": "a" * 32,
+    }
+    return Action(**{**base, **overrides})
+
+
+def test_approved_and_executed_output():
+    action = _action(
+        decision=DecisionRef(id="dec_1", status="approved", resolved_by="maria@example.com", notes="VIP"),
+        execution=Execution(status=ExecutionStatus.EXECUTED, result={"refund_id": "rf_1"}),
+    )
+    out = json.loads(render_output(action).output)
+    assert out["decision"] == "approved" and out["approver"] == "maria@example.com" and out["notes"] == "VIP"
+    assert out["execution"] == "executed" and out["result"] == {"refund_id": "rf_1"}
+
+
+def test_denied_expired_and_unrequested_outputs_say_not_executed():
+    for status, phrase in (("denied", "Denied by"), ("expired", "No approval came in time")):
+        action = _action(
+            decision=DecisionRef(id="dec_1", status=status, resolved_by="lee@example.com"),
+            execution=Execution(status=ExecutionStatus.NOT_EXECUTED),
+        )
+        out = json.loads(render_output(action).output)
+        assert out["execution"] == "not_executed" and phrase in out["message"]
+    unrequested = _action(decision=DecisionRef(id=None, status="not_requested"), execution=None)
+    out = json.loads(render_output(unrequested).output)
+    assert out["execution"] == "not_executed" and "No approval could be requested" in out["message"]
+
+
+def test_voluntary_tool_output_keeps_the_seed_wording():
+    action = _action(tool="request_human_approval", decision=DecisionRef(id="d", status="denied", notes="Not now"))
+    assert render_output(action).output == "Decision: denied. Approver notes: Not now"
+    action = _action(tool="request_human_approval", decision=DecisionRef(id="d", status="approved"))
+    assert render_output(action).output == "Decision: approved. Approver notes: none"
+
+
+def test_scripted_model_plans_the_seed_and_parallel_refunds():
+    [seed] = plan_tool_calls("Issue a €340 refund to customer #4821.")
+    assert seed.name == "issue_refund"
+    assert seed.arguments["amount"] == 340 and seed.arguments["currency"] == "EUR"
+    assert seed.arguments["customer_id"] == "4821"
+    two = plan_tool_calls("Refund €340 to customer #4821 and €120 to customer #4822.")
+    assert [(c.arguments["customer_id"], c.arguments["amount"]) for c in two] == [("4821", 340), ("4822", 120)]
+    [iso] = plan_tool_calls("Please refund 55.50 USD to customer #9")
+    assert iso.arguments == {"customer_id": "9", "amount": 55.5, "currency": "USD", "reason": "Requested by the user"}
+
+
+def test_scripted_model_other_intents():
+    assert [c.name for c in plan_tool_calls("Look up customer #1")] == ["lookup_customer"]
+    assert [c.name for c in plan_tool_calls("lookup #1")] == ["lookup_customer"]
+    assert [c.name for c in plan_tool_calls("Email customer #1 about the delay")] == ["send_customer_email"]
+    assert [c.name for c in plan_tool_calls("Delete customer #1's data")] == ["delete_customer_data"]
+    assert plan_tool_calls("What's the weather?") == []
+
+
+def test_scripted_model_quotes_notes_verbatim():
+    output = json.dumps(
+        {"tool": "issue_refund", "decision": "denied", "approver": "lee@x", "notes": 'Say "no" <b>', "execution": "n"}
+    )
+    text = describe_outputs([("issue_refund", output)])
+    assert "denied by lee@x" in text and 'Approver notes: "Say "no" <b>"' in text
