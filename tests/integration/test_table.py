@@ -147,7 +147,7 @@ def test_effects_are_written_once_per_key(table):
 
 
 def test_due_approvals_lists_pending_ones_only(table):
-    cid, tid, approvals = _paused(table, calls=2)
+    _cid, _tid, approvals = _paused(table, calls=2)
     due = {a.approval_id for a in table.due_approvals(utc_now())}
     assert {a.approval_id for a in approvals} <= due
     table.settle_approval(approvals[0], Decision(id="dec_call_0", status=DecisionStatus.DENIED))

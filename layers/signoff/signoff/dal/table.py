@@ -219,7 +219,7 @@ class SignoffTable:
                 actions.append(_action(item))
         if meta is None:
             return None
-        actions.sort(key=lambda a: (a.turn_id, a.seq))
+        actions.sort(key=lambda a: (a.created_at, a.turn_id, a.seq))
         return meta, messages, actions
 
     def set_backend_state(self, conversation_id: str, state: dict[str, Any]) -> None:

@@ -137,6 +137,7 @@ class Action(Record):
     arguments: dict[str, Any]
     digest: str
     gated: bool
+    created_at: str = ""
     approval_id: str | None = None
     decision: DecisionRef | None = None
     execution: Execution | None = None

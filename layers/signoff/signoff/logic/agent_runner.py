@@ -158,6 +158,7 @@ class AgentRunner:
             "turn_id": turn.turn_id,
             "call_id": call.call_id,
             "seq": seq,
+            "created_at": iso(utc_now()),
         }
         spec = self._tools.get(call.name)
         error = None
