@@ -57,6 +57,7 @@ class StackConfig:
     handover_minute_seconds: float = 60.0
     reconcile_interval_seconds: float = 30.0
     reconcile_after_seconds: int = 30
+    stall_after_seconds: int = 30
     queue_visibility_seconds: int = 10
     openai_api_key: str | None = None
     handover_api_key: str | None = None
@@ -80,6 +81,7 @@ class StackConfig:
             handover_minute_seconds=_env_float("SIGNOFF_HANDOVER_MINUTE_SECONDS", 60.0),
             reconcile_interval_seconds=_env_float("SIGNOFF_RECONCILE_INTERVAL_SECONDS", 30.0),
             reconcile_after_seconds=_env_int("SIGNOFF_RECONCILE_AFTER_SECONDS", 30),
+            stall_after_seconds=_env_int("SIGNOFF_STALL_AFTER_SECONDS", 30),
             queue_visibility_seconds=_env_int("SIGNOFF_QUEUE_VISIBILITY_SECONDS", 10),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             handover_api_key=env.get("HANDOVER_API_KEY") or None,
@@ -184,6 +186,7 @@ class EmbeddedStack:
             {
                 "PUBLIC_API_URL": cfg.public_url or self.api_url,
                 "RECONCILE_AFTER_SECONDS": str(cfg.reconcile_after_seconds),
+                "STALL_AFTER_SECONDS": str(cfg.stall_after_seconds),
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_DEV": os.environ.get("POWERTOOLS_DEV", "false"),

@@ -26,6 +26,7 @@ def stack():
         # The tests run the reconciler themselves, so its schedule stays out of the way.
         reconcile_interval_seconds=3600,
         reconcile_after_seconds=0,
+        stall_after_seconds=0,
         queue_visibility_seconds=2,
     )
     running = EmbeddedStack(config).start()

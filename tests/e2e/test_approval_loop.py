@@ -242,3 +242,23 @@ def _token_from_store(client, conversation_id: str) -> str:
     from signoff.domain.tokens import issue_token
 
     return issue_token(runtime.signing_key(), client.approval_ids(conversation_id)[0])
+
+
+def test_a_turn_whose_queue_message_was_lost_is_redriven_by_the_reconciler(client):
+    """The state right after the API stored a turn whose message never reached the worker."""
+    from signoff import runtime
+    from signoff.domain.models import Conversation, ConversationStatus, Message, Turn, TurnStatus, iso, utc_now
+    from signoff.logic.ids import new_conversation_id, new_turn_id
+
+    cid, tid, now = new_conversation_id(), new_turn_id(), iso(utc_now())
+    text = "Please look up customer #31."
+    runtime.table().create_conversation(
+        Conversation(conversation_id=cid, status=ConversationStatus.RUNNING, active_turn_id=tid, created_at=now),
+        Turn(conversation_id=cid, turn_id=tid, status=TurnStatus.QUEUED, created_at=now, input=text),
+        Message(role="user", content=text, created_at=now),
+    )
+    assert client.get(cid)["status"] == "running"
+    report = client.stack.run_scheduled("ReconcilerFunction")
+    assert report["turns_redriven"] >= 1
+    view = client.wait_status(cid, "idle")
+    assert view["actions"][0]["tool"] == "lookup_customer"

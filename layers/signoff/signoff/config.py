@@ -35,6 +35,7 @@ class Settings:
     approver_email: str
     decision_timeout_minutes: int
     reconcile_after_seconds: int
+    stall_after_seconds: int
     execution_lease_seconds: int
     max_message_chars: int
     max_body_bytes: int
@@ -59,6 +60,7 @@ class Settings:
             approver_email=env.get("APPROVER_EMAIL", ""),
             decision_timeout_minutes=_int("DECISION_TIMEOUT_MINUTES", 60),
             reconcile_after_seconds=_int("RECONCILE_AFTER_SECONDS", 300),
+            stall_after_seconds=_int("STALL_AFTER_SECONDS", 120),
             execution_lease_seconds=_int("EXECUTION_LEASE_SECONDS", 300),
             max_message_chars=_int("MAX_MESSAGE_CHARS", 32_000),
             max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),

@@ -31,7 +31,8 @@ _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_t
 def table() -> SignoffTable:
     from signoff.dal.table import SignoffTable
 
-    return SignoffTable(boto3.client("dynamodb", config=_BOTO_CONFIG), settings().table_name)
+    cfg = settings()
+    return SignoffTable(boto3.client("dynamodb", config=_BOTO_CONFIG), cfg.table_name, cfg.stall_after_seconds)
 
 
 @cache
@@ -107,7 +108,7 @@ def approval_callback() -> ApprovalCallback:
 def reconciler() -> Reconciler:
     from signoff.logic.reconciler import Reconciler
 
-    return Reconciler(table(), approval_service(), settler(), settings().reconcile_after_seconds)
+    return Reconciler(table(), approval_service(), settler(), work_queue(), settings().reconcile_after_seconds)
 
 
 @cache

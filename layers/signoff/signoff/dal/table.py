@@ -84,9 +84,16 @@ def _action(data: dict[str, Any]) -> Action:
 
 
 class SignoffTable:
-    def __init__(self, client: Any, table_name: str):
+    """``stall_seconds``: how long a turn may sit queued, or settled-but-not-resumed, before the
+    reconciler re-drives it (a lost queue message must not lose a conversation)."""
+
+    def __init__(self, client: Any, table_name: str, stall_seconds: int = 120):
         self._db = client
         self._table = table_name
+        self._stall = timedelta(seconds=stall_seconds)
+
+    def _stall_due(self) -> str:
+        return iso(utc_now() + self._stall)
 
     # -- generic helpers -------------------------------------------------------------------
     def _transact(self, items: list[dict]) -> bool:
@@ -190,6 +197,8 @@ class SignoffTable:
                 "pk": _conv_pk(turn.conversation_id),
                 "sk": f"TURN#{turn.turn_id}",
                 "type": "turn",
+                "due_bucket": DUE_BUCKET,
+                "due_at": self._stall_due(),
                 **turn.model_dump(),
             }
         )
@@ -234,7 +243,7 @@ class SignoffTable:
         """queued → running: exactly one worker starts a turn."""
         return self._update(
             _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
-            "SET #s = :running",
+            "SET #s = :running REMOVE due_bucket, due_at",
             "#s = :queued",
             {":running": TurnStatus.RUNNING, ":queued": TurnStatus.QUEUED},
             {"#s": "status"},
@@ -248,7 +257,7 @@ class SignoffTable:
                 {
                     "Update": {
                         "Key": _key(pk, f"TURN#{turn_id}"),
-                        "UpdateExpression": "SET #s = :running",
+                        "UpdateExpression": "SET #s = :running REMOVE due_bucket, due_at",
                         "ConditionExpression": "#s = :awaiting AND pause_ref = :pause AND pending = :zero",
                         "ExpressionAttributeNames": {"#s": "status"},
                         "ExpressionAttributeValues": {
@@ -282,13 +291,16 @@ class SignoffTable:
             attributes = self._db.update_item(
                 TableName=self._table,
                 Key=_key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
-                UpdateExpression="SET #s = :target ADD attempts :one",
+                # Due again later as a backstop, should the delayed retry message be lost.
+                UpdateExpression="SET #s = :target, due_bucket = :bucket, due_at = :due ADD attempts :one",
                 ConditionExpression="#s = :running",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":target": {"S": target},
                     ":running": {"S": TurnStatus.RUNNING},
                     ":one": {"N": "1"},
+                    ":bucket": {"S": DUE_BUCKET},
+                    ":due": {"S": iso(utc_now() + self._stall + timedelta(seconds=900))},
                 },
                 ReturnValues="UPDATED_NEW",
             )["Attributes"]
@@ -336,7 +348,7 @@ class SignoffTable:
                 {
                     "Update": {
                         "Key": _key(pk, f"TURN#{turn_id}"),
-                        "UpdateExpression": "SET #s = :done",
+                        "UpdateExpression": "SET #s = :done REMOVE due_bucket, due_at",
                         "ConditionExpression": "#s = :running",
                         "ExpressionAttributeNames": {"#s": "status"},
                         "ExpressionAttributeValues": {
@@ -358,7 +370,7 @@ class SignoffTable:
                 {
                     "Update": {
                         "Key": _key(pk, f"TURN#{turn_id}"),
-                        "UpdateExpression": "SET #s = :failed, #e = :error",
+                        "UpdateExpression": "SET #s = :failed, #e = :error REMOVE due_bucket, due_at",
                         "ConditionExpression": "#s IN (:queued, :running, :awaiting)",
                         "ExpressionAttributeNames": {"#s": "status", "#e": "error"},
                         "ExpressionAttributeValues": {
@@ -523,9 +535,15 @@ class SignoffTable:
                 {
                     "Update": {
                         "Key": _key(_conv_pk(approval.conversation_id), f"TURN#{approval.turn_id}"),
-                        "UpdateExpression": "SET pending = pending - :one",
+                        # Due for the reconciler in case the resume message is lost.
+                        "UpdateExpression": "SET pending = pending - :one, due_bucket = :bucket, due_at = :due",
                         "ConditionExpression": "pending > :zero",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
+                        "ExpressionAttributeValues": {
+                            ":one": {"N": "1"},
+                            ":zero": {"N": "0"},
+                            ":bucket": {"S": DUE_BUCKET},
+                            ":due": {"S": self._stall_due()},
+                        },
                     }
                 },
             ]
@@ -540,8 +558,8 @@ class SignoffTable:
             {"#st": "state"},
         )
 
-    def due_approvals(self, now: datetime, limit: int = 100) -> list[Approval]:
-        """Pending approvals whose check-up time has come (the reconciler's work list)."""
+    def due_items(self, now: datetime, limit: int = 100) -> tuple[list[Approval], list[Turn]]:
+        """The reconciler's work list: pending approvals and stalled turns whose time has come."""
         page = self._db.query(
             TableName=self._table,
             IndexName=DUE_INDEX,
@@ -549,12 +567,38 @@ class SignoffTable:
             ExpressionAttributeValues={":b": {"S": DUE_BUCKET}, ":now": {"S": iso(now)}},
             Limit=limit,
         )
-        approvals = []
+        approvals, turns = [], []
         for item in page.get("Items", []):
             data = from_item(item)
             if data.get("type") == "approval":
                 approvals.append(Approval.model_validate(_strip_keys(data)))
-        return approvals
+            elif data.get("type") == "turn":
+                turns.append(Turn.model_validate(_strip_keys(data)))
+        return approvals, turns
+
+    def due_approvals(self, now: datetime, limit: int = 100) -> list[Approval]:
+        return self.due_items(now, limit)[0]
+
+    def postpone_turn(self, conversation_id: str, turn_id: str, due_at: datetime | None) -> bool:
+        """Look at a stalled turn again at ``due_at``, or never (None) when it no longer needs us."""
+        key = _key(_conv_pk(conversation_id), f"TURN#{turn_id}")
+        if due_at is None:
+            return self._remove_due(key)
+        return self._update(key, "SET due_at = :due", "attribute_exists(due_bucket)", {":due": iso(due_at)})
+
+    def _remove_due(self, key: dict) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="REMOVE due_bucket, due_at",
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     # -- effects of demo tools -------------------------------------------------------------
     def record_effect(self, key: str, tool: str, arguments: dict[str, Any], result: dict[str, Any]) -> dict:

@@ -1,8 +1,9 @@
-"""Reconciler: the safety net for callbacks that never came.
+"""Reconciler: the safety net for callbacks and queue messages that never came.
 
 Runs on a schedule. Each approval still pending past its check-up time is re-fetched from
 Handover; an answered one is settled exactly as a callback would, an unanswered one is looked
-at again later. It never waits on a human: one pass, then it exits.
+at again later. Each turn left queued, or settled but not resumed, is sent to the worker again.
+It never waits on a human: one pass, then it exits.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from signoff.domain.models import iso, utc_now
-from signoff.domain.ports import ApprovalService, ApprovalServiceError
+from signoff.domain.models import Turn, TurnStatus, iso, utc_now
+from signoff.domain.ports import ApprovalService, ApprovalServiceError, WorkMessage, WorkQueue
 from signoff.logic.approvals import ApprovalSettler, SettleResult
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class ReconcileReport:
     settled: int = 0
     still_pending: int = 0
     errors: int = 0
+    turns_redriven: int = 0
     settled_ids: list[str] = field(default_factory=list)
 
 
@@ -38,9 +40,11 @@ class Reconciler:
         table: SignoffTable,
         service: ApprovalService,
         settler: ApprovalSettler,
+        queue: WorkQueue,
         recheck_after_seconds: int,
         unbound_grace_seconds: int = 300,
     ):
+        self._queue = queue
         self._table = table
         self._service = service
         self._settler = settler
@@ -50,7 +54,10 @@ class Reconciler:
     def run_once(self, limit: int = 100) -> ReconcileReport:
         report = ReconcileReport()
         now = utc_now()
-        for approval in self._table.due_approvals(now, limit=limit):
+        approvals, turns = self._table.due_items(now, limit=limit)
+        for turn in turns:
+            self._redrive(turn, now, report)
+        for approval in approvals:
             report.checked += 1
             if approval.decision_id is None:
                 # The worker died between storing the approval and binding its decision: nobody was
@@ -77,3 +84,20 @@ class Reconciler:
                 report.settled += 1
                 report.settled_ids.append(approval.approval_id)
         return report
+
+    def _redrive(self, turn: Turn, now, report: ReconcileReport) -> None:
+        """A turn nobody picked up: its queue message was lost (or is late). Send it again; the
+        worker's claims make a duplicate harmless."""
+        if turn.status is TurnStatus.QUEUED:
+            message = WorkMessage(kind="start_turn", conversation_id=turn.conversation_id, turn_id=turn.turn_id)
+        elif turn.status is TurnStatus.AWAITING_APPROVAL and turn.pending == 0 and turn.pause_ref:
+            message = WorkMessage(
+                kind="resume_turn", conversation_id=turn.conversation_id, turn_id=turn.turn_id, pause_ref=turn.pause_ref
+            )
+        else:
+            self._table.postpone_turn(turn.conversation_id, turn.turn_id, None)
+            return
+        self._queue.send(message)
+        self._table.postpone_turn(turn.conversation_id, turn.turn_id, now + self._recheck)
+        report.turns_redriven += 1
+        logger.info("turn re-driven", extra={"turn_id": turn.turn_id, "kind": message.kind})
