@@ -14,7 +14,7 @@ SAM_CLI_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := layers/signoff:.
 
-.PHONY: help venv local demo test lint unit build deploy clean
+.PHONY: help venv local demo test lint browser-deps build deploy clean
 
 help:
 	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
@@ -47,7 +47,16 @@ lint: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
 
-test: lint
+# The browser tests drive Debian's Chromium; Playwright never downloads a browser.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+			|| echo "chromium could not be installed: the browser tests will be skipped"; \
+	else echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; fi
+
+test: lint browser-deps
 	$(VENV)/bin/pytest
 
 build: $(VENV)/.installed $(SAM_VENV)/.installed

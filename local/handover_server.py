@@ -3,7 +3,8 @@
 The real endpoints (``POST /decisions``, ``GET /decisions/{id}``, ``POST /decisions/{id}/resolve``)
 with Bearer-key auth and Handover's error shape ``{"error", "code"}``. It fires ``callback_url``
 when a decision is resolved or expires (after ``timeout_minutes``; ``minute_seconds`` shortens a
-minute for tests). ``GET /_emulator/log`` and ``GET /_emulator/callbacks`` show what happened.
+minute for tests), and serves the approval inbox page at ``/``. ``GET /_emulator/log`` and
+``GET /_emulator/callbacks`` show what happened.
 
     python -m local.handover_server --port 3001
 """
@@ -21,6 +22,7 @@ from typing import Any
 import requests
 from flask import Flask, jsonify, request
 
+from local.inbox import register_inbox
 from local.request_log import RequestLog
 
 STATUSES_BY_ACTION = {"approve": "approved", "deny": "denied", "modify": "modified"}
@@ -137,6 +139,12 @@ class HandoverEmulator:
         with self._lock:
             return [self.public(d) for d in self.decisions.values() if d["status"] == "pending"]
 
+    def all_decisions(self) -> list[dict[str, Any]]:
+        """Every decision, newest first, with its approver (for the inbox page)."""
+        with self._lock:
+            items = [{**self.public(d), "approver": d["_approver"]} for d in self.decisions.values()]
+        return sorted(items, key=lambda d: d["created_at"], reverse=True)
+
     # -- callbacks and expiry ------------------------------------------------------------
     def _fire_callback(self, decision: dict[str, Any]) -> None:
         url = decision.get("_callback_url")
@@ -229,6 +237,8 @@ def create_app(emulator: HandoverEmulator) -> Flask:
     @app.get("/_emulator/log")
     def log():
         return jsonify(emulator.log.entries())
+
+    register_inbox(app, emulator)
 
     @app.get("/_emulator/callbacks")
     def callbacks():

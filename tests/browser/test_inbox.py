@@ -1,0 +1,133 @@
+"""The approval inbox in a real browser: Playwright driving Debian's Chromium.
+
+The browser is the system's (`apt-get install chromium`, done by `make test`); Playwright never
+downloads one. Screenshots land in test-output/browser/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support import wait_for
+
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "browser"
+SEED = "Issue a €340 refund to customer #4821."
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("Chromium is not installed and could not be (make test installs Debian's chromium as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def test_approving_in_the_inbox_reaches_the_agent(stack, client, page):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    cid = client.start(SEED)["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
+
+    page.goto(f"{stack.handover_url}/")
+    card = page.locator(f'article[data-decision-id="{decision_id}"]')
+    assert card.locator("h3").inner_text() == "Issue a refund of 340.00 EUR to customer #4821"
+    assert card.locator(".badge").inner_text() == "high"
+    assert "left" in card.locator(".meta").inner_text()
+    page.screenshot(path=str(SHOTS / "inbox-pending.png"), full_page=True)
+
+    card.locator('textarea[name="notes"]').fill("Checked the order, approved.")
+    card.locator('button[value="approve"]').click()
+    page.wait_for_url(f"{stack.handover_url}/")
+    row = page.locator(f'tr[data-decision-id="{decision_id}"]')
+    assert row.locator("td").first.inner_text() == "approved"
+    page.screenshot(path=str(SHOTS / "inbox-approved.png"), full_page=True)
+
+    view = client.wait_status(cid, "idle")
+    assert view["actions"][0]["execution"]["status"] == "executed"
+    assert '"Checked the order, approved."' in client.reply(view)
+    assert len(client.effects(cid)) == 1
+
+
+def test_denying_with_a_note_reaches_the_reply(stack, client, page):
+    cid = client.start(SEED)["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
+    page.goto(f"{stack.handover_url}/")
+    card = page.locator(f'article[data-decision-id="{decision_id}"]')
+    card.locator('input[name="resolved_by"]').fill("finance-lead@example.com")
+    card.locator('textarea[name="notes"]').fill("Over this month's refund budget.")
+    card.locator('button[value="deny"]').click()
+    page.wait_for_url(f"{stack.handover_url}/")
+    page.screenshot(path=str(SHOTS / "inbox-denied.png"), full_page=True)
+
+    view = client.wait_status(cid, "idle")
+    assert view["actions"][0]["decision"]["resolved_by"] == "finance-lead@example.com"
+    assert client.effects(cid) == []
+    reply = client.reply(view)
+    assert "denied by finance-lead@example.com" in reply
+    assert '"Over this month\'s refund budget."' in reply
+
+
+def test_model_content_is_escaped_in_the_inbox(stack, client, page):
+    cid = client.start("Please ask for approval: <img src=x onerror=alert(1)><script>alert(2)</script>")[
+        "conversation_id"
+    ]
+    [decision_id] = client.pending_decision_ids(cid)
+    html = requests.get(f"{stack.handover_url}/").text
+    assert "<script>alert(2)</script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{stack.handover_url}/")
+    card = page.locator(f'article[data-decision-id="{decision_id}"]')
+    assert "<script>alert(2)</script>" in card.locator("h3").inner_text()
+    assert dialogs == []
+    card.locator('button[value="deny"]').click()
+    client.wait_status(cid, "idle")
+
+
+def test_invalid_modify_values_are_refused_with_a_message(stack, client, page):
+    stack.handover.fail_next(0)
+    cid = client.start(SEED)["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
+    page.goto(f"{stack.handover_url}/")
+    card = page.locator(f'article[data-decision-id="{decision_id}"]')
+    # A refund decision offers approve and deny only.
+    assert card.locator("button").all_inner_texts() == ["Approve", "Deny"]
+    response = requests.post(
+        f"{stack.handover_url}/inbox/{decision_id}/resolve", data={"action": "modify", "response_data": "{oops"}
+    )
+    assert response.status_code == 400 and "must be JSON" in response.text
+    wait_for(lambda: client.get(cid)["status"] == "awaiting_approval", what="still awaiting")
+    client.resolve(decision_id, "deny")
+    client.wait_status(cid, "idle")
