@@ -18,6 +18,7 @@ export PYTHONPATH := layers/signoff:.
 
 help:
 	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
+	@echo "make demo    the refund scenario end to end, approved then denied"
 	@echo "make test    lint, template checks and the test suite"
 	@echo "make build   sam build (needs Python 3.13)"
 	@echo "make deploy  sam deploy --guided"
@@ -40,6 +41,9 @@ venv: $(VENV)/.installed
 
 local: $(VENV)/.installed
 	$(PY) -m local.stack
+
+demo: $(VENV)/.installed
+	$(PY) -m local.demo
 
 lint: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(VENV)/bin/ruff check .

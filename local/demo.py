@@ -1,0 +1,110 @@
+"""`make demo`: the guide's refund scenario end to end over HTTP, approved and then denied.
+
+Starts the embedded stack on free ports, sends the request through the client API, answers
+the decision through the Handover-compatible API, and prints the transcript. Exits non-zero
+if anything does not happen as it should.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import requests
+
+from local.stack import EmbeddedStack, StackConfig
+
+SEED = "Issue a €340 refund to customer #4821."
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+def _wait(condition, timeout: float = 30.0, what: str = "the stack") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise DemoFailed(f"timed out waiting for {what}")
+
+
+def run_pass(stack: EmbeddedStack, answer: str, approver: str, notes: str) -> dict[str, Any]:
+    api = {"Authorization": f"Bearer {stack.config.api_key}"}
+    handover = {"Authorization": f"Bearer {stack.config.handover_local_key}"}
+    started = requests.post(f"{stack.api_url}/conversations", json={"message": SEED}, headers=api, timeout=30)
+    if started.status_code != 202:
+        raise DemoFailed(f"POST /conversations answered {started.status_code}: {started.text}")
+    cid = started.json()["conversation_id"]
+    url = f"{stack.api_url}/conversations/{cid}"
+    print(f"  user      {SEED}")
+
+    view = _wait(
+        lambda: (v := requests.get(url, headers=api, timeout=30).json())["status"] == "awaiting_approval" and v,
+        what="the approval request",
+    )
+    action = view["actions"][0]
+    decision = requests.get(
+        f"{stack.handover_url}/decisions/{action['decision']['id']}", headers=handover, timeout=30
+    ).json()
+    print(f"  approval  [{decision['urgency']}] {decision['action']}  (decision {decision['id']})")
+
+    resolved = requests.post(
+        f"{stack.handover_url}/decisions/{decision['id']}/resolve",
+        json={"action": answer, "notes": notes, "resolved_by": approver},
+        headers=handover,
+        timeout=30,
+    ).json()
+    print(f'  decision  {resolved["status"]} by {resolved["resolved_by"]}: "{resolved["response_notes"]}"')
+
+    view = _wait(
+        lambda: (v := requests.get(url, headers=api, timeout=30).json())["status"] == "idle" and v, what="the reply"
+    )
+    action = view["actions"][0]
+    execution = action["execution"]
+    result = f" {json.dumps(execution['result'])}" if execution.get("result") else ""
+    print(
+        f"  tool      {action['tool']}({json.dumps(action['arguments'], ensure_ascii=False)}) → "
+        f"{execution['status']}{result}"
+    )
+    reply = [m["content"] for m in view["messages"] if m["role"] == "assistant"][-1]
+    print(f"  agent     {reply}")
+    return view
+
+
+def main() -> int:
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    config = StackConfig.from_env()
+    config.api_port = config.handover_port = config.openai_port = config.aws_port = 0
+    config.extra_env = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+    stack = EmbeddedStack(config).start()
+    try:
+        print("\n== 1. The approver approves ==")
+        approved = run_pass(stack, "approve", "maria@example.com", "Customer is a VIP, go ahead.")
+        print("\n== 2. The approver denies ==")
+        denied = run_pass(stack, "deny", "lee@example.com", "Refund budget for this month is spent.")
+        checks = {
+            "approved refund executed": approved["actions"][0]["execution"]["status"] == "executed",
+            "approver's notes reached the reply": "Customer is a VIP, go ahead." in approved["messages"][-1]["content"],
+            "denied refund not executed": denied["actions"][0]["execution"]["status"] == "not_executed",
+            "denial's notes reached the reply": "Refund budget for this month is spent."
+            in denied["messages"][-1]["content"],
+        }
+        print()
+        for what, ok in checks.items():
+            print(f"  [{'ok' if ok else 'FAILED'}] {what}")
+        return 0 if all(checks.values()) else 1
+    except DemoFailed as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
