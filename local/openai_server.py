@@ -1,8 +1,11 @@
-"""An OpenAI-compatible server for local runs and tests: Responses + Conversations.
+"""An OpenAI-compatible server for local runs and tests: Responses + Conversations, Assistants
+(threads, messages, runs) and Chat Completions, all driven by the ScriptedModel.
 
-Driven by the ScriptedModel. It keeps the rules the real API enforces on a tool round trip:
-``conversation`` and ``previous_response_id`` are exclusive, and every pending function call
-needs its output (400 ``No tool output found for function call call_...``).
+It keeps the rules the real APIs enforce on a tool round trip: ``conversation`` and
+``previous_response_id`` are exclusive and every pending function call needs its output
+(400 ``No tool output found for function call call_...``); Assistants runs expire, lock their
+thread and take all outputs at once (see ``openai_assistants``); Chat Completions wants one
+``tool`` message per call. ``SIGNOFF_EMULATOR_RUN_TTL_SECONDS`` shortens run expiry (default 600).
 
     python -m local.openai_server --port 3002
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 import uuid
@@ -18,8 +22,10 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
+from local.openai_assistants import ApiError, AssistantsEmulator
+from local.openai_chat import chat_completion
 from local.request_log import RequestLog
-from local.scripted_model import describe_outputs, plan_tool_calls, reply_without_tools
+from local.scripted_model import describe_outputs, reply_without_tools, respond_to_user
 
 
 def _id(prefix: str) -> str:
@@ -32,7 +38,10 @@ def _error(status: int, message: str, param: str | None = None, code: str | None
 
 
 class OpenAIEmulator:
-    def __init__(self):
+    def __init__(self, run_ttl_seconds: float | None = None):
+        if run_ttl_seconds is None:
+            run_ttl_seconds = float(os.environ.get("SIGNOFF_EMULATOR_RUN_TTL_SECONDS", "600"))
+        self.assistants = AssistantsEmulator(run_ttl_seconds)
         self.log = RequestLog()
         self._lock = threading.RLock()
         self.conversations: dict[str, dict[str, Any]] = {}
@@ -53,9 +62,10 @@ class OpenAIEmulator:
                 user_text = _text_of(item)
                 break
         offered = {t.get("name") or (t.get("function") or {}).get("name") for t in tools or []}
-        calls = [c for c in plan_tool_calls(user_text) if c.name in offered]
-        if not calls:
-            return [self._message(reply_without_tools(user_text))]
+        reply, calls = respond_to_user(user_text)
+        calls = [c for c in calls if c.name in offered]
+        if reply is not None or not calls:
+            return [self._message(reply or reply_without_tools(user_text))]
         return [
             {
                 "type": "function_call",
@@ -191,6 +201,64 @@ def _normalise(item: dict[str, Any]) -> dict[str, Any]:
     return dict(item)
 
 
+def register_assistants(app: Flask, assistants: AssistantsEmulator) -> None:
+    def guarded(fn, *args):
+        try:
+            result = fn(*args)
+        except ApiError as exc:
+            return _error(exc.status, exc.message, exc.param)
+        response = jsonify(result)
+        response.headers["openai-poll-after-ms"] = "20"
+        return response
+
+    def body() -> dict[str, Any]:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+
+    app.add_url_rule(
+        "/v1/assistants", "assistants_create", lambda: guarded(assistants.create_assistant, body()), methods=["POST"]
+    )
+    app.add_url_rule("/v1/assistants/<aid>", "assistants_get", lambda aid: guarded(assistants.get_assistant, aid))
+    app.add_url_rule(
+        "/v1/threads", "threads_create", lambda: guarded(assistants.create_thread, body()), methods=["POST"]
+    )
+    app.add_url_rule(
+        "/v1/threads/<tid>/messages",
+        "messages_create",
+        lambda tid: guarded(assistants.create_message, tid, body()),
+        methods=["POST"],
+    )
+    app.add_url_rule(
+        "/v1/threads/<tid>/messages",
+        "messages_list",
+        lambda tid: guarded(
+            assistants.list_messages, tid, request.args.get("order", "desc"), int(request.args.get("limit", "20"))
+        ),
+    )
+    app.add_url_rule(
+        "/v1/threads/<tid>/runs",
+        "runs_create",
+        lambda tid: guarded(assistants.create_run, tid, body()),
+        methods=["POST"],
+    )
+    app.add_url_rule("/v1/threads/<tid>/runs", "runs_list", lambda tid: guarded(assistants.list_runs, tid))
+    app.add_url_rule(
+        "/v1/threads/<tid>/runs/<rid>", "runs_get", lambda tid, rid: guarded(assistants.retrieve_run, tid, rid)
+    )
+    app.add_url_rule(
+        "/v1/threads/<tid>/runs/<rid>/submit_tool_outputs",
+        "runs_submit",
+        lambda tid, rid: guarded(assistants.submit_tool_outputs, tid, rid, body()),
+        methods=["POST"],
+    )
+    app.add_url_rule(
+        "/v1/threads/<tid>/runs/<rid>/cancel",
+        "runs_cancel",
+        lambda tid, rid: guarded(assistants.cancel_run, tid, rid),
+        methods=["POST"],
+    )
+
+
 def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
     emulator = emulator or OpenAIEmulator()
     app = Flask("openai-emulator")
@@ -254,6 +322,18 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
         if response is None:
             return _error(404, f"Response with id '{resp_id}' not found.")
         return jsonify({k: v for k, v in response.items() if not k.startswith("_")})
+
+    register_assistants(app, emulator.assistants)
+
+    @app.post("/v1/chat/completions")
+    def chat_completions():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _error(400, "We could not parse the JSON body of your request.")
+        try:
+            return jsonify(chat_completion(body))
+        except ApiError as exc:
+            return _error(exc.status, exc.message, exc.param)
 
     @app.get("/_emulator/log")
     def log():

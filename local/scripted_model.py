@@ -140,5 +140,31 @@ def _describe(name: str, output: str) -> str:
     return sentence
 
 
+_RESULTS_BLOCK = re.compile(r"```json\s*(\[.*?\])\s*```", re.DOTALL)
+
+
+def tool_results_in(text: str) -> list[tuple[str, str]] | None:
+    """Tool results handed over in a user message (how Signoff continues an expired Assistants run)."""
+    match = _RESULTS_BLOCK.search(text)
+    if not match:
+        return None
+    try:
+        items = json.loads(match.group(1))
+    except json.JSONDecodeError:
+        return None
+    return [(str(i.get("tool", "tool")), str(i.get("output", ""))) for i in items if isinstance(i, dict)]
+
+
+def respond_to_user(text: str) -> tuple[str | None, list[PlannedCall]]:
+    """The model's answer to a user message: (reply text, no calls) or (None, tool calls)."""
+    results = tool_results_in(text)
+    if results is not None:
+        return describe_outputs(results), []
+    calls = plan_tool_calls(text)
+    if calls:
+        return None, calls
+    return reply_without_tools(text), []
+
+
 def reply_without_tools(text: str) -> str:
     return "I can look up customers, issue refunds, email customers and delete customer data. How can I help?"

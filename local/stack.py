@@ -64,6 +64,8 @@ class StackConfig:
     handover_base_url: str = "https://thehandover.xyz"
     openai_base_url: str | None = None
     public_url: str | None = None
+    agent_api: str = "responses"
+    assistant_id: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -88,6 +90,8 @@ class StackConfig:
             handover_base_url=env.get("SIGNOFF_HANDOVER_BASE_URL", "https://thehandover.xyz"),
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             public_url=env.get("SIGNOFF_PUBLIC_URL") or None,
+            agent_api=env.get("SIGNOFF_AGENT_API", "responses"),
+            assistant_id=env.get("OPENAI_ASSISTANT_ID") or None,
         )
 
 
@@ -171,6 +175,8 @@ class EmbeddedStack:
         cfg = self.config
         parameters = {
             **self.template.parameter_defaults(),
+            "AgentApi": cfg.agent_api,
+            "OpenAIAssistantId": self._assistant_id(),
             "OpenAIBaseUrl": self.openai_url,
             "HandoverBaseUrl": self.handover_url,
             "ApproverEmail": cfg.approver_email,
@@ -197,6 +203,20 @@ class EmbeddedStack:
         from signoff import runtime
 
         runtime.reset()
+
+    def _assistant_id(self) -> str:
+        """For the Assistants API: the configured assistant, or one made once at start-up."""
+        cfg = self.config
+        if cfg.agent_api != "assistants" or cfg.assistant_id:
+            return cfg.assistant_id or ""
+        from openai import OpenAI
+
+        from signoff.adapters.assistant_setup import create_assistant
+        from signoff.tools.demo import build_demo_tools
+
+        client = OpenAI(api_key=cfg.openai_api_key or "sk-local-emulator", base_url=self.openai_url)
+        cfg.assistant_id = create_assistant(client, "gpt-4.1", build_demo_tools(None).definitions())  # type: ignore[arg-type]
+        return cfg.assistant_id
 
     # -- event sources -------------------------------------------------------------------
     def _start_queue_pumps(self) -> None:
@@ -277,7 +297,7 @@ Signoff is running locally.
   API            {self.api_url}          (Authorization: Bearer {cfg.api_key})
   Approval inbox {inbox}
   Handover API   {self.handover_url}     (Bearer {cfg.handover_local_key if self.handover else "<HANDOVER_API_KEY>"})
-  OpenAI API     {self.openai_url}  {"(scripted model)" if self.openai else "(real)"}
+  OpenAI API     {self.openai_url}  {"(scripted model)" if self.openai else "(real)"}, agent API: {cfg.agent_api}
   AWS (moto)     {self.aws_url}
 
 Try the seed scenario:

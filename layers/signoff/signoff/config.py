@@ -26,6 +26,7 @@ class Settings:
     public_api_url: str
     agent_api: str
     openai_model: str
+    openai_assistant_id: str
     openai_base_url: str | None
     openai_api_key_secret: str
     handover_base_url: str
@@ -51,6 +52,7 @@ class Settings:
             public_api_url=env.get("PUBLIC_API_URL", "").rstrip("/"),
             agent_api=env.get("AGENT_API", "responses"),
             openai_model=env.get("OPENAI_MODEL", "gpt-4.1"),
+            openai_assistant_id=env.get("OPENAI_ASSISTANT_ID", ""),
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             openai_api_key_secret=env.get("OPENAI_API_KEY_SECRET", "signoff/openai-api-key"),
             handover_base_url=env.get("HANDOVER_BASE_URL", "https://thehandover.xyz"),

@@ -119,13 +119,33 @@ def _openai_client(api_key: str):
 
 
 def agent_backend() -> AgentBackend:
+    """The agent API behind one interface; only here does ``openai`` get imported."""
+    from signoff.adapters.agent_router import AgentBackendRouter
+
     cfg = settings()
-    client = _openai_client(_secret(cfg.openai_api_key_secret))
-    if cfg.agent_api == "responses":
+    definitions = tools().definitions()
+
+    def client():
+        return _openai_client(_secret(cfg.openai_api_key_secret))
+
+    def responses():
         from signoff.adapters.openai_responses import ResponsesBackend
 
-        return ResponsesBackend(client, cfg.openai_model, cfg.agent_instructions, tools().definitions())
-    raise ValueError(f"AGENT_API {cfg.agent_api!r} is not supported by this build")
+        return ResponsesBackend(client(), cfg.openai_model, cfg.agent_instructions, definitions)
+
+    def assistants():
+        from signoff.adapters.openai_assistants import AssistantsBackend
+
+        return AssistantsBackend(client(), cfg.openai_assistant_id, cfg.agent_instructions, definitions)
+
+    def chat():
+        from signoff.adapters.openai_chat import ChatCompletionsBackend
+        from signoff.dal.chat_history import ChatHistoryTable
+
+        history = ChatHistoryTable(boto3.client("dynamodb", config=_BOTO_CONFIG), cfg.table_name)
+        return ChatCompletionsBackend(client(), cfg.openai_model, cfg.agent_instructions, definitions, history)
+
+    return AgentBackendRouter(cfg.agent_api, {"responses": responses, "assistants": assistants, "chat": chat})
 
 
 def agent_runner() -> AgentRunner:

@@ -311,34 +311,47 @@ class SignoffTable:
         return int(from_item(attributes)["attempts"])
 
     def record_pause(self, turn: Turn, pause_ref: str, actions: list[Action], pending: int) -> bool:
-        """running → awaiting_approval (pending > 0) or stays running; writes each call once."""
+        """running → awaiting_approval (pending > 0) or stays running; writes each call once.
+
+        The conversation is shown as awaiting approval only once its decisions exist
+        (``show_awaiting_approval``); the turn's count is set first so no callback is ever missed.
+        """
         for action in actions:
             self.put_action(action)
         status = TurnStatus.AWAITING_APPROVAL if pending else TurnStatus.RUNNING
-        items = [
+        return self._update(
+            _key(_conv_pk(turn.conversation_id), f"TURN#{turn.turn_id}"),
+            "SET #s = :status, pause_ref = :pause, pending = :pending, call_ids = :calls",
+            "#s = :running",
             {
-                "Update": {
-                    "Key": _key(_conv_pk(turn.conversation_id), f"TURN#{turn.turn_id}"),
-                    "UpdateExpression": "SET #s = :status, pause_ref = :pause, pending = :pending, call_ids = :calls",
-                    "ConditionExpression": "#s = :running",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {
-                        ":status": {"S": status},
-                        ":running": {"S": TurnStatus.RUNNING},
-                        ":pause": {"S": pause_ref},
-                        ":pending": {"N": str(pending)},
-                        ":calls": to_attr([a.call_id for a in actions]),
-                    },
-                }
-            }
-        ]
-        if pending:
-            items.append(
-                self._conversation_status_update(
-                    turn.conversation_id, turn.turn_id, ConversationStatus.AWAITING_APPROVAL
-                )
-            )
-        return self._transact(items)
+                ":status": status,
+                ":running": TurnStatus.RUNNING,
+                ":pause": pause_ref,
+                ":pending": pending,
+                ":calls": [a.call_id for a in actions],
+            },
+            {"#s": "status"},
+        )
+
+    def show_awaiting_approval(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
+        """Conversation → awaiting_approval, only while that pause still has approvals pending."""
+        return self._transact(
+            [
+                {
+                    "ConditionCheck": {
+                        "Key": _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+                        "ConditionExpression": "#s = :awaiting AND pause_ref = :pause AND pending > :zero",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {
+                            ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
+                            ":pause": {"S": pause_ref},
+                            ":zero": {"N": "0"},
+                        },
+                    }
+                },
+                self._conversation_status_update(conversation_id, turn_id, ConversationStatus.AWAITING_APPROVAL),
+            ]
+        )
 
     def complete_turn(self, conversation_id: str, turn_id: str, reply: Message) -> bool:
         """running → completed, the conversation back to idle, the reply stored: all or nothing."""

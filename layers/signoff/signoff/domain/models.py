@@ -195,3 +195,4 @@ AgentStep = Reply | Pause
 class ToolOutput(Record):
     call_id: str
     output: str
+    tool: str = ""

@@ -35,7 +35,7 @@ def _decision_sentence(action: Action) -> str:
 
 
 def render_output(action: Action) -> ToolOutput:
-    return ToolOutput(call_id=action.call_id, output=_render(action))
+    return ToolOutput(call_id=action.call_id, output=_render(action), tool=action.tool)
 
 
 def _render(action: Action) -> str:

@@ -70,6 +70,16 @@ class WorkQueue(Protocol):
     def send(self, message: WorkMessage, delay_seconds: int = 0) -> None: ...
 
 
+class ChatHistory(Protocol):
+    """The message list of a Chat Completions conversation, kept by Signoff (one item per message)."""
+
+    def load(self, conversation_id: str) -> list[dict[str, Any]]: ...
+
+    def append(self, conversation_id: str, start: int, messages: list[dict[str, Any]]) -> None:
+        """Write ``messages`` at positions ``start``…; fails if another writer got there first."""
+        ...
+
+
 class EffectLog(Protocol):
     """Where demo tools record what they did; writing the same key twice keeps the first."""
 

@@ -124,6 +124,7 @@ class AgentRunner:
             self._requester.request(conversation, action)
         logger.info("turn paused", extra={"calls": len(actions), "gated": len(gated)})
         if gated:
+            self._table.show_awaiting_approval(turn.conversation_id, turn.turn_id, step.pause_ref)
             # Settled already when every decision failed to be created; otherwise a callback resumes it.
             current = self._table.get_turn(turn.conversation_id, turn.turn_id)
             if (

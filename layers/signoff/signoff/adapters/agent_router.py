@@ -1,0 +1,39 @@
+"""AgentBackendRouter: one AgentBackend over the three APIs.
+
+A new conversation uses the configured API (``AgentApi``); an existing one keeps the API it
+started on (its backend state says which), so changing the parameter never strands a chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from signoff.domain.models import AgentStep, Conversation, ToolOutput
+from signoff.domain.ports import AgentBackend
+
+APIS = ("responses", "assistants", "chat")
+
+
+class AgentBackendRouter:
+    def __init__(self, default_api: str, factories: dict[str, Callable[[], AgentBackend]]):
+        if default_api not in factories:
+            raise ValueError(f"unknown agent API {default_api!r}; choose one of {', '.join(factories)}")
+        self._default = default_api
+        self._factories = factories
+        self._built: dict[str, AgentBackend] = {}
+
+    def _for(self, conversation: Conversation) -> AgentBackend:
+        api = conversation.backend_state.get("api") or self._default
+        if api not in self._built:
+            self._built[api] = self._factories[api]()
+        return self._built[api]
+
+    def prepare(self, conversation: Conversation) -> dict[str, Any]:
+        return self._for(conversation).prepare(conversation)
+
+    def start_turn(self, conversation: Conversation, text: str) -> AgentStep:
+        return self._for(conversation).start_turn(conversation, text)
+
+    def submit_tool_outputs(self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]) -> AgentStep:
+        return self._for(conversation).submit_tool_outputs(conversation, pause_ref, outputs)

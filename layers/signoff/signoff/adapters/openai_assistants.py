@@ -1,0 +1,187 @@
+"""AssistantsBackend: threads, runs, ``requires_action`` and ``submit_tool_outputs``.
+
+OpenAI sunset the Assistants API on 2026-08-26; Assistants-compatible endpoints remain
+(Azure, self-hosted), reached through ``OpenAIBaseUrl``. A thread per conversation; the
+assistant id comes from configuration (``python -m signoff.adapters.assistant_setup`` makes one).
+
+A run expires about ten minutes after it was created, and approvals take longer. When the
+outputs come after the run expired (or it was cancelled or failed), they are handed to the model
+in a new run on the same thread, so a late approval still reaches the model and the user.
+Polling here waits on the model, never on a human: it is bounded and ends with the run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import openai
+from openai import OpenAI
+
+from signoff.adapters.openai_errors import translated_errors
+from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
+from signoff.domain.ports import BackendRejected, BackendUnavailable
+
+TERMINAL = {"completed", "requires_action", "cancelled", "failed", "expired", "incomplete"}
+_ACTIVE_RUN = re.compile(r"\b(run_[A-Za-z0-9]+)\b")
+
+CONTINUATION_PREFIX = (
+    "Signoff: the run that asked for these tool calls ended before they were settled, so here are their "
+    "results. Continue from them and tell the user what happened."
+)
+
+
+class AssistantsBackend:
+    def __init__(
+        self,
+        client: OpenAI,
+        assistant_id: str,
+        instructions: str,
+        tools: list[dict[str, Any]],
+        *,
+        poll_timeout_seconds: float = 90.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not assistant_id:
+            raise BackendRejected("OPENAI_ASSISTANT_ID is not set; create one with signoff.adapters.assistant_setup")
+        self._client = client
+        self._assistant = assistant_id
+        self._instructions = instructions
+        self._tools = [nested_function(t) for t in tools]
+        self._poll_timeout = poll_timeout_seconds
+        self._sleep = sleep
+
+    @property
+    def _threads(self):
+        return self._client.beta.threads
+
+    def prepare(self, conversation: Conversation) -> dict[str, Any]:
+        if conversation.backend_state.get("thread"):
+            return conversation.backend_state
+        with translated_errors("create thread"):
+            thread = self._threads.create(metadata={"signoff_conversation": conversation.conversation_id})
+        return {**conversation.backend_state, "api": "assistants", "thread": thread.id}
+
+    def start_turn(self, conversation: Conversation, text: str) -> AgentStep:
+        thread_id = conversation.backend_state["thread"]
+        self._add_user_message(thread_id, text)
+        return self._run(conversation)
+
+    def submit_tool_outputs(self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]) -> AgentStep:
+        thread_id = conversation.backend_state["thread"]
+        with translated_errors("retrieve run"):
+            run = self._threads.runs.retrieve(pause_ref, thread_id=thread_id)
+        if run.status == "requires_action":
+            try:
+                with translated_errors("submit tool outputs"):
+                    self._threads.runs.submit_tool_outputs(
+                        pause_ref,
+                        thread_id=thread_id,
+                        tool_outputs=[{"tool_call_id": o.call_id, "output": o.output} for o in outputs],
+                    )
+            except BackendRejected:
+                # Expired between our look and the submission: fall through to a continuation.
+                run = self._threads.runs.retrieve(pause_ref, thread_id=thread_id)
+                if run.status == "requires_action":
+                    raise
+            else:
+                return self._step(conversation, self._poll(thread_id, pause_ref))
+        return self._continue_after(conversation, outputs)
+
+    # -- internals -----------------------------------------------------------------------
+    def _continue_after(self, conversation: Conversation, outputs: list[ToolOutput]) -> AgentStep:
+        """The run is over (expired, cancelled, failed): tell the model in a new run on the same thread."""
+        results = [{"call_id": o.call_id, "tool": o.tool, "output": o.output} for o in outputs]
+        text = f"{CONTINUATION_PREFIX}\n```json\n{json.dumps(results, ensure_ascii=False)}\n```"
+        self._add_user_message(conversation.backend_state["thread"], text)
+        return self._run(conversation)
+
+    def _add_user_message(self, thread_id: str, text: str) -> None:
+        for attempt in range(2):
+            try:
+                with translated_errors("add message"):
+                    self._threads.messages.create(thread_id, role="user", content=text)
+                return
+            except BackendRejected as exc:
+                active = _active_run_in(exc)
+                if attempt or active is None:
+                    raise
+                self._cancel(thread_id, active)
+
+    def _cancel(self, thread_id: str, run_id: str) -> None:
+        """A run left active by an earlier failure locks the thread: cancel it and wait for the end."""
+        try:
+            with translated_errors("cancel run"):
+                self._threads.runs.cancel(run_id, thread_id=thread_id)
+        except BackendRejected:
+            pass  # it ended on its own meanwhile
+        self._poll(thread_id, run_id)
+
+    def _run(self, conversation: Conversation) -> AgentStep:
+        thread_id = conversation.backend_state["thread"]
+        with translated_errors("create run"):
+            run = self._threads.runs.create(
+                thread_id=thread_id,
+                assistant_id=self._assistant,
+                instructions=self._instructions,
+                tools=self._tools,
+            )
+        return self._step(conversation, self._poll(thread_id, run.id))
+
+    def _poll(self, thread_id: str, run_id: str) -> Any:
+        deadline = time.monotonic() + self._poll_timeout
+        while True:
+            with translated_errors("retrieve run"):
+                raw = self._threads.runs.with_raw_response.retrieve(run_id, thread_id=thread_id)
+            run = raw.parse()
+            if run.status in TERMINAL:
+                return run
+            if time.monotonic() > deadline:
+                raise BackendUnavailable(f"run {run.status} for too long")
+            try:
+                wait_ms = int(raw.headers.get("openai-poll-after-ms", "500"))
+            except ValueError:
+                wait_ms = 500
+            self._sleep(min(max(wait_ms, 10), 2000) / 1000)
+
+    def _step(self, conversation: Conversation, run: Any) -> AgentStep:
+        state = conversation.backend_state
+        if run.status == "requires_action":
+            calls = [
+                ToolCall(call_id=c.id, name=c.function.name, arguments=c.function.arguments)
+                for c in run.required_action.submit_tool_outputs.tool_calls
+            ]
+            return Pause(pause_ref=run.id, tool_calls=calls, state=state)
+        if run.status != "completed":
+            reason = getattr(run.last_error, "message", None) or run.status
+            raise BackendRejected(f"run ended {run.status}: {reason}")
+        with translated_errors("list messages"):
+            messages = self._threads.messages.list(state["thread"], order="desc", limit=20)
+        texts = [
+            part.text.value
+            for message in messages.data
+            if message.role == "assistant" and message.run_id == run.id
+            for part in message.content
+            if part.type == "text"
+        ]
+        return Reply(text="\n\n".join(reversed(texts)), state=state)
+
+
+def nested_function(definition: dict[str, Any]) -> dict[str, Any]:
+    """A Responses-style function tool as Assistants and Chat Completions spell it."""
+    return {
+        "type": "function",
+        "function": {k: v for k, v in definition.items() if k in ("name", "description", "parameters", "strict")},
+    }
+
+
+def _active_run_in(exc: BaseException) -> str | None:
+    cause = exc.__cause__
+    if isinstance(cause, openai.BadRequestError):
+        match = _ACTIVE_RUN.search(str(cause.message))
+        if match and "active" in str(cause.message):
+            return match.group(1)
+    return None

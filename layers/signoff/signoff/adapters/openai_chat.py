@@ -1,0 +1,95 @@
+"""ChatCompletionsBackend: the stateless Chat Completions API, with the message list kept by Signoff.
+
+Each call sends the whole list (system prompt first). Assistant messages with ``tool_calls``
+pause the turn; the outputs go back as one ``tool`` message per call, in the order of the calls.
+Appends are idempotent: a retried step finds its messages already stored and does not add them again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openai import OpenAI
+
+from signoff.adapters.openai_assistants import nested_function
+from signoff.adapters.openai_errors import translated_errors
+from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
+from signoff.domain.ports import BackendRejected, ChatHistory
+
+
+class ChatCompletionsBackend:
+    def __init__(
+        self, client: OpenAI, model: str, instructions: str, tools: list[dict[str, Any]], history: ChatHistory
+    ):
+        self._client = client
+        self._model = model
+        self._instructions = instructions
+        self._tools = [nested_function(t) for t in tools]
+        self._history = history
+
+    def prepare(self, conversation: Conversation) -> dict[str, Any]:
+        if conversation.backend_state.get("api") == "chat":
+            return conversation.backend_state
+        return {**conversation.backend_state, "api": "chat"}
+
+    def start_turn(self, conversation: Conversation, text: str) -> AgentStep:
+        cid = conversation.conversation_id
+        messages = self._history.load(cid)
+        user = {"role": "user", "content": text}
+        if not messages or messages[-1] != user:
+            self._history.append(cid, len(messages), [user])
+            messages.append(user)
+        return self._complete(conversation, messages)
+
+    def submit_tool_outputs(self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]) -> AgentStep:
+        cid = conversation.conversation_id
+        messages = self._history.load(cid)
+        position = int(pause_ref.removeprefix("chat:"))
+        if position >= len(messages) or not messages[position].get("tool_calls"):
+            raise BackendRejected("the paused assistant message is not in the history")
+        order = [call["id"] for call in messages[position]["tool_calls"]]
+        by_id = {o.call_id: o.output for o in outputs}
+        if set(order) != set(by_id):
+            raise BackendRejected("outputs do not answer exactly the paused calls")
+        answered = messages[position + 1 :]
+        tool_messages = [{"role": "tool", "tool_call_id": call_id, "content": by_id[call_id]} for call_id in order]
+        if answered[: len(tool_messages)] != tool_messages:
+            if answered:
+                raise BackendRejected("the history moved on past this pause")
+            self._history.append(cid, len(messages), tool_messages)
+            messages += tool_messages
+        else:
+            messages = messages[: position + 1 + len(tool_messages)]
+        return self._complete(conversation, messages)
+
+    def _complete(self, conversation: Conversation, messages: list[dict[str, Any]]) -> AgentStep:
+        with translated_errors("chat completion"):
+            completion = self._client.chat.completions.create(
+                model=self._model,
+                messages=[{"role": "system", "content": self._instructions}, *messages],
+                tools=self._tools,
+            )
+        message = completion.choices[0].message
+        stored: dict[str, Any] = {"role": "assistant", "content": message.content}
+        calls = [c for c in message.tool_calls or [] if getattr(c, "type", "function") == "function"]
+        if calls:
+            stored["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
+                for c in calls
+            ]
+        position = len(messages)
+        self._history.append(conversation.conversation_id, position, [stored])
+        state = conversation.backend_state
+        if calls:
+            return Pause(
+                pause_ref=f"chat:{position}",
+                tool_calls=[
+                    ToolCall(call_id=c.id, name=c.function.name, arguments=c.function.arguments) for c in calls
+                ],
+                state=state,
+            )
+        return Reply(text=message.content or "", state=state)

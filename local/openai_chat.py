@@ -1,0 +1,102 @@
+"""Chat Completions emulation: stateless, with the tool round-trip rule the real API enforces.
+
+An assistant message with ``tool_calls`` must be followed by one ``tool`` message per call id,
+else 400 (the real API's wording).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from local.openai_assistants import ApiError
+from local.scripted_model import describe_outputs, respond_to_user
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def chat_completion(body: dict[str, Any]) -> dict[str, Any]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "[] is too short - 'messages'", "messages")
+    names: dict[str, str] = {}
+    open_calls: list[str] = []
+    for message in messages:
+        role = message.get("role")
+        if open_calls and role != "tool":
+            raise ApiError(
+                400,
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(open_calls)}",
+                "messages",
+            )
+        if role == "assistant" and message.get("tool_calls"):
+            for call in message["tool_calls"]:
+                names[call["id"]] = call["function"]["name"]
+            open_calls = [c["id"] for c in message["tool_calls"]]
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in open_calls:
+                raise ApiError(
+                    400,
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with "
+                    "'tool_calls'.",
+                    "messages",
+                )
+            open_calls.remove(call_id)
+    if open_calls:
+        raise ApiError(
+            400,
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(open_calls)}",
+            "messages",
+        )
+
+    trailing_tools = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        trailing_tools.append(message)
+    reply: str | None
+    calls: list = []
+    if trailing_tools:
+        trailing_tools.reverse()
+        reply = describe_outputs(
+            [(names.get(m["tool_call_id"], "tool"), _text(m.get("content"))) for m in trailing_tools]
+        )
+    else:
+        users = [m for m in messages if m.get("role") == "user"]
+        offered = {(t.get("function") or {}).get("name") for t in body.get("tools") or []}
+        reply, calls = respond_to_user(_text(users[-1].get("content")) if users else "")
+        calls = [c for c in calls if c.name in offered]
+        if reply is None and not calls:
+            reply = "I can't do that with the tools I have."
+    message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None, "annotations": []}
+    if calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{uuid.uuid4().hex[:24]}",
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in calls
+        ]
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "scripted"),
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        "system_fingerprint": None,
+    }

@@ -1,0 +1,139 @@
+"""One contract, three agent APIs: every guarantee holds on Responses, Assistants and Chat Completions.
+
+Each test runs against the OpenAI-compatible server through the real openai SDK, with the API
+chosen the way a deployment chooses it (the ``AGENT_API`` setting).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+
+import pytest
+import requests
+
+from tests.support import wait_for
+
+SEED = "Issue a €340 refund to customer #4821."
+API_PATHS = {"responses": "/v1/responses", "assistants": "/v1/threads", "chat": "/v1/chat/completions"}
+
+
+@pytest.fixture(params=["responses", "assistants", "chat"])
+def agent_api(request, stack):
+    from openai import OpenAI
+
+    from signoff import runtime
+    from signoff.adapters.assistant_setup import create_assistant
+
+    saved = {k: os.environ.get(k) for k in ("AGENT_API", "OPENAI_ASSISTANT_ID")}
+    if request.param == "assistants" and not os.environ.get("OPENAI_ASSISTANT_ID"):
+        client = OpenAI(api_key="sk-test", base_url=stack.openai_url)
+        os.environ["OPENAI_ASSISTANT_ID"] = create_assistant(client, "gpt-4.1", runtime.tools().definitions())
+    os.environ["AGENT_API"] = request.param
+    runtime.reset()
+    yield request.param
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    runtime.reset()
+
+
+def _used(client, api: str, before: int) -> bool:
+    return any(e["path"].startswith(API_PATHS[api]) for e in client.openai_log()[before:])
+
+
+def test_approved(client, agent_api):
+    before = len(client.openai_log())
+    cid = client.start(SEED)["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
+    assert client.effects(cid) == []
+    client.resolve(decision_id, "approve", notes="Fine by me.")
+    view = client.wait_status(cid, "idle")
+    assert view["actions"][0]["execution"]["status"] == "executed"
+    assert len(client.effects(cid)) == 1
+    reply = client.reply(view)
+    assert "approved" in reply and '"Fine by me."' in reply
+    assert _used(client, agent_api, before)
+
+
+def test_denied(client, agent_api):
+    cid = client.start(SEED)["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
+    client.resolve(decision_id, "deny", notes="No.", resolved_by="lee@example.com")
+    view = client.wait_status(cid, "idle")
+    assert view["actions"][0]["execution"]["status"] == "not_executed"
+    assert client.effects(cid) == []
+    assert "denied by lee@example.com" in client.reply(view)
+
+
+def test_ungated(client, agent_api):
+    cid = client.start("Please look up customer #4821.")["conversation_id"]
+    view = client.wait_status(cid, "idle")
+    [action] = view["actions"]
+    assert action["gated"] is False and action["decision"] is None
+    assert action["execution"]["status"] == "executed"
+    assert "lookup_customer is done" in client.reply(view)
+
+
+@pytest.mark.parametrize("order", ["first-then-second", "second-then-first"])
+def test_parallel_gated_calls_in_either_order(client, agent_api, order):
+    cid = client.start("Refund €340 to customer #4821 and €120 to customer #4822.")["conversation_id"]
+    ids = client.pending_decision_ids(cid, count=2)
+    if order == "second-then-first":
+        ids.reverse()
+    client.resolve(ids[0], "approve")
+    wait_for(lambda: len(client.effects(cid)) == 1, what="the first refund")
+    assert client.get(cid)["status"] == "awaiting_approval"
+    client.resolve(ids[1], "approve")
+    view = client.wait_status(cid, "idle")
+    assert {a["execution"]["status"] for a in view["actions"]} == {"executed"}
+    assert len(client.effects(cid)) == 2
+    reply = client.reply(view)
+    assert "4821" in reply and "4822" in reply
+
+
+def test_duplicate_callbacks(client, agent_api):
+    cid = client.start(SEED)["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
+    client.resolve(decision_id, "approve")
+    url = client.callback_url(decision_id)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        codes = list(pool.map(lambda _: requests.post(url, json={}).status_code, range(12)))
+    assert set(codes) == {200}
+    view = client.wait_status(cid, "idle")
+    assert len(client.effects(cid)) == 1
+    assert len([m for m in view["messages"] if m["role"] == "assistant"]) == 1
+    call_id = view["actions"][0]["call_id"]
+    assert _submissions(client, call_id) == 1
+
+
+def test_a_second_turn_continues_the_same_chat(client, agent_api):
+    cid = client.start("Please look up customer #7.")["conversation_id"]
+    client.wait_status(cid, "idle")
+    assert client.post(f"/conversations/{cid}/messages", json={"message": SEED}).status_code == 202
+    [decision_id] = client.pending_decision_ids(cid)
+    client.resolve(decision_id, "approve")
+    view = client.wait_status(cid, "idle")
+    assert [a["tool"] for a in view["actions"]] == ["lookup_customer", "issue_refund"]
+    assert len([m for m in view["messages"] if m["role"] == "assistant"]) == 2
+
+
+def _submissions(client, call_id: str) -> int:
+    """Outputs for one call sent to any of the three APIs."""
+    count = 0
+    for entry in client.openai_log():
+        body = entry.get("body") or {}
+        if entry["path"].endswith("/submit_tool_outputs"):
+            count += sum(1 for o in body.get("tool_outputs") or [] if o.get("tool_call_id") == call_id)
+        elif entry["path"] == "/v1/responses":
+            items = body.get("input") if isinstance(body.get("input"), list) else []
+            count += sum(1 for i in items if i.get("type") == "function_call_output" and i.get("call_id") == call_id)
+        elif entry["path"] == "/v1/chat/completions":
+            tools = [
+                m for m in body.get("messages") or [] if m.get("role") == "tool" and m.get("tool_call_id") == call_id
+            ]
+            last_is_tool = (body.get("messages") or [{}])[-1].get("role") == "tool"
+            count += 1 if tools and last_is_tool and tools[-1] is body["messages"][-1] else 0
+    return count
