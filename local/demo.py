@@ -84,6 +84,7 @@ def main() -> int:
     config.extra_env = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
     stack = EmbeddedStack(config).start()
     try:
+        print(f"Agent API: {config.agent_api} (set SIGNOFF_AGENT_API to responses, assistants or chat)")
         print("\n== 1. The approver approves ==")
         approved = run_pass(stack, "approve", "maria@example.com", "Customer is a VIP, go ahead.")
         print("\n== 2. The approver denies ==")
