@@ -117,8 +117,12 @@ def _describe(name: str, output: str) -> str:
     who = f" by {data['approver']}" if data.get("approver") else ""
     decision = data.get("decision")
     execution = data.get("execution")
+    changes = data.get("changes") or {}
     if data.get("error"):
         sentence = f"I could not run {tool}: {data['error']}."
+    elif execution == "executed" and decision == "modified":
+        changed = ", ".join(f"{k} from {v.get('from')} to {v.get('to')}" for k, v in changes.items())
+        sentence = f"{tool} was approved with changes{who} ({changed}) and done with the changed values."
     elif execution == "executed":
         sentence = f"{tool} was approved{who} and done." if decision == "approved" else f"{tool} is done."
         if tool == "issue_refund" and isinstance(data.get("result"), dict):
@@ -127,6 +131,8 @@ def _describe(name: str, output: str) -> str:
                 f"The refund of {r.get('amount')} {r.get('currency')} to customer #{r.get('customer_id')} "
                 f"was approved{who} and issued."
             )
+    elif execution == "scheduled":
+        sentence = f"{tool} was approved{who} to run at {data.get('execute_at')}; it will run then."
     elif decision == "denied":
         sentence = f"{tool} was denied{who}, so it was not done."
     elif decision in ("expired", "escalated"):

@@ -99,7 +99,7 @@ class SignoffClient:
         from signoff import runtime
 
         _, _, actions = runtime.table().load_conversation(conversation_id)
-        return [a.approval_id for a in actions if a.approval_id]
+        return [approval_id for a in actions for approval_id in a.approval_ids]
 
     def effects(self, conversation_id: str) -> list[dict[str, Any]]:
         """Side effects of the demo tools recorded for one conversation."""

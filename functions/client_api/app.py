@@ -1,4 +1,4 @@
-"""Client API: start a conversation, add a message, read a conversation.
+"""Client API: start a conversation, add a message, read a conversation, list approvals (audit).
 
 Thin by design: parse and validate the request, call ConversationService, shape the response.
 Runs behind the API-key authorizer; never imports openai.
@@ -22,10 +22,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import runtime
 from signoff.api.errors import JSON_HEADERS, ApiError
-from signoff.api.requests import PostMessage, StartConversation, parse_body
+from signoff.api.requests import PostMessage, StartConversation, parse_audit_query, parse_body
 from signoff.config import settings
 from signoff.dal.idempotency import client_request_config, client_request_persistence
 from signoff.dal.table import ConversationBusy, ConversationNotFound
+from signoff.logic.audit import InvalidAuditQuery
 from signoff.logic.conversations import QueueUnavailable, StartedTurn
 from signoff.logic.ids import CONVERSATION_ID
 
@@ -144,6 +145,16 @@ def get_conversation(conversation_id: str) -> Response:
     if view is None:
         raise ApiError(404, "conversation_not_found", "No such conversation.")
     return _json(200, view)
+
+
+@app.get("/approvals")
+def list_approvals() -> Response:
+    query = parse_audit_query(app.current_event.query_string_parameters or {})
+    try:
+        page = runtime.audit_trail().list(**query.model_dump())
+    except InvalidAuditQuery as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from exc
+    return _json(200, page)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

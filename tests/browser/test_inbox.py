@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import wait_for
-
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 SEED = "Issue a €340 refund to customer #4821."
 
@@ -116,18 +114,32 @@ def test_model_content_is_escaped_in_the_inbox(stack, client, page):
     client.wait_status(cid, "idle")
 
 
-def test_invalid_modify_values_are_refused_with_a_message(stack, client, page):
-    stack.handover.fail_next(0)
+def test_modify_in_the_inbox_runs_the_changed_call(stack, client, page):
     cid = client.start(SEED)["conversation_id"]
     [decision_id] = client.pending_decision_ids(cid)
     page.goto(f"{stack.handover_url}/")
     card = page.locator(f'article[data-decision-id="{decision_id}"]')
-    # A refund decision offers approve and deny only.
-    assert card.locator("button").all_inner_texts() == ["Approve", "Deny"]
-    response = requests.post(
-        f"{stack.handover_url}/inbox/{decision_id}/resolve", data={"action": "modify", "response_data": "{oops"}
-    )
-    assert response.status_code == 400 and "must be JSON" in response.text
-    wait_for(lambda: client.get(cid)["status"] == "awaiting_approval", what="still awaiting")
-    client.resolve(decision_id, "deny")
-    client.wait_status(cid, "idle")
+    assert card.locator("button").all_inner_texts() == ["Approve", "Deny", "Modify"]
+
+    # Not JSON: refused with a message, nothing resolved.
+    card.locator('textarea[name="response_data"]').fill("{oops")
+    card.locator('button[value="modify"]').click()
+    assert "must be JSON" in page.locator(".error").inner_text()
+    assert client.get(cid)["status"] == "awaiting_approval"
+
+    page.goto(f"{stack.handover_url}/")
+    card = page.locator(f'article[data-decision-id="{decision_id}"]')
+    card.locator('textarea[name="response_data"]').fill('{"amount": 200}')
+    card.locator('textarea[name="notes"]').fill("200 is what we agreed.")
+    card.locator('button[value="modify"]').click()
+    page.wait_for_url(f"{stack.handover_url}/")
+    page.screenshot(path=str(SHOTS / "inbox-modified.png"), full_page=True)
+
+    view = client.wait_status(cid, "idle")
+    [action] = view["actions"]
+    assert action["decision"]["status"] == "modified"
+    assert action["execution"]["status"] == "executed"
+    [effect] = client.effects(cid)
+    assert effect["arguments"]["amount"] == "200"
+    reply = client.reply(view)
+    assert "amount from 340 to 200" in reply and '"200 is what we agreed."' in reply

@@ -20,6 +20,7 @@ from signoff.domain.models import (
     Conversation,
     ConversationStatus,
     Decision,
+    DecisionRef,
     DecisionStatus,
     Execution,
     ExecutionStatus,
@@ -49,12 +50,13 @@ def _conversation(table: SignoffTable) -> tuple[str, str]:
     return cid, tid
 
 
-def _paused(table: SignoffTable, calls: int = 2) -> tuple[str, str, list[Approval]]:
+def _paused(table: SignoffTable, calls: int = 2, approvers: int = 1) -> tuple[str, str, list[list[Approval]]]:
+    """A turn paused on ``calls`` gated calls, each waiting on ``approvers`` approvals."""
     cid, tid = _conversation(table)
     assert table.claim_turn_start(cid, tid)
     actions, approvals = [], []
     for n in range(calls):
-        aid = uuid.uuid4().hex
+        ids = [uuid.uuid4().hex for _ in range(approvers)]
         actions.append(
             Action(
                 conversation_id=cid,
@@ -65,25 +67,30 @@ def _paused(table: SignoffTable, calls: int = 2) -> tuple[str, str, list[Approva
                 arguments={"amount": 340},
                 digest=f"d{n}",
                 gated=True,
-                approval_id=aid,
+                approval_ids=ids,
+                quorum_required=approvers,
             )
         )
         approvals.append(
-            Approval(
-                approval_id=aid,
-                conversation_id=cid,
-                turn_id=tid,
-                call_id=f"call_{n}",
-                tool="issue_refund",
-                digest=f"d{n}",
-                created_at=iso(utc_now()),
-            )
+            [
+                Approval(
+                    approval_id=i,
+                    conversation_id=cid,
+                    turn_id=tid,
+                    call_id=f"call_{n}",
+                    tool="issue_refund",
+                    digest=f"d{n}",
+                    created_at=iso(utc_now()),
+                )
+                for i in ids
+            ]
         )
     turn = table.get_turn(cid, tid)
     assert table.record_pause(turn, "resp_1", actions, pending=calls)
-    for approval in approvals:
-        assert table.put_approval(approval, utc_now())
-        assert table.attach_decision(approval, f"dec_{approval.call_id}")
+    for group in approvals:
+        for approval in group:
+            assert table.put_approval(approval, utc_now())
+            assert table.attach_decision(approval, f"dec_{approval.approval_id}")
     return cid, tid, approvals
 
 
@@ -104,26 +111,49 @@ def test_new_turn_is_refused_while_one_runs_and_404_for_unknown(table):
         table.open_turn(f"conv_{uuid.uuid4().hex}", turn, Message(role="user", content="x", created_at=now))
 
 
-def test_an_approval_settles_once_and_counts_down_once(table):
-    cid, tid, approvals = _paused(table)
-    decision = Decision(id="dec_call_0", status=DecisionStatus.APPROVED)
+def test_an_approval_settles_once(table):
+    _, _, [[approval], _] = _paused(table)
+    decision = Decision(id="dec", status=DecisionStatus.APPROVED, resolved_by="a@x.io", notes="ok")
     with ThreadPoolExecutor(8) as pool:
-        wins = list(pool.map(lambda _: table.settle_approval(approvals[0], decision), range(8)))
+        wins = list(pool.map(lambda _: table.settle_approval(approval, decision), range(8)))
+    assert wins.count(True) == 1
+    stored = table.get_approval(approval.approval_id)
+    assert stored.outcome is DecisionStatus.APPROVED and stored.resolved_by == "a@x.io" and stored.notes == "ok"
+    denied = Decision(id="dec", status=DecisionStatus.DENIED)
+    assert not table.settle_approval(approval, denied)
+    assert table.get_approval(approval.approval_id).outcome is DecisionStatus.APPROVED
+
+
+def test_a_verdict_is_recorded_once_and_counts_the_turn_down_once(table):
+    cid, tid, _ = _paused(table)
+    action = table.get_action(cid, "call_0")
+    ref = DecisionRef(id="dec", status="denied")
+    not_run = Execution(status=ExecutionStatus.NOT_EXECUTED)
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(lambda _: table.record_verdict(action, ref, "denied", not_run), range(8)))
     assert wins.count(True) == 1
     assert table.get_turn(cid, tid).pending == 1
-    assert not table.claim_turn_resume(cid, tid, "resp_1")  # one still pending
-    denied = Decision(id="dec_call_1", status=DecisionStatus.DENIED, notes="no")
-    assert table.settle_approval(approvals[1], denied)
+    assert not table.claim_turn_resume(cid, tid, "resp_1")  # one call still waits
+    other = table.get_action(cid, "call_1")
+    assert table.record_verdict(other, DecisionRef(id="d", status="approved"), "approved", None)
     assert table.get_turn(cid, tid).pending == 0
-    assert table.get_action(cid, "call_1").execution.status is ExecutionStatus.NOT_EXECUTED
-    assert table.get_action(cid, "call_0").execution is None  # approved: runs later, once
     assert not table.claim_turn_resume(cid, tid, "resp_other")
     assert table.claim_turn_resume(cid, tid, "resp_1")
     assert not table.claim_turn_resume(cid, tid, "resp_1")
 
 
+def test_a_gated_call_cannot_be_claimed_without_a_verdict_that_lets_it_run(table):
+    cid, _, _ = _paused(table)
+    assert not table.claim_execution(cid, "call_0", lease_seconds=300)  # no verdict yet
+    denied = table.get_action(cid, "call_1")
+    table.record_verdict(denied, DecisionRef(id="d", status="denied"), "denied", None)
+    assert not table.claim_execution(cid, "call_1", lease_seconds=300)
+
+
 def test_execution_is_claimed_once_and_a_finished_one_never_again(table):
     cid, _, _ = _paused(table, calls=1)
+    action = table.get_action(cid, "call_0")
+    table.record_verdict(action, DecisionRef(id="d", status="approved"), "approved", None)
     with ThreadPoolExecutor(8) as pool:
         wins = list(pool.map(lambda _: table.claim_execution(cid, "call_0", lease_seconds=300), range(8)))
     assert wins.count(True) == 1
@@ -134,9 +164,27 @@ def test_execution_is_claimed_once_and_a_finished_one_never_again(table):
 
 def test_a_stale_execution_claim_can_be_taken_over(table):
     cid, _, _ = _paused(table, calls=1)
+    table.record_verdict(table.get_action(cid, "call_0"), DecisionRef(id="d", status="approved"), "approved", None)
     assert table.claim_execution(cid, "call_0", lease_seconds=300)
     assert not table.claim_execution(cid, "call_0", lease_seconds=300)
     assert table.claim_execution(cid, "call_0", lease_seconds=-1)  # the first claim's lease ran out
+
+
+def test_a_scheduled_call_is_claimed_only_once_its_time_has_come(table):
+    from datetime import timedelta
+
+    cid, _, _ = _paused(table, calls=2)
+    later = iso(utc_now() + timedelta(hours=1))
+    earlier = iso(utc_now() - timedelta(seconds=1))
+    for call, when in (("call_0", later), ("call_1", earlier)):
+        action = table.get_action(cid, call)
+        execution = Execution(status=ExecutionStatus.SCHEDULED, execute_at=when)
+        assert table.record_verdict(action, DecisionRef(id="d", status="scheduled"), "scheduled", execution)
+    assert not table.claim_scheduled_execution(cid, "call_0")
+    due = {a.call_id for a in table.due_work(utc_now()).actions if a.conversation_id == cid}
+    assert due == {"call_1"}
+    assert table.claim_scheduled_execution(cid, "call_1")
+    assert not table.claim_scheduled_execution(cid, "call_1")
 
 
 def test_effects_are_written_once_per_key(table):
@@ -146,10 +194,10 @@ def test_effects_are_written_once_per_key(table):
     assert first == second == {"refund_id": "a"}
 
 
-def test_due_approvals_lists_pending_ones_only(table):
-    _cid, _tid, approvals = _paused(table, calls=2)
+def test_due_work_lists_approvals_until_retired(table):
+    _, _, [[first], [second]] = _paused(table, calls=2)
     due = {a.approval_id for a in table.due_approvals(utc_now())}
-    assert {a.approval_id for a in approvals} <= due
-    table.settle_approval(approvals[0], Decision(id="dec_call_0", status=DecisionStatus.DENIED))
+    assert {first.approval_id, second.approval_id} <= due
+    table.retire_approval(first.approval_id)
     due = {a.approval_id for a in table.due_approvals(utc_now())}
-    assert approvals[0].approval_id not in due and approvals[1].approval_id in due
+    assert first.approval_id not in due and second.approval_id in due

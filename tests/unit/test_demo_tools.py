@@ -1,5 +1,3 @@
-from decimal import Decimal
-
 import pytest
 
 from signoff.domain.tools import InvalidToolArguments
@@ -17,26 +15,6 @@ class RecordingEffects:
 @pytest.fixture
 def tools():
     return build_demo_tools(RecordingEffects())
-
-
-@pytest.mark.parametrize(
-    ("amount", "gated"), [("100", False), ("100.00", False), ("100.01", True), ("340", True), ("5", False)]
-)
-def test_refunds_over_100_need_approval(tools, amount, gated):
-    spec = tools.get("issue_refund")
-    args = spec.parse_arguments({"customer_id": "4821", "amount": amount, "currency": "EUR"})
-    assert args.amount == Decimal(amount)
-    assert spec.requires_approval(args) is gated
-
-
-def test_email_and_deletion_are_always_gated_lookup_never(tools):
-    email = tools.get("send_customer_email")
-    assert email.requires_approval(email.parse_arguments({"customer_id": "1", "subject": "Hi", "body": "Hello"}))
-    delete = tools.get("delete_customer_data")
-    assert delete.requires_approval(delete.parse_arguments({"customer_id": "1"}))
-    assert delete.urgency == "critical"
-    lookup = tools.get("lookup_customer")
-    assert not lookup.requires_approval(lookup.parse_arguments({"customer_id": "1"}))
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import json
 
 from local.scripted_model import describe_outputs, plan_tool_calls
-from signoff.domain.models import Action, DecisionRef, Execution, ExecutionStatus
+from signoff.domain.models import Action, DecisionRef, DecisionStatus, Execution, ExecutionStatus
 from signoff.domain.outputs import render_output
 
 
@@ -17,7 +17,7 @@ def _action(**overrides) -> Action:
         "arguments": {"customer_id": "4821", "amount": 340, "currency": "EUR"},
         "digest": "d",
         "gated": True,
-        "approval_id": "a" * 32,
+        "approval_ids": ["a" * 32],
     }
     return Action(**{**base, **overrides})
 
@@ -25,6 +25,7 @@ def _action(**overrides) -> Action:
 def test_approved_and_executed_output():
     action = _action(
         decision=DecisionRef(id="dec_1", status="approved", resolved_by="maria@example.com", notes="VIP"),
+        verdict=DecisionStatus.APPROVED,
         execution=Execution(status=ExecutionStatus.EXECUTED, result={"refund_id": "rf_1"}),
     )
     out = json.loads(render_output(action).output)
@@ -36,19 +37,26 @@ def test_denied_expired_and_unrequested_outputs_say_not_executed():
     for status, phrase in (("denied", "Denied by"), ("expired", "No approval came in time")):
         action = _action(
             decision=DecisionRef(id="dec_1", status=status, resolved_by="lee@example.com"),
+            verdict=DecisionStatus(status),
             execution=Execution(status=ExecutionStatus.NOT_EXECUTED),
         )
         out = json.loads(render_output(action).output)
         assert out["execution"] == "not_executed" and phrase in out["message"]
-    unrequested = _action(decision=DecisionRef(id=None, status="not_requested"), execution=None)
+    unrequested = _action(decision=DecisionRef(id=None, status="not_requested"), verdict=None, execution=None)
     out = json.loads(render_output(unrequested).output)
     assert out["execution"] == "not_executed" and "No approval could be requested" in out["message"]
 
 
 def test_voluntary_tool_output_keeps_the_seed_wording():
-    action = _action(tool="request_human_approval", decision=DecisionRef(id="d", status="denied", notes="Not now"))
+    action = _action(
+        tool="request_human_approval",
+        decision=DecisionRef(id="d", status="denied", notes="Not now"),
+        verdict=DecisionStatus.DENIED,
+    )
     assert render_output(action).output == "Decision: denied. Approver notes: Not now"
-    action = _action(tool="request_human_approval", decision=DecisionRef(id="d", status="approved"))
+    action = _action(
+        tool="request_human_approval", decision=DecisionRef(id="d", status="approved"), verdict=DecisionStatus.APPROVED
+    )
     assert render_output(action).output == "Decision: approved. Approver notes: none"
 
 
@@ -77,3 +85,25 @@ def test_scripted_model_quotes_notes_verbatim():
     )
     text = describe_outputs([("issue_refund", output)])
     assert "denied by lee@x" in text and 'Approver notes: "Say "no" <b>"' in text
+
+
+def test_modified_and_scheduled_outputs_say_what_changed_and_when():
+    modified = _action(
+        decision=DecisionRef(id="d", status="modified", resolved_by="m@x.io"),
+        verdict=DecisionStatus.MODIFIED,
+        approved_arguments={"customer_id": "4821", "amount": 200, "currency": "EUR"},
+        approved_digest="x",
+        changes={"amount": {"from": 340, "to": 200}},
+        execution=Execution(status=ExecutionStatus.EXECUTED, result={"refund_id": "rf"}),
+    )
+    out = json.loads(render_output(modified).output)
+    assert out["changes"] == {"amount": {"from": 340, "to": 200}} and out["arguments_used"]["amount"] == 200
+    assert "amount from 340 to 200" in out["message"]
+    scheduled = _action(
+        decision=DecisionRef(id="d", status="scheduled", resolved_by="m@x.io"),
+        verdict=DecisionStatus.SCHEDULED,
+        execution=Execution(status=ExecutionStatus.SCHEDULED, execute_at="2026-12-01T09:00:00.000Z"),
+    )
+    out = json.loads(render_output(scheduled).output)
+    assert out["execution"] == "scheduled" and out["execute_at"] == "2026-12-01T09:00:00.000Z"
+    assert "not before" in out["message"]

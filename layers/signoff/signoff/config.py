@@ -42,6 +42,9 @@ class Settings:
     max_body_bytes: int
     idempotency_ttl_seconds: int
     agent_instructions: str
+    policy_parameter: str | None
+    policy_file: str | None
+    audit_retention_days: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,6 +71,9 @@ class Settings:
             max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),
             idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
             agent_instructions=env.get("AGENT_INSTRUCTIONS", DEFAULT_INSTRUCTIONS),
+            policy_parameter=env.get("POLICY_PARAMETER") or None,
+            policy_file=env.get("POLICY_FILE") or None,
+            audit_retention_days=_int("AUDIT_RETENTION_DAYS", 400),
         )
 
 

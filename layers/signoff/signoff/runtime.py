@@ -32,7 +32,8 @@ def table() -> SignoffTable:
     from signoff.dal.table import SignoffTable
 
     cfg = settings()
-    return SignoffTable(boto3.client("dynamodb", config=_BOTO_CONFIG), cfg.table_name, cfg.stall_after_seconds)
+    client = boto3.client("dynamodb", config=_BOTO_CONFIG)
+    return SignoffTable(client, cfg.table_name, cfg.stall_after_seconds, cfg.audit_retention_days)
 
 
 @cache
@@ -81,6 +82,23 @@ def tools() -> ToolRegistry:
     return build_demo_tools(table())
 
 
+def policy():
+    """The approval policy; re-read from SSM when its cache expires, so edits apply without a deploy."""
+    from signoff.adapters.policy_source import load_policy
+
+    cfg = settings()
+    if cfg.policy_parameter:
+        return load_policy(cfg.policy_parameter, None)
+    return _file_policy(cfg.policy_file)
+
+
+@cache
+def _file_policy(path: str | None):
+    from signoff.adapters.policy_source import load_policy
+
+    return load_policy(None, path)
+
+
 def executor():
     from signoff.logic.executor import ActionExecutor
 
@@ -90,13 +108,19 @@ def executor():
 def settler() -> ApprovalSettler:
     from signoff.logic.approvals import ApprovalSettler
 
-    return ApprovalSettler(table(), executor(), work_queue())
+    return ApprovalSettler(table(), executor(), work_queue(), tools(), policy)
 
 
 def conversation_service() -> ConversationService:
     from signoff.logic.conversations import ConversationService
 
     return ConversationService(table(), work_queue())
+
+
+def audit_trail():
+    from signoff.logic.audit import AuditTrail
+
+    return AuditTrail(table())
 
 
 def approval_callback() -> ApprovalCallback:
@@ -108,7 +132,9 @@ def approval_callback() -> ApprovalCallback:
 def reconciler() -> Reconciler:
     from signoff.logic.reconciler import Reconciler
 
-    return Reconciler(table(), approval_service(), settler(), work_queue(), settings().reconcile_after_seconds)
+    return Reconciler(
+        table(), approval_service(), settler(), executor(), work_queue(), settings().reconcile_after_seconds
+    )
 
 
 @cache
@@ -150,23 +176,25 @@ def agent_backend() -> AgentBackend:
 
 def agent_runner() -> AgentRunner:
     from signoff.logic.agent_runner import AgentRunner
-    from signoff.logic.approvals import ApprovalPolicy, ApprovalRequester
+    from signoff.logic.approvals import ApprovalRequester, RequestSettings
 
     cfg = settings()
-    policy = ApprovalPolicy(
-        approver=cfg.approver_email,
-        timeout_minutes=cfg.decision_timeout_minutes,
+    request_settings = RequestSettings(
+        default_approver=cfg.approver_email,
+        default_timeout_minutes=cfg.decision_timeout_minutes,
         public_api_url=cfg.public_api_url,
         reconcile_after_seconds=cfg.reconcile_after_seconds,
     )
-    requester = ApprovalRequester(table(), approval_service(), tools(), signing_key(), policy)
-    return AgentRunner(table(), agent_backend(), tools(), executor(), requester, work_queue())
+    requester = ApprovalRequester(
+        table(), approval_service(), tools(), policy, settler(), signing_key(), request_settings
+    )
+    return AgentRunner(table(), agent_backend(), tools(), policy, executor(), requester, work_queue())
 
 
 def reset() -> None:
     """Forget cached clients and settings (tests change the environment between stacks)."""
     from aws_lambda_powertools.utilities import parameters
 
-    for fn in (table, work_queue, _handover_client, tools, _openai_client, settings):
+    for fn in (table, work_queue, _handover_client, tools, _openai_client, _file_policy, settings):
         fn.cache_clear()
     parameters.clear_caches()

@@ -11,7 +11,7 @@ import binascii
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from signoff.api.errors import ApiError
 
@@ -81,3 +81,31 @@ def parse_body[M: BaseModel](event: dict[str, Any], model: type[M], *, max_bytes
         if not message.strip():
             raise ApiError(422, "validation_error", "The message must not be blank.")
     return parsed
+
+
+AUDIT_STATUSES = ("pending", "approved", "denied", "modified", "expired", "escalated", "scheduled", "not_requested")
+
+
+class AuditQueryParams(BaseModel):
+    """``GET /approvals`` query string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    status: str | None = Field(default=None, pattern="^(" + "|".join(AUDIT_STATUSES) + ")$")
+    tool: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    conversation_id: str | None = Field(default=None, pattern=r"^conv_[0-9a-f]{32}$")
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=2048)
+
+
+def parse_audit_query(params: dict[str, str]) -> AuditQueryParams:
+    try:
+        return AuditQueryParams.model_validate(params)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "query", "problem": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ApiError(400, "invalid_query", "The query string does not fit.", details) from exc

@@ -53,8 +53,8 @@ class DecisionStatus(StrEnum):
 
     @property
     def permits_execution(self) -> bool:
-        """Only a plain approval lets an action run; everything else fails closed."""
-        return self is DecisionStatus.APPROVED
+        """Approved, approved with changes, or approved for later; everything else fails closed."""
+        return self in (DecisionStatus.APPROVED, DecisionStatus.MODIFIED, DecisionStatus.SCHEDULED)
 
 
 class ExecutionStatus(StrEnum):
@@ -114,6 +114,8 @@ class Decision(Record):
 
 
 class DecisionRef(Record):
+    """The decision as the client sees it on an action (for a quorum: the verdict)."""
+
     id: str | None = None
     status: str = "pending"
     resolved_by: str | None = None
@@ -124,6 +126,7 @@ class Execution(Record):
     status: ExecutionStatus
     result: Any = None
     claimed_at: str | None = None
+    execute_at: str | None = None  # when a scheduled call is due
 
 
 class Action(Record):
@@ -138,23 +141,35 @@ class Action(Record):
     digest: str
     gated: bool
     created_at: str = ""
-    approval_id: str | None = None
+    summary: str = ""
+    approval_ids: list[str] = Field(default_factory=list)
+    quorum_required: int = 1
     decision: DecisionRef | None = None
+    verdict: DecisionStatus | None = None  # set once, when the approvers' answers decide
+    verdict_recorded: bool = False
+    approved_arguments: dict[str, Any] | None = None  # what runs after a "modified" answer
+    approved_digest: str | None = None
+    changes: dict[str, Any] | None = None
     execution: Execution | None = None
     error: str | None = None
 
     @property
     def settled(self) -> bool:
+        """Final for this turn: executed, failed, not executed, or scheduled for later."""
         return self.execution is not None and self.execution.status.is_final
+
+    @property
+    def arguments_to_run(self) -> dict[str, Any]:
+        return self.approved_arguments if self.approved_arguments is not None else self.arguments
 
 
 class ApprovalState(StrEnum):
-    PENDING = "pending"  # waiting on the approver; counted in the turn's ``pending``
+    PENDING = "pending"  # waiting on the approver
     SETTLED = "settled"  # outcome recorded exactly once; never changes again
 
 
 class Approval(Record):
-    """A request for sign-off, bound to exactly one tool call (tool, arguments digest, call id)."""
+    """A request for sign-off by one approver, bound to exactly one tool call (tool, digest, call id)."""
 
     approval_id: str
     conversation_id: str
@@ -162,9 +177,16 @@ class Approval(Record):
     call_id: str
     tool: str
     digest: str
+    approver: str = ""
+    summary: str = ""
     state: ApprovalState = ApprovalState.PENDING
-    outcome: DecisionStatus | None = None
+    outcome: DecisionStatus | None = None  # None once settled: no decision could be requested
     decision_id: str | None = None
+    resolved_by: str | None = None
+    notes: str | None = None
+    response_data: dict[str, Any] | None = None
+    execute_at: str | None = None
+    resolved_at: str | None = None
     created_at: str
 
 

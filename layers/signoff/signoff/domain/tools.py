@@ -1,15 +1,13 @@
-"""Tools the agent may call, and which of them need a human's sign-off."""
+"""Tools the agent may call: their schemas, what they do, and how they describe a call to an approver."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
-
-Urgency = Literal["low", "medium", "high", "critical"]
 
 
 class InvalidToolArguments(ValueError):
@@ -31,12 +29,10 @@ class ToolSpec:
     description: str
     arguments_model: type[BaseModel]
     run: Callable[[BaseModel, ToolContext], dict[str, Any]]
-    requires_approval: Callable[[BaseModel], bool] = lambda _args: True
     describe: Callable[[BaseModel], str] | None = None
-    urgency: Urgency = "medium"
     # A sign-off tool the model calls of its own accord: nothing runs, the decision is the output.
+    # Which other calls need sign-off is the approval policy's business (domain/policy.py).
     is_sign_off_request: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def parse_arguments(self, raw: str | dict[str, Any]) -> BaseModel:
         try:

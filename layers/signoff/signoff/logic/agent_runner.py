@@ -8,6 +8,7 @@ turn back, make sure each approved call ran, and submit all outputs in one go.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
@@ -22,12 +23,14 @@ from signoff.domain.models import (
     Message,
     Pause,
     Reply,
+    ToolCall,
     Turn,
     TurnStatus,
     iso,
     utc_now,
 )
 from signoff.domain.outputs import render_output
+from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.ports import AgentBackend, BackendUnavailable, WorkMessage, WorkQueue
 from signoff.domain.tools import InvalidToolArguments, ToolRegistry
 from signoff.logic.approvals import ApprovalRequester
@@ -50,10 +53,12 @@ class AgentRunner:
         table: SignoffTable,
         backend: AgentBackend,
         tools: ToolRegistry,
+        policy: Callable[[], ApprovalPolicy],
         executor: ActionExecutor,
         requester: ApprovalRequester,
         queue: WorkQueue,
     ):
+        self._policy = policy
         self._queue = queue
         self._table = table
         self._backend = backend
@@ -153,21 +158,15 @@ class AgentRunner:
             return
         self._advance(conversation, turn, step, steps + 1)
 
-    def _to_action(self, turn: Turn, seq: int, call) -> Action:
-        base = {
-            "conversation_id": turn.conversation_id,
-            "turn_id": turn.turn_id,
-            "call_id": call.call_id,
-            "seq": seq,
-            "created_at": iso(utc_now()),
-        }
-        spec = self._tools.get(call.name)
-        error = None
+    def _to_action(self, turn: Turn, seq: int, call: ToolCall) -> Action:
+        """A tool call as Signoff keeps it: validated, digested, and gated by the policy (not the model)."""
         try:
             raw = json.loads(call.arguments)
             arguments = raw if isinstance(raw, dict) else {}
         except (json.JSONDecodeError, TypeError):
             arguments = {}
+        spec = self._tools.get(call.name)
+        error, summary, gated, approval_ids, required = None, "", False, [], 1
         if spec is None:
             error = f"unknown tool {call.name!r}"
         else:
@@ -175,14 +174,26 @@ class AgentRunner:
                 parsed = spec.parse_arguments(call.arguments)
             except InvalidToolArguments as exc:
                 error = str(exc)
-        gated = spec is not None and error is None and (spec.is_sign_off_request or spec.requires_approval(parsed))
+            else:
+                summary = spec.summary(parsed)
+                policy = self._policy()
+                gated = spec.is_sign_off_request or policy.requires_approval(call.name, arguments)
+                if gated:
+                    approvers, required = policy.approvers(call.name, "-")
+                    approval_ids = [new_approval_id() for _ in approvers]
         return Action(
-            **base,
+            conversation_id=turn.conversation_id,
+            turn_id=turn.turn_id,
+            call_id=call.call_id,
+            seq=seq,
+            created_at=iso(utc_now()),
             tool=call.name,
             arguments=arguments,
             digest=action_digest(call.name, arguments, call.call_id),
             gated=gated,
-            approval_id=new_approval_id() if gated else None,
+            summary=summary,
+            approval_ids=approval_ids,
+            quorum_required=required,
             execution=Execution(status=ExecutionStatus.NOT_EXECUTED) if error else None,
             error=error,
         )

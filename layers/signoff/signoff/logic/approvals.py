@@ -1,25 +1,44 @@
-"""Asking for sign-off and recording the answer.
+"""Asking for sign-off and recording the answers.
 
-``ApprovalRequester`` turns each gated call into an approval bound to that call plus a Handover
-decision whose callback URL carries a signed token. ``ApprovalSettler`` records an answer
-exactly once (callback and reconciler share it), runs the approved call and, when the last
-approval of a pause is settled, hands the turn back to the worker.
+``ApprovalRequester`` asks each approver the policy names (one Handover decision per approver,
+each with a callback URL carrying a token signed for that approval). ``ApprovalSettler``
+records an answer exactly once (callback and reconciler share it), turns the answers into the
+call's verdict once they decide it, runs an approved call, and hands the turn back to the
+worker when its last call has a verdict.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from signoff.domain.models import Action, Approval, Conversation, Decision, TurnStatus, iso, utc_now
+from signoff.domain.canonical import action_digest
+from signoff.domain.models import (
+    Action,
+    Approval,
+    ApprovalState,
+    Conversation,
+    Decision,
+    DecisionRef,
+    DecisionStatus,
+    Execution,
+    ExecutionStatus,
+    TurnStatus,
+    iso,
+    utc_now,
+)
+from signoff.domain.modification import InvalidModification, apply_modification
+from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.ports import ApprovalService, DecisionRequest, WorkMessage, WorkQueue
 from signoff.domain.tokens import issue_token
 from signoff.domain.tools import ToolRegistry
+from signoff.domain.verdict import Verdict, verdict_of
 from signoff.logic.executor import ActionExecutor
 
 if TYPE_CHECKING:
@@ -31,87 +50,33 @@ MAX_CONTEXT_CHARS = 4000
 
 
 @dataclass(frozen=True)
-class ApprovalPolicy:
-    approver: str
-    timeout_minutes: int
+class RequestSettings:
+    default_approver: str
+    default_timeout_minutes: int
     public_api_url: str
     reconcile_after_seconds: int
 
 
-class ApprovalRequester:
-    def __init__(
-        self,
-        table: SignoffTable,
-        service: ApprovalService,
-        tools: ToolRegistry,
-        signing_key: bytes,
-        policy: ApprovalPolicy,
-    ):
-        self._table = table
-        self._service = service
-        self._tools = tools
-        self._key = signing_key
-        self._policy = policy
-
-    def request(self, conversation: Conversation, action: Action) -> None:
-        """Create the approval and its decision; when no decision can be had, settle it as not requested."""
-        assert action.approval_id is not None
-        approval = Approval(
-            approval_id=action.approval_id,
-            conversation_id=action.conversation_id,
-            turn_id=action.turn_id,
-            call_id=action.call_id,
-            tool=action.tool,
-            digest=action.digest,
-            created_at=iso(utc_now()),
-        )
-        self._table.put_approval(approval, utc_now() + timedelta(seconds=self._policy.reconcile_after_seconds))
-        token = issue_token(self._key, approval.approval_id)
-        try:
-            decision_id = self._service.create_decision(self._decision_request(conversation, action, token))
-        except Exception as exc:  # any failure to ask means the call does not run
-            logger.warning(
-                "decision could not be created; call not executed",
-                extra={"call_id": action.call_id, "error": type(exc).__name__},
-            )
-            self._table.settle_approval(approval, None)
-            return
-        self._table.attach_decision(approval, decision_id)
-        logger.info("decision requested", extra={"call_id": action.call_id, "decision_id": decision_id})
-
-    def _decision_request(self, conversation: Conversation, action: Action, token: str) -> DecisionRequest:
-        spec = self._tools.get(action.tool)
-        assert spec is not None
-        args = spec.parse_arguments(action.arguments)
-        urgency = getattr(args, "urgency", spec.urgency) if spec.is_sign_off_request else spec.urgency
-        context_parts = [
-            f"The agent asks to call `{action.tool}` in conversation {conversation.conversation_id}.",
-            f"Arguments: {json.dumps(action.arguments, ensure_ascii=False, sort_keys=True)}",
-            f"Call id: {action.call_id}; arguments digest: {action.digest[:16]}",
-        ]
-        if spec.is_sign_off_request and getattr(args, "context", ""):
-            context_parts.insert(0, args.context)
-        return DecisionRequest(
-            action=spec.summary(args)[:500],
-            context="\n".join(context_parts)[:MAX_CONTEXT_CHARS],
-            approver=self._policy.approver,
-            urgency=urgency,
-            timeout_minutes=self._policy.timeout_minutes,
-            callback_url=f"{self._policy.public_api_url}/callbacks/handover/{token}",
-        )
-
-
 class SettleResult(StrEnum):
-    SETTLED = "settled"  # this invocation recorded the outcome
+    SETTLED = "settled"  # this invocation recorded the answer
     ALREADY_SETTLED = "already_settled"  # someone else did; nothing changed
     PENDING = "pending"  # the approver has not answered yet
 
 
 class ApprovalSettler:
-    def __init__(self, table: SignoffTable, executor: ActionExecutor, queue: WorkQueue):
+    def __init__(
+        self,
+        table: SignoffTable,
+        executor: ActionExecutor,
+        queue: WorkQueue,
+        tools: ToolRegistry,
+        policy: Callable[[], ApprovalPolicy],
+    ):
         self._table = table
         self._executor = executor
         self._queue = queue
+        self._tools = tools
+        self._policy = policy
 
     def settle(self, approval: Approval, decision: Decision | None) -> SettleResult:
         if decision is not None and not decision.status.is_terminal:
@@ -121,23 +86,178 @@ class ApprovalSettler:
         return SettleResult.SETTLED if won else SettleResult.ALREADY_SETTLED
 
     def finish(self, approval_id: str) -> None:
-        """After an outcome is recorded: run the call if approved, resume the turn if it was the last one.
-
-        Idempotent, so a retry after a crash at any point completes what was left.
-        """
+        """After an answer is recorded: decide the call's verdict, run it if approved, resume the turn
+        once every call has its verdict. Idempotent, so a retry after a crash completes what was left."""
         approval = self._table.get_approval(approval_id)
-        if approval is None or approval.outcome is None:
+        if approval is None or approval.state is not ApprovalState.SETTLED:
             return
         action = self._table.get_action(approval.conversation_id, approval.call_id)
-        if action is not None and approval.outcome.permits_execution:
-            self._executor.run_approved(action, approval)
-        turn = self._table.get_turn(approval.conversation_id, approval.turn_id)
+        if action is None:
+            return
+        if not action.verdict_recorded:
+            self.decide(action)
+            action = self._table.get_action(approval.conversation_id, approval.call_id)
+            assert action is not None
+        if not action.verdict_recorded:
+            return  # a quorum still waits on others
+        for other in action.approval_ids:
+            self._table.retire_approval(other)
+        self._executor.run_approved(action)
+        self._resume_if_ready(action.conversation_id, action.turn_id)
+
+    def decide(self, action: Action) -> bool:
+        """Record the call's verdict if the answers so far decide it; True if this call did."""
+        approvals = self._table.get_approvals(action.approval_ids)
+        verdict = verdict_of(approvals, action.quorum_required)
+        if verdict is None:
+            return False
+        ref = DecisionRef(
+            id=verdict.deciding[0].decision_id if verdict.deciding else None,
+            status=verdict.status.value if verdict.status else "not_requested",
+            resolved_by=verdict.resolved_by,
+            notes=verdict.notes,
+        )
+        status = verdict.status.value if verdict.status else None  # None: nobody could be asked
+        execution, approved, digest, changes = self._plan(action, verdict)
+        recorded = self._table.record_verdict(action, ref, status, execution, approved, digest, changes)
+        logger.info("verdict recorded", extra={"call_id": action.call_id, "verdict": status, "won": recorded})
+        return recorded
+
+    def _plan(self, action: Action, verdict: Verdict):
+        """(initial execution, changed arguments, their digest, changes) for a verdict."""
+        not_run = Execution(status=ExecutionStatus.NOT_EXECUTED)
+        if verdict.status is DecisionStatus.APPROVED:
+            return None, None, None, None
+        if verdict.status is DecisionStatus.MODIFIED:
+            spec = self._tools.get(action.tool)
+            modifiable = self._policy().for_tool(action.tool).modifiable
+            try:
+                assert spec is not None
+                approved, changes = apply_modification(
+                    spec, action.arguments, verdict.deciding[0].response_data, modifiable
+                )
+            except (InvalidModification, AssertionError) as exc:
+                return Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": str(exc)}), None, None, None
+            return None, approved, action_digest(action.tool, approved, action.call_id), changes
+        if verdict.status is DecisionStatus.SCHEDULED:
+            execute_at = _parse_time(verdict.deciding[0].execute_at)
+            if execute_at is None:
+                return (
+                    Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "no execute_at"}),
+                    None,
+                    None,
+                    None,
+                )
+            when = iso(execute_at)
+            return (
+                Execution(status=ExecutionStatus.SCHEDULED, execute_at=when, result={"execute_at": when}),
+                None,
+                None,
+                None,
+            )
+        return not_run, None, None, None
+
+    def _resume_if_ready(self, conversation_id: str, turn_id: str) -> None:
+        turn = self._table.get_turn(conversation_id, turn_id)
         if turn and turn.status is TurnStatus.AWAITING_APPROVAL and turn.pending == 0 and turn.pause_ref:
             self._queue.send(
                 WorkMessage(
-                    kind="resume_turn",
-                    conversation_id=turn.conversation_id,
-                    turn_id=turn.turn_id,
-                    pause_ref=turn.pause_ref,
+                    kind="resume_turn", conversation_id=conversation_id, turn_id=turn_id, pause_ref=turn.pause_ref
                 )
             )
+
+
+class ApprovalRequester:
+    def __init__(
+        self,
+        table: SignoffTable,
+        service: ApprovalService,
+        tools: ToolRegistry,
+        policy: Callable[[], ApprovalPolicy],
+        settler: ApprovalSettler,
+        signing_key: bytes,
+        settings: RequestSettings,
+    ):
+        self._table = table
+        self._service = service
+        self._tools = tools
+        self._policy = policy
+        self._settler = settler
+        self._key = signing_key
+        self._settings = settings
+
+    def request(self, conversation: Conversation, action: Action) -> None:
+        """One decision per approver; an approver who cannot be asked counts as no answer, and a call
+        whose approvals can no longer be had is settled as not executed."""
+        policy = self._policy()
+        approvers, _required = policy.approvers(action.tool, self._settings.default_approver)
+        now = utc_now()
+        for approver, approval_id in zip(approvers, action.approval_ids, strict=False):
+            approval = Approval(
+                approval_id=approval_id,
+                conversation_id=action.conversation_id,
+                turn_id=action.turn_id,
+                call_id=action.call_id,
+                tool=action.tool,
+                digest=action.digest,
+                approver=approver,
+                summary=action.summary,
+                created_at=iso(now),
+            )
+            self._table.put_approval(approval, now + timedelta(seconds=self._settings.reconcile_after_seconds))
+            try:
+                request = self._decision_request(conversation, action, approver, issue_token(self._key, approval_id))
+                decision_id = self._service.create_decision(request)
+            except Exception as exc:  # any failure to ask means this approver's yes never comes
+                logger.warning(
+                    "decision could not be created",
+                    extra={"call_id": action.call_id, "error": type(exc).__name__},
+                )
+                self._table.settle_approval(approval, None)
+                continue
+            self._table.attach_decision(approval, decision_id)
+            logger.info("decision requested", extra={"call_id": action.call_id, "decision_id": decision_id})
+        self._settler.decide(action)
+
+    def _decision_request(
+        self, conversation: Conversation, action: Action, approver: str, token: str
+    ) -> DecisionRequest:
+        spec = self._tools.get(action.tool)
+        assert spec is not None
+        policy = self._policy()
+        args = spec.parse_arguments(action.arguments)
+        urgency = getattr(args, "urgency", None) if spec.is_sign_off_request else None
+        context_parts = [
+            f"The agent asks to call `{action.tool}` in conversation {conversation.conversation_id}.",
+            f"Arguments: {json.dumps(action.arguments, ensure_ascii=False, sort_keys=True)}",
+            f"Call id: {action.call_id}; arguments digest: {action.digest[:16]}",
+        ]
+        if action.quorum_required > 1:
+            context_parts.append(
+                f"{action.quorum_required} of {len(action.approval_ids)} approvers must approve; any denial denies."
+            )
+        modifiable = policy.for_tool(action.tool).modifiable
+        options = policy.options(action.tool)
+        if "modify" in options:
+            context_parts.append(f"To modify, send the changed values of: {', '.join(modifiable)}.")
+        if spec.is_sign_off_request and getattr(args, "context", ""):
+            context_parts.insert(0, args.context)
+        return DecisionRequest(
+            action=action.summary[:500],
+            context="\n".join(context_parts)[:MAX_CONTEXT_CHARS],
+            approver=approver,
+            urgency=urgency or policy.urgency(action.tool),
+            timeout_minutes=policy.timeout_minutes(action.tool, self._settings.default_timeout_minutes),
+            callback_url=f"{self._settings.public_api_url}/callbacks/handover/{token}",
+            options=options,
+        )
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None

@@ -6,29 +6,14 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from signoff.domain.canonical import action_digest
-from signoff.domain.models import Action, Approval, ApprovalState, Execution, ExecutionStatus
+from signoff.domain.binding import approval_matches
+from signoff.domain.models import Action, DecisionStatus, Execution, ExecutionStatus
 from signoff.domain.tools import InvalidToolArguments, ToolContext, ToolRegistry
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
 
 logger = Logger(child=True)
-
-
-def approval_matches(action: Action, approval: Approval) -> bool:
-    """The approval was granted for exactly this call: same id, tool, canonical arguments and call id."""
-    digest = action_digest(action.tool, action.arguments, action.call_id)
-    return (
-        approval.state is ApprovalState.SETTLED
-        and approval.outcome is not None
-        and approval.outcome.permits_execution
-        and action.approval_id == approval.approval_id
-        and approval.call_id == action.call_id
-        and approval.conversation_id == action.conversation_id
-        and approval.tool == action.tool
-        and approval.digest == digest == action.digest
-    )
 
 
 class ActionExecutor:
@@ -40,36 +25,52 @@ class ActionExecutor:
     def run_ungated(self, action: Action) -> None:
         if action.gated:
             raise ValueError("a gated action needs its approval")
-        self._run(action)
+        if not action.settled and self._table.claim_execution(action.conversation_id, action.call_id, self._lease):
+            self._finish(action, self._invoke(action))
 
-    def run_approved(self, action: Action, approval: Approval) -> None:
-        if not approval_matches(action, approval):
-            logger.warning("approval does not match the call; not executed", extra={"call_id": action.call_id})
-            if self._table.claim_execution(action.conversation_id, action.call_id, self._lease):
-                self._table.finish_execution(
-                    action.conversation_id,
-                    action.call_id,
-                    Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"}),
-                )
+    def run_approved(self, action: Action) -> None:
+        """Run a call whose verdict is approved or modified, after re-checking what was approved."""
+        if action.settled or action.verdict not in (DecisionStatus.APPROVED, DecisionStatus.MODIFIED):
             return
-        self._run(action)
+        if not self._table.claim_execution(action.conversation_id, action.call_id, self._lease):
+            return  # another invocation holds it, or it is already done
+        if not self._bound(action):
+            self._finish(
+                action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
+            )
+            return
+        self._finish(action, self._invoke(action))
+
+    def run_scheduled(self, action: Action) -> None:
+        """Run a call approved for later, once its time has come (the reconciler calls this)."""
+        if action.verdict is not DecisionStatus.SCHEDULED:
+            return
+        if not self._table.claim_scheduled_execution(action.conversation_id, action.call_id):
+            return  # not yet due, or someone else took it
+        if not self._bound(action, allow=DecisionStatus.SCHEDULED):
+            self._finish(
+                action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
+            )
+            return
+        self._finish(action, self._invoke(action))
 
     def settle_turn(self, conversation_id: str, turn_id: str) -> list[Action]:
         """Run every approved call of a turn that has not run yet; return the turn's actions as they now are."""
         for action in self._table.list_actions(conversation_id, turn_id):
-            if action.settled or not action.gated or action.approval_id is None:
-                continue
-            approval = self._table.get_approval(action.approval_id)
-            if approval and approval.state is ApprovalState.SETTLED:
-                self.run_approved(action, approval)
+            if action.gated and not action.settled:
+                self.run_approved(action)
         return self._table.list_actions(conversation_id, turn_id)
 
-    def _run(self, action: Action) -> None:
-        if action.settled:
-            return
-        if not self._table.claim_execution(action.conversation_id, action.call_id, self._lease):
-            return  # another invocation holds it, or it is already done
-        execution = self._invoke(action)
+    def _bound(self, action: Action, allow: DecisionStatus | None = None) -> bool:
+        approvals = self._table.get_approvals(action.approval_ids)
+        if allow is DecisionStatus.SCHEDULED:
+            return action.verdict is DecisionStatus.SCHEDULED and approval_matches(action, approvals)
+        matches = approval_matches(action, approvals)
+        if not matches:
+            logger.warning("approval does not match the call; not executed", extra={"call_id": action.call_id})
+        return matches
+
+    def _finish(self, action: Action, execution: Execution) -> None:
         self._table.finish_execution(action.conversation_id, action.call_id, execution)
         logger.info(
             "action settled",
@@ -81,7 +82,7 @@ class ActionExecutor:
         if spec is None:
             return Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "unknown tool"})
         try:
-            args = spec.parse_arguments(action.arguments)
+            args = spec.parse_arguments(action.arguments_to_run)
         except InvalidToolArguments as exc:
             return Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": str(exc)})
         ctx = ToolContext(

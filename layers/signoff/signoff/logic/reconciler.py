@@ -1,22 +1,26 @@
-"""Reconciler: the safety net for callbacks and queue messages that never came.
+"""Reconciler: the safety net for callbacks and queue messages that never came, and the clock
+for calls approved to run later.
 
-Runs on a schedule. Each approval still pending past its check-up time is re-fetched from
-Handover; an answered one is settled exactly as a callback would, an unanswered one is looked
-at again later. Each turn left queued, or settled but not resumed, is sent to the worker again.
-It never waits on a human: one pass, then it exits.
+Runs on a schedule, one pass, never waiting on a human:
+- an approval still pending past its check-up time is re-fetched from Handover and settled
+  exactly as a callback would; an unanswered one is looked at again later;
+- an approval answered but whose call has no verdict yet (a crash in between) is finished;
+- a turn left queued, or with every verdict in but not resumed, is sent to the worker again;
+- a call approved for later (``scheduled``) runs once its ``execute_at`` has come.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from signoff.domain.models import Turn, TurnStatus, iso, utc_now
+from signoff.domain.models import Approval, ApprovalState, Turn, TurnStatus, iso, utc_now
 from signoff.domain.ports import ApprovalService, ApprovalServiceError, WorkMessage, WorkQueue
 from signoff.logic.approvals import ApprovalSettler, SettleResult
+from signoff.logic.executor import ActionExecutor
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
@@ -31,6 +35,7 @@ class ReconcileReport:
     still_pending: int = 0
     errors: int = 0
     turns_redriven: int = 0
+    scheduled_run: int = 0
     settled_ids: list[str] = field(default_factory=list)
 
 
@@ -40,52 +45,63 @@ class Reconciler:
         table: SignoffTable,
         service: ApprovalService,
         settler: ApprovalSettler,
+        executor: ActionExecutor,
         queue: WorkQueue,
         recheck_after_seconds: int,
         unbound_grace_seconds: int = 300,
     ):
-        self._queue = queue
         self._table = table
         self._service = service
         self._settler = settler
+        self._executor = executor
+        self._queue = queue
         self._recheck = timedelta(seconds=recheck_after_seconds)
         self._grace = timedelta(seconds=unbound_grace_seconds)
 
     def run_once(self, limit: int = 100) -> ReconcileReport:
         report = ReconcileReport()
         now = utc_now()
-        approvals, turns = self._table.due_items(now, limit=limit)
-        for turn in turns:
-            self._redrive(turn, now, report)
-        for approval in approvals:
+        work = self._table.due_work(now, limit=limit)
+        for approval in work.approvals:
             report.checked += 1
-            if approval.decision_id is None:
-                # The worker died between storing the approval and binding its decision: nobody was
-                # asked, so the call must not run. Give it a grace period first.
-                if approval.created_at < iso(now - self._grace):
-                    self._settler.settle(approval, None)
-                    report.settled += 1
-                    report.settled_ids.append(approval.approval_id)
-                else:
-                    self._table.postpone_approval(approval.approval_id, now + self._recheck)
-                continue
-            try:
-                decision = self._service.get_decision(approval.decision_id)
-            except ApprovalServiceError as exc:
-                report.errors += 1
-                logger.warning("decision fetch failed", extra={"error": type(exc).__name__})
-                self._table.postpone_approval(approval.approval_id, now + self._recheck)
-                continue
-            result = self._settler.settle(approval, decision)
-            if result is SettleResult.PENDING:
-                report.still_pending += 1
-                self._table.postpone_approval(approval.approval_id, now + self._recheck)
-            else:
-                report.settled += 1
-                report.settled_ids.append(approval.approval_id)
+            self._approval(approval, now, report)
+        for action in work.actions:
+            self._executor.run_scheduled(action)
+            report.scheduled_run += 1
+        for turn in work.turns:
+            self._redrive(turn, now, report)
         return report
 
-    def _redrive(self, turn: Turn, now, report: ReconcileReport) -> None:
+    def _approval(self, approval: Approval, now: datetime, report: ReconcileReport) -> None:
+        if approval.state is ApprovalState.SETTLED:
+            self._settler.finish(approval.approval_id)  # its call may still lack a verdict
+            self._table.retire_approval(approval.approval_id)
+            return
+        if approval.decision_id is None:
+            # The worker died between storing the approval and binding its decision: nobody was
+            # asked, so the call must not run. Give it a grace period first.
+            if approval.created_at < iso(now - self._grace):
+                self._settler.settle(approval, None)
+                report.settled += 1
+                report.settled_ids.append(approval.approval_id)
+            else:
+                self._table.postpone_approval(approval.approval_id, now + self._recheck)
+            return
+        try:
+            decision = self._service.get_decision(approval.decision_id)
+        except ApprovalServiceError as exc:
+            report.errors += 1
+            logger.warning("decision fetch failed", extra={"error": type(exc).__name__})
+            self._table.postpone_approval(approval.approval_id, now + self._recheck)
+            return
+        if self._settler.settle(approval, decision) is SettleResult.PENDING:
+            report.still_pending += 1
+            self._table.postpone_approval(approval.approval_id, now + self._recheck)
+        else:
+            report.settled += 1
+            report.settled_ids.append(approval.approval_id)
+
+    def _redrive(self, turn: Turn, now: datetime, report: ReconcileReport) -> None:
         """A turn nobody picked up: its queue message was lost (or is late). Send it again; the
         worker's claims make a duplicate harmless."""
         if turn.status is TurnStatus.QUEUED:

@@ -1,4 +1,5 @@
 """The demo tools. Their effects are written to the table so tests and the demo can count them.
+Which of them need sign-off, and when, is declared in ``signoff/policy.json``, not here.
 
 Replace these with your own: keep ``run`` idempotent on ``ctx.idempotency_key`` (pass it to your
 payment or email provider) so that a retried execution can never act twice.
@@ -13,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from signoff.domain.ports import EffectLog
 from signoff.domain.tools import ToolContext, ToolRegistry, ToolSpec
-
-REFUND_APPROVAL_THRESHOLD = Decimal("100")
 
 _CUSTOMER_ID = Field(min_length=1, max_length=64, pattern=r"^#?[A-Za-z0-9_-]+$")
 
@@ -86,18 +85,15 @@ def build_demo_tools(effects: EffectLog) -> ToolRegistry:
                 description="Look up a customer's profile by id.",
                 arguments_model=LookupCustomerArgs,
                 run=lookup_customer,
-                requires_approval=lambda _args: False,
             ),
             ToolSpec(
                 name="issue_refund",
-                description="Refund money to a customer. Refunds over 100 need a human's approval.",
+                description="Refund money to a customer. Large refunds need a human's approval.",
                 arguments_model=IssueRefundArgs,
                 run=issue_refund,
-                requires_approval=lambda args: args.amount > REFUND_APPROVAL_THRESHOLD,
                 describe=lambda a: (
                     f"Issue a refund of {a.amount:.2f} {a.currency} to customer #{_customer(a.customer_id)}"
                 ),
-                urgency="high",
             ),
             ToolSpec(
                 name="send_customer_email",
@@ -112,7 +108,6 @@ def build_demo_tools(effects: EffectLog) -> ToolRegistry:
                 arguments_model=DeleteCustomerDataArgs,
                 run=delete_customer_data,
                 describe=lambda a: f"Permanently delete all data of customer #{_customer(a.customer_id)}",
-                urgency="critical",
             ),
             ToolSpec(
                 name="request_human_approval",

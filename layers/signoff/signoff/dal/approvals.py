@@ -1,0 +1,155 @@
+"""ApprovalRecords: approvals (one per approver), their outcomes, and each call's verdict.
+
+An approval settles once (``pending → settled``). A call's verdict is recorded once, in the same
+transaction that counts the turn's pending calls down; a scheduled call goes into the due index
+for the reconciler to run at its time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from signoff.dal.base import DUE_BUCKET, TableBase, _approval_key, _conv_pk, _key, _strip_keys
+from signoff.dal.codec import to_attr, to_item
+from signoff.domain.models import (
+    Action,
+    Approval,
+    ApprovalState,
+    Decision,
+    DecisionRef,
+    Execution,
+    iso,
+    utc_now,
+)
+
+
+class ApprovalRecords(TableBase):
+    def put_approval(self, approval: Approval, due_at: datetime) -> bool:
+        item = {"pk": f"APPROVAL#{approval.approval_id}", "sk": "APPROVAL", "type": "approval"}
+        item.update(approval.model_dump(mode="json"))
+        item.update(
+            {
+                "due_bucket": DUE_BUCKET,
+                "due_at": iso(due_at),
+                "audit_bucket": f"AUDIT#{approval.created_at[:7]}",
+                "audit_at": f"{approval.created_at}#{approval.approval_id}",
+                "ttl": self._expiry(),
+            }
+        )
+        return self._put_new(to_item(item))
+
+    def get_approval(self, approval_id: str) -> Approval | None:
+        data = self._get(_approval_key(approval_id))
+        return Approval.model_validate(_strip_keys(data)) if data else None
+
+    def get_approvals(self, approval_ids: list[str]) -> list[Approval]:
+        """Consistent reads, in the order asked; missing ones are left out."""
+        return [a for a in (self.get_approval(i) for i in approval_ids) if a is not None]
+
+    def attach_decision(self, approval: Approval, decision_id: str) -> bool:
+        """Bind the Handover decision to the approval, once; the action shows the first one as pending."""
+        bound = self._update(
+            _approval_key(approval.approval_id),
+            "SET decision_id = :d",
+            "attribute_not_exists(decision_id) AND #st = :pending",
+            {":d": decision_id, ":pending": ApprovalState.PENDING},
+            {"#st": "state"},
+        )
+        if bound:
+            self._update(
+                _key(_conv_pk(approval.conversation_id), f"ACTION#{approval.call_id}"),
+                "SET decision = if_not_exists(decision, :ref)",
+                "attribute_exists(pk)",
+                {":ref": DecisionRef(id=decision_id).model_dump(mode="json")},
+            )
+        return bound
+
+    def settle_approval(self, approval: Approval, decision: Decision | None) -> bool:
+        """pending → settled with the approver's answer (None: no decision could be requested).
+
+        The approval stays in the due index until its call's verdict is recorded, so a crash
+        right after this write is finished by the reconciler.
+        """
+        values: dict[str, Any] = {
+            ":settled": ApprovalState.SETTLED,
+            ":pending": ApprovalState.PENDING,
+            ":outcome": decision.status.value if decision else None,
+            ":by": decision.resolved_by if decision else None,
+            ":notes": decision.notes if decision else None,
+            ":data": decision.response_data if decision else None,
+            ":exec_at": decision.execute_at if decision else None,
+            ":at": decision.resolved_at if decision and decision.resolved_at else iso(utc_now()),
+            ":soon": iso(utc_now()),
+        }
+        return self._update(
+            _approval_key(approval.approval_id),
+            "SET #st = :settled, outcome = :outcome, resolved_by = :by, notes = :notes, response_data = :data, "
+            "execute_at = :exec_at, resolved_at = :at, due_at = :soon",
+            "#st = :pending",
+            values,
+            {"#st": "state"},
+        )
+
+    def record_verdict(
+        self,
+        action: Action,
+        decision: DecisionRef,
+        verdict: str | None,
+        execution: Execution | None,
+        approved_arguments: dict[str, Any] | None = None,
+        approved_digest: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> bool:
+        """The call's verdict, once, with the turn's count of pending calls down by one."""
+        sets = ["decision = :decision", "verdict = :verdict", "verdict_recorded = :true"]
+        values: dict[str, Any] = {":decision": decision.model_dump(mode="json"), ":verdict": verdict, ":true": True}
+        if execution is not None:
+            sets.append("execution = :execution")
+            values[":execution"] = execution.model_dump(mode="json", exclude_none=True)
+            if execution.execute_at:
+                sets += ["due_bucket = :bucket", "due_at = :due"]
+                values.update({":bucket": DUE_BUCKET, ":due": execution.execute_at})
+        if approved_arguments is not None:
+            from signoff.domain.canonical import canonical_json
+
+            sets += ["approved_arguments = :args", "approved_digest = :digest"]
+            values.update({":args": canonical_json(approved_arguments), ":digest": approved_digest})
+        if changes is not None:
+            sets.append("changes = :changes")
+            values[":changes"] = changes
+        return self._transact(
+            [
+                {
+                    "Update": {
+                        "Key": _key(_conv_pk(action.conversation_id), f"ACTION#{action.call_id}"),
+                        "UpdateExpression": "SET " + ", ".join(sets),
+                        "ConditionExpression": "verdict_recorded = :false AND attribute_not_exists(execution)",
+                        "ExpressionAttributeValues": {k: to_attr(v) for k, v in {**values, ":false": False}.items()},
+                    }
+                },
+                {
+                    "Update": {
+                        "Key": _key(_conv_pk(action.conversation_id), f"TURN#{action.turn_id}"),
+                        # Due for the reconciler in case the resume message is lost.
+                        "UpdateExpression": "SET pending = pending - :one, due_bucket = :bucket, due_at = :due",
+                        "ConditionExpression": "pending > :zero",
+                        "ExpressionAttributeValues": {
+                            ":one": {"N": "1"},
+                            ":zero": {"N": "0"},
+                            ":bucket": {"S": DUE_BUCKET},
+                            ":due": {"S": self._stall_due()},
+                        },
+                    }
+                },
+            ]
+        )
+
+    def retire_approval(self, approval_id: str) -> None:
+        """Out of the reconciler's list: its call has a verdict (a late answer is still recorded)."""
+        self._remove_due(_approval_key(approval_id))
+
+    def postpone_approval(self, approval_id: str, due_at: datetime) -> bool:
+        return self._update(
+            _approval_key(approval_id), "SET due_at = :due", "attribute_exists(due_bucket)", {":due": iso(due_at)}
+        )

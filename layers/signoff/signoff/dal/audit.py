@@ -1,0 +1,135 @@
+"""AuditRecords: approvals listed newest first by month, for ``GET /approvals``.
+
+The sparse ``audit-index`` (``audit_bucket`` = ``AUDIT#<yyyy-mm>``, ``audit_at`` =
+``<created_at>#<approval id>``) gives time-ordered pages; status, tool and conversation
+filters apply within them. Records carry a ``ttl`` no earlier than the retention period.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from signoff.dal.base import TableBase, _strip_keys
+from signoff.dal.codec import from_item
+from signoff.domain.models import Approval, iso
+
+AUDIT_INDEX = "audit-index"
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    since: datetime
+    until: datetime
+    status: str | None = None
+    tool: str | None = None
+    conversation_id: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def _months_newest_first(since: datetime, until: datetime) -> list[str]:
+    months = []
+    year, month = until.year, until.month
+    while (year, month) >= (since.year, since.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months
+
+
+def _encode(bucket: str, key: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"b": bucket, "k": key}).encode()).decode()
+
+
+def _decode(cursor: str) -> tuple[str, dict]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        bucket, key = data["b"], data["k"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise InvalidCursor("cursor is not valid") from exc
+    if not isinstance(bucket, str) or not isinstance(key, dict):
+        raise InvalidCursor("cursor is not valid")
+    return bucket, key
+
+
+class AuditRecords(TableBase):
+    def list_approvals(self, query: AuditQuery) -> tuple[list[Approval], str | None]:
+        months = _months_newest_first(query.since, query.until)
+        start_key: dict | None = None
+        if query.cursor:
+            bucket, start_key = _decode(query.cursor)
+            if not bucket.startswith("AUDIT#"):
+                raise InvalidCursor("cursor is not valid")
+            month = bucket.removeprefix("AUDIT#")
+            if month not in months:
+                raise InvalidCursor("cursor does not belong to this time range")
+            months = months[months.index(month) :]
+        filters, values, names = self._filters(query)
+        found: list[Approval] = []
+        for month in months:
+            bucket = f"AUDIT#{month}"
+            while True:
+                kwargs: dict[str, Any] = {
+                    "TableName": self._table,
+                    "IndexName": AUDIT_INDEX,
+                    "KeyConditionExpression": "audit_bucket = :b AND audit_at BETWEEN :from AND :to",
+                    "ExpressionAttributeValues": {
+                        ":b": {"S": bucket},
+                        ":from": {"S": iso(query.since)},
+                        ":to": {"S": iso(query.until) + "~"},
+                        **values,
+                    },
+                    "ScanIndexForward": False,
+                    "Limit": max(query.limit, 25),
+                }
+                if filters:
+                    kwargs["FilterExpression"] = " AND ".join(filters)
+                if names:
+                    kwargs["ExpressionAttributeNames"] = names
+                if start_key:
+                    kwargs["ExclusiveStartKey"] = start_key
+                page = self._db.query(**kwargs)
+                for item in page.get("Items", []):
+                    found.append(Approval.model_validate(_strip_keys(from_item(item))))
+                    if len(found) == query.limit:
+                        last = {k: item[k] for k in ("pk", "sk", "audit_bucket", "audit_at")}
+                        more = (
+                            bool(page.get("LastEvaluatedKey")) or item is not page["Items"][-1] or (month != months[-1])
+                        )
+                        return found, _encode(bucket, last) if more else None
+                start_key = page.get("LastEvaluatedKey")
+                if not start_key:
+                    break
+        return found, None
+
+    @staticmethod
+    def _filters(query: AuditQuery) -> tuple[list[str], dict, dict]:
+        filters: list[str] = []
+        values: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        if query.status == "pending":
+            filters.append("#st = :pending")
+            values[":pending"] = {"S": "pending"}
+            names["#st"] = "state"
+        elif query.status == "not_requested":
+            filters.append("#st = :settled AND attribute_type(outcome, :null)")
+            values.update({":settled": {"S": "settled"}, ":null": {"S": "NULL"}})
+            names["#st"] = "state"
+        elif query.status:
+            filters.append("outcome = :status")
+            values[":status"] = {"S": query.status}
+        if query.tool:
+            filters.append("tool = :tool")
+            values[":tool"] = {"S": query.tool}
+        if query.conversation_id:
+            filters.append("conversation_id = :cid")
+            values[":cid"] = {"S": query.conversation_id}
+        return filters, values, names

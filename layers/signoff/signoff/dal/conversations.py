@@ -1,0 +1,300 @@
+"""ConversationRecords: conversations, messages and turns, and the turn state machine."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from signoff.dal.base import (
+    DUE_BUCKET,
+    TableBase,
+    _action,
+    _conv_pk,
+    _is_condition_failure,
+    _key,
+    _strip_keys,
+)
+from signoff.dal.codec import from_item, to_item
+from signoff.domain.models import (
+    Action,
+    Conversation,
+    ConversationStatus,
+    Message,
+    Turn,
+    TurnStatus,
+    iso,
+    utc_now,
+)
+
+
+class ConversationNotFound(LookupError):
+    pass
+
+
+class ConversationBusy(RuntimeError):
+    """A turn of this conversation is still running or awaiting approval."""
+
+
+class ConversationRecords(TableBase):
+    # -- conversations and turns -----------------------------------------------------------
+    def create_conversation(self, conversation: Conversation, turn: Turn, message: Message) -> None:
+        pk = _conv_pk(conversation.conversation_id)
+        ok = self._transact(
+            [
+                {
+                    "Put": {
+                        "Item": to_item({"pk": pk, "sk": "META", "type": "conversation", **conversation.model_dump()}),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {"Put": {"Item": self._turn_item(turn), "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"Item": self._message_item(conversation.conversation_id, message)}},
+            ]
+        )
+        if not ok:
+            raise ConversationBusy("conversation id already exists")
+
+    def open_turn(self, conversation_id: str, turn: Turn, message: Message) -> None:
+        """idle|failed → running, with the new turn as the active one; 409 territory otherwise."""
+        pk = _conv_pk(conversation_id)
+        ok = self._transact(
+            [
+                {
+                    "Update": {
+                        "Key": _key(pk, "META"),
+                        "UpdateExpression": "SET #s = :running, active_turn_id = :tid",
+                        "ConditionExpression": "attribute_exists(pk) AND #s IN (:idle, :failed)",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {
+                            ":running": {"S": ConversationStatus.RUNNING},
+                            ":idle": {"S": ConversationStatus.IDLE},
+                            ":failed": {"S": ConversationStatus.FAILED},
+                            ":tid": {"S": turn.turn_id},
+                        },
+                    }
+                },
+                {"Put": {"Item": self._turn_item(turn), "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"Item": self._message_item(conversation_id, message)}},
+            ]
+        )
+        if not ok:
+            if self.get_conversation(conversation_id) is None:
+                raise ConversationNotFound(conversation_id)
+            raise ConversationBusy(conversation_id)
+
+    def _turn_item(self, turn: Turn) -> dict:
+        return to_item(
+            {
+                "pk": _conv_pk(turn.conversation_id),
+                "sk": f"TURN#{turn.turn_id}",
+                "type": "turn",
+                "due_bucket": DUE_BUCKET,
+                "due_at": self._stall_due(),
+                **turn.model_dump(),
+            }
+        )
+
+    def _message_item(self, conversation_id: str, message: Message) -> dict:
+        sk = f"MSG#{message.created_at}#{message.role}"
+        return to_item({"pk": _conv_pk(conversation_id), "sk": sk, "type": "message", **message.model_dump()})
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        data = self._get(_key(_conv_pk(conversation_id), "META"))
+        return Conversation.model_validate(_strip_keys(data)) if data else None
+
+    def get_turn(self, conversation_id: str, turn_id: str) -> Turn | None:
+        data = self._get(_key(_conv_pk(conversation_id), f"TURN#{turn_id}"))
+        return Turn.model_validate(_strip_keys(data)) if data else None
+
+    def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
+        """Everything the client sees of a conversation, read in one partition query."""
+        meta, messages, actions = None, [], []
+        for item in self._query_partition(_conv_pk(conversation_id)):
+            kind = item.get("type")
+            if kind == "conversation":
+                meta = Conversation.model_validate(_strip_keys(item))
+            elif kind == "message":
+                messages.append(Message.model_validate(_strip_keys(item)))
+            elif kind == "action":
+                actions.append(_action(item))
+        if meta is None:
+            return None
+        actions.sort(key=lambda a: (a.created_at, a.turn_id, a.seq))
+        return meta, messages, actions
+
+    def set_backend_state(self, conversation_id: str, state: dict[str, Any]) -> None:
+        self._update(
+            _key(_conv_pk(conversation_id), "META"),
+            "SET backend_state = :s",
+            "attribute_exists(pk)",
+            {":s": state},
+        )
+
+    def claim_turn_start(self, conversation_id: str, turn_id: str) -> bool:
+        """queued → running: exactly one worker starts a turn."""
+        return self._update(
+            _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+            "SET #s = :running REMOVE due_bucket, due_at",
+            "#s = :queued",
+            {":running": TurnStatus.RUNNING, ":queued": TurnStatus.QUEUED},
+            {"#s": "status"},
+        )
+
+    def claim_turn_resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
+        """awaiting_approval → running, once every approval of that pause is settled."""
+        pk = _conv_pk(conversation_id)
+        return self._transact(
+            [
+                {
+                    "Update": {
+                        "Key": _key(pk, f"TURN#{turn_id}"),
+                        "UpdateExpression": "SET #s = :running REMOVE due_bucket, due_at",
+                        "ConditionExpression": "#s = :awaiting AND pause_ref = :pause AND pending = :zero",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {
+                            ":running": {"S": TurnStatus.RUNNING},
+                            ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
+                            ":pause": {"S": pause_ref},
+                            ":zero": {"N": "0"},
+                        },
+                    }
+                },
+                self._conversation_status_update(conversation_id, turn_id, ConversationStatus.RUNNING),
+            ]
+        )
+
+    def _conversation_status_update(self, conversation_id: str, turn_id: str, status: ConversationStatus) -> dict:
+        return {
+            "Update": {
+                "Key": _key(_conv_pk(conversation_id), "META"),
+                "UpdateExpression": "SET #s = :status",
+                "ConditionExpression": "active_turn_id = :tid",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {":status": {"S": status}, ":tid": {"S": turn_id}},
+            }
+        }
+
+    def release_turn(self, conversation_id: str, turn_id: str, *, for_resume: bool) -> int | None:
+        """running → queued (start) or awaiting_approval with nothing pending (resume), so a retry can
+        claim it again; the conversation stays ``running``. Returns the attempts so far."""
+        target = TurnStatus.AWAITING_APPROVAL if for_resume else TurnStatus.QUEUED
+        try:
+            attributes = self._db.update_item(
+                TableName=self._table,
+                Key=_key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+                # Due again later as a backstop, should the delayed retry message be lost.
+                UpdateExpression="SET #s = :target, due_bucket = :bucket, due_at = :due ADD attempts :one",
+                ConditionExpression="#s = :running",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":target": {"S": target},
+                    ":running": {"S": TurnStatus.RUNNING},
+                    ":one": {"N": "1"},
+                    ":bucket": {"S": DUE_BUCKET},
+                    ":due": {"S": iso(utc_now() + self._stall + timedelta(seconds=900))},
+                },
+                ReturnValues="UPDATED_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return int(from_item(attributes)["attempts"])
+
+    def record_pause(self, turn: Turn, pause_ref: str, actions: list[Action], pending: int) -> bool:
+        """running → awaiting_approval (pending > 0) or stays running; writes each call once.
+
+        The conversation is shown as awaiting approval only once its decisions exist
+        (``show_awaiting_approval``); the turn's count is set first so no callback is ever missed.
+        """
+        for action in actions:
+            self.put_action(action)
+        status = TurnStatus.AWAITING_APPROVAL if pending else TurnStatus.RUNNING
+        return self._update(
+            _key(_conv_pk(turn.conversation_id), f"TURN#{turn.turn_id}"),
+            "SET #s = :status, pause_ref = :pause, pending = :pending, call_ids = :calls",
+            "#s = :running",
+            {
+                ":status": status,
+                ":running": TurnStatus.RUNNING,
+                ":pause": pause_ref,
+                ":pending": pending,
+                ":calls": [a.call_id for a in actions],
+            },
+            {"#s": "status"},
+        )
+
+    def show_awaiting_approval(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
+        """Conversation → awaiting_approval, only while that pause still has approvals pending."""
+        return self._transact(
+            [
+                {
+                    "ConditionCheck": {
+                        "Key": _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+                        "ConditionExpression": "#s = :awaiting AND pause_ref = :pause AND pending > :zero",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {
+                            ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
+                            ":pause": {"S": pause_ref},
+                            ":zero": {"N": "0"},
+                        },
+                    }
+                },
+                self._conversation_status_update(conversation_id, turn_id, ConversationStatus.AWAITING_APPROVAL),
+            ]
+        )
+
+    def complete_turn(self, conversation_id: str, turn_id: str, reply: Message) -> bool:
+        """running → completed, the conversation back to idle, the reply stored: all or nothing."""
+        pk = _conv_pk(conversation_id)
+        return self._transact(
+            [
+                {
+                    "Update": {
+                        "Key": _key(pk, f"TURN#{turn_id}"),
+                        "UpdateExpression": "SET #s = :done REMOVE due_bucket, due_at",
+                        "ConditionExpression": "#s = :running",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {
+                            ":done": {"S": TurnStatus.COMPLETED},
+                            ":running": {"S": TurnStatus.RUNNING},
+                        },
+                    }
+                },
+                self._conversation_status_update(conversation_id, turn_id, ConversationStatus.IDLE),
+                {"Put": {"Item": self._message_item(conversation_id, reply)}},
+            ]
+        )
+
+    def fail_turn(self, conversation_id: str, turn_id: str, error: str) -> bool:
+        """Any non-final turn → failed; the conversation can take a new message afterwards."""
+        pk = _conv_pk(conversation_id)
+        return self._transact(
+            [
+                {
+                    "Update": {
+                        "Key": _key(pk, f"TURN#{turn_id}"),
+                        "UpdateExpression": "SET #s = :failed, #e = :error REMOVE due_bucket, due_at",
+                        "ConditionExpression": "#s IN (:queued, :running, :awaiting)",
+                        "ExpressionAttributeNames": {"#s": "status", "#e": "error"},
+                        "ExpressionAttributeValues": {
+                            ":failed": {"S": TurnStatus.FAILED},
+                            ":error": {"S": error[:500]},
+                            ":queued": {"S": TurnStatus.QUEUED},
+                            ":running": {"S": TurnStatus.RUNNING},
+                            ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
+                        },
+                    }
+                },
+                self._conversation_status_update(conversation_id, turn_id, ConversationStatus.FAILED),
+            ]
+        )
+
+    def postpone_turn(self, conversation_id: str, turn_id: str, due_at: datetime | None) -> bool:
+        """Look at a stalled turn again at ``due_at``, or never (None) when it no longer needs us."""
+        key = _key(_conv_pk(conversation_id), f"TURN#{turn_id}")
+        if due_at is None:
+            return self._remove_due(key)
+        return self._update(key, "SET due_at = :due", "attribute_exists(due_bucket)", {":due": iso(due_at)})

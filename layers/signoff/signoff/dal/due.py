@@ -1,0 +1,42 @@
+"""DueWork: what the reconciler must look at, read from the sparse ``due-index``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from signoff.dal.base import DUE_BUCKET, DUE_INDEX, TableBase, _action, _strip_keys
+from signoff.dal.codec import from_item
+from signoff.domain.models import Action, Approval, Turn, iso
+
+
+@dataclass
+class DueWork:
+    approvals: list[Approval] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)  # scheduled calls whose time has come
+
+
+class DueRecords(TableBase):
+    def due_work(self, now: datetime, limit: int = 100) -> DueWork:
+        page = self._db.query(
+            TableName=self._table,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="due_bucket = :b AND due_at <= :now",
+            ExpressionAttributeValues={":b": {"S": DUE_BUCKET}, ":now": {"S": iso(now)}},
+            Limit=limit,
+        )
+        work = DueWork()
+        for item in page.get("Items", []):
+            data = from_item(item)
+            kind = data.get("type")
+            if kind == "approval":
+                work.approvals.append(Approval.model_validate(_strip_keys(data)))
+            elif kind == "turn":
+                work.turns.append(Turn.model_validate(_strip_keys(data)))
+            elif kind == "action":
+                work.actions.append(_action(data))
+        return work
+
+    def due_approvals(self, now: datetime, limit: int = 100) -> list[Approval]:
+        return self.due_work(now, limit).approvals

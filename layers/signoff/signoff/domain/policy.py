@@ -1,0 +1,142 @@
+"""ApprovalPolicy: which tool calls need sign-off, from whom, how urgently and for how long.
+
+Declared per tool in a JSON document (``signoff/policy.json`` ships the default; see
+docs/policy.md). The gate is enforced here, in code: the model cannot talk its way past it.
+Anything the policy does not cover fails closed: a tool it does not name needs approval,
+a rule that cannot be evaluated (missing argument, unknown currency) needs approval.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Urgency = Literal["low", "medium", "high", "critical"]
+MAX_TIMEOUT_MINUTES = 7 * 24 * 60  # Handover decisions and our continuations both cover a week
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AmountOver(_Strict):
+    """Needs approval when ``arguments[field]`` is over the threshold for its currency."""
+
+    kind: Literal["amount_over"]
+    field: str
+    currency_field: str | None = None
+    thresholds: dict[str, Decimal]  # ISO code → threshold; "*" for any other currency
+
+    def applies(self, arguments: dict[str, Any]) -> bool:
+        try:
+            amount = Decimal(str(arguments[self.field]))
+        except (KeyError, InvalidOperation, ValueError):
+            return True
+        currency = str(arguments.get(self.currency_field, "")).upper() if self.currency_field else "*"
+        threshold = self.thresholds.get(currency, self.thresholds.get("*"))
+        return threshold is None or amount > threshold
+
+
+class Matches(_Strict):
+    """Needs approval when ``arguments[field]`` matches (or, with ``not_matches``, does not match) a regex."""
+
+    kind: Literal["matches", "not_matches"]
+    field: str
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+        return value
+
+    def applies(self, arguments: dict[str, Any]) -> bool:
+        if self.field not in arguments:
+            return True
+        found = re.search(self.pattern, str(arguments[self.field])) is not None
+        return found if self.kind == "matches" else not found
+
+
+Rule = Annotated[AmountOver | Matches, Field(discriminator="kind")]
+
+
+class Quorum(_Strict):
+    """M of N: one decision per approver; any denial denies; the M-th approval lets the call run."""
+
+    required: int = Field(ge=1)
+    approvers: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Quorum:
+        if self.required > len(self.approvers):
+            raise ValueError("quorum.required is more than the number of approvers")
+        if len(set(self.approvers)) != len(self.approvers):
+            raise ValueError("quorum.approvers has duplicates")
+        return self
+
+
+class ToolPolicy(_Strict):
+    approval: Literal["never", "always", "rules"] = "always"
+    rules: list[Rule] = Field(default_factory=list)
+    urgency: Urgency | None = None
+    timeout_minutes: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_MINUTES)
+    approver: str | None = None
+    quorum: Quorum | None = None
+    modifiable: list[str] = Field(default_factory=list)  # arguments an approver may change
+
+    @model_validator(mode="after")
+    def _rules_only_with_rules(self) -> ToolPolicy:
+        if self.approval == "rules" and not self.rules:
+            raise ValueError('approval "rules" needs at least one rule')
+        if self.approver and self.quorum:
+            raise ValueError("give either approver or quorum, not both")
+        return self
+
+
+class PolicyDefaults(_Strict):
+    urgency: Urgency = "medium"
+    timeout_minutes: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_MINUTES)  # else DecisionTimeoutMinutes
+    approver: str | None = None  # else the deployment's ApproverEmail
+
+
+class ApprovalPolicy(_Strict):
+    version: Literal[1] = 1
+    defaults: PolicyDefaults = Field(default_factory=PolicyDefaults)
+    tools: dict[str, ToolPolicy] = Field(default_factory=dict)
+
+    def for_tool(self, name: str) -> ToolPolicy:
+        """A tool the policy does not name needs approval (fail closed)."""
+        return self.tools.get(name) or ToolPolicy(approval="always")
+
+    def requires_approval(self, name: str, arguments: dict[str, Any]) -> bool:
+        policy = self.for_tool(name)
+        if policy.approval == "never":
+            return False
+        if policy.approval == "always":
+            return True
+        return any(rule.applies(arguments) for rule in policy.rules)
+
+    def approvers(self, name: str, fallback: str) -> tuple[list[str], int]:
+        """Whom to ask and how many must say yes."""
+        policy = self.for_tool(name)
+        if policy.quorum:
+            return list(policy.quorum.approvers), policy.quorum.required
+        return [policy.approver or self.defaults.approver or fallback], 1
+
+    def urgency(self, name: str) -> Urgency:
+        return self.for_tool(name).urgency or self.defaults.urgency
+
+    def timeout_minutes(self, name: str, fallback: int) -> int:
+        minutes = self.for_tool(name).timeout_minutes or self.defaults.timeout_minutes or fallback
+        return max(1, min(MAX_TIMEOUT_MINUTES, minutes))
+
+    def options(self, name: str) -> list[str]:
+        """What the approver may answer; modify only where arguments may change and one person decides."""
+        policy = self.for_tool(name)
+        return ["approve", "deny", "modify"] if policy.modifiable and not policy.quorum else ["approve", "deny"]
