@@ -104,10 +104,16 @@ class HandoverEmulator:
                 return None, "not_found"
             if decision["status"] != "pending":
                 return None, "already_resolved"
+            status = STATUSES_BY_ACTION[action]
+            data = body.get("response_data")
+            execute_at = data.get("execute_at") if action == "approve" and isinstance(data, dict) else None
+            if execute_at:  # a schedule answer: approved to run at that time
+                status = "scheduled"
             decision.update(
-                status=STATUSES_BY_ACTION[action],
+                status=status,
                 response_notes=body.get("notes"),
-                response_data=body.get("response_data"),
+                response_data=data,
+                execute_at=execute_at,
                 resolved_by=body.get("resolved_by") or decision["_approver"],
                 resolved_at=_iso(_now()),
             )
@@ -124,13 +130,13 @@ class HandoverEmulator:
         with self._lock:
             return self._failures.pop() if self._failures else None
 
-    def expire(self, decision_id: str) -> bool:
-        """Expire a pending decision now, exactly as its timeout would."""
+    def expire(self, decision_id: str, status: str = "expired") -> bool:
+        """Expire (or escalate) a pending decision now, exactly as its timeout would."""
         with self._lock:
             decision = self.decisions.get(decision_id)
             if decision is None or decision["status"] != "pending":
                 return False
-            decision.update(status="expired", resolved_at=_iso(_now()))
+            decision.update(status=status, resolved_at=_iso(_now()))
             snapshot = dict(decision)
         self._fire_callback(snapshot)
         return True

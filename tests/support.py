@@ -39,6 +39,11 @@ class SignoffClient:
         headers = {**self.headers, **kwargs.pop("headers", {})}
         return requests.post(f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
 
+    def get_json(self, path: str, params: dict[str, Any] | None = None, status: int = 200) -> dict[str, Any]:
+        response = requests.get(f"{self.api}{path}", headers=self.headers, params=params, timeout=30)
+        assert response.status_code == status, response.text
+        return response.json()
+
     def get(self, conversation_id: str) -> dict[str, Any]:
         response = requests.get(f"{self.api}/conversations/{conversation_id}", headers=self.headers, timeout=30)
         assert response.status_code == 200, response.text

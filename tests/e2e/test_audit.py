@@ -1,0 +1,85 @@
+"""GET /approvals: the audit trail, filtered and paginated, behind the same key as the client API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import requests
+
+SEED = "Issue a €340 refund to customer #4821."
+
+
+def _approved_and_denied(client) -> tuple[str, str]:
+    first = client.start(SEED)["conversation_id"]
+    [d1] = client.pending_decision_ids(first)
+    client.resolve(d1, "approve", notes="audit me", resolved_by="maria@example.com")
+    second = client.start(SEED)["conversation_id"]
+    [d2] = client.pending_decision_ids(second)
+    client.resolve(d2, "deny", notes="no", resolved_by="lee@example.com")
+    client.wait_status(first, "idle")
+    client.wait_status(second, "idle")
+    return first, second
+
+
+def test_the_audit_trail_says_who_approved_what_when_and_what_ran(client):
+    approved, denied = _approved_and_denied(client)
+    [entry] = client.get_json("/approvals", params={"conversation_id": approved})["approvals"]
+    assert entry["tool"] == "issue_refund"
+    assert entry["action"] == "Issue a refund of 340.00 EUR to customer #4821"
+    assert entry["status"] == "approved" and entry["resolved_by"] == "maria@example.com"
+    assert entry["notes"] == "audit me" and entry["resolved_at"]
+    assert len(entry["arguments_digest"]) == 64
+    assert entry["execution"]["status"] == "executed" and entry["execution"]["result"]["refund_id"]
+    [entry] = client.get_json("/approvals", params={"conversation_id": denied})["approvals"]
+    assert entry["status"] == "denied" and entry["execution"]["status"] == "not_executed"
+
+
+def test_filters_and_pages(client):
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    _approved_and_denied(client)
+    _approved_and_denied(client)
+    denied = client.get_json("/approvals", params={"status": "denied", "limit": 200})["approvals"]
+    assert denied and all(e["status"] == "denied" for e in denied)
+    refunds = client.get_json("/approvals", params={"tool": "issue_refund", "limit": 200})["approvals"]
+    assert refunds and all(e["tool"] == "issue_refund" for e in refunds)
+    assert client.get_json("/approvals", params={"tool": "no_such_tool"})["approvals"] == []
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 2, "since": since, **({"cursor": cursor} if cursor else {})}
+        page = client.get_json("/approvals", params=params)
+        assert len(page["approvals"]) <= 2
+        seen += [e["approval_id"] for e in page["approvals"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    everything = client.get_json("/approvals", params={"limit": 200, "since": since})["approvals"]
+    assert len(everything) >= 4 and pages > 1
+    assert seen == [e["approval_id"] for e in everything]  # newest first, no gaps, no repeats
+    assert [e["created_at"] for e in everything] == sorted((e["created_at"] for e in everything), reverse=True)
+
+
+def test_time_range_filter(client):
+    _approved_and_denied(client)
+    future = client.get_json("/approvals", params={"since": "2099-01-01T00:00:00Z", "until": "2099-01-02T00:00:00Z"})
+    assert future["approvals"] == []
+
+
+def test_bad_audit_queries_are_400_and_the_key_is_required(client, stack):
+    for params in (
+        {"status": "maybe"},
+        {"limit": "0"},
+        {"limit": "lots"},
+        {"since": "yesterday"},
+        {"since": "2026-01-01T00:00:00"},  # no time zone
+        {"since": "2026-05-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+        {"since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+        {"cursor": "not-a-cursor"},
+        {"conversation_id": "nope"},
+        {"surprise": "1"},
+    ):
+        response = requests.get(f"{stack.api_url}/approvals", params=params, headers=client.headers, timeout=30)
+        assert response.status_code == 400, (params, response.text)
+        assert response.json()["error"]["code"] in ("invalid_query",)
+    assert requests.get(f"{stack.api_url}/approvals", timeout=30).status_code == 401
