@@ -20,6 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from local.lambda_runtime import invoke
 from local.template import FunctionDef, Route, SamTemplate
+from signoff.chaos import SimulatedCrash
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 
@@ -61,6 +62,8 @@ class ApiGateway:
                 return denied
         try:
             result = invoke(self.functions[route.function], event)
+        except SimulatedCrash:
+            return _json(502, {"message": "Internal Server Error"})  # the function died, as API Gateway says
         except Exception:
             traceback.print_exc()
             return _json(500, {"message": "Internal Server Error"})

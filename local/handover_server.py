@@ -22,6 +22,7 @@ from typing import Any
 import requests
 from flask import Flask, jsonify, request
 
+from local.faults import FaultPlan
 from local.inbox import register_inbox
 from local.request_log import RequestLog
 
@@ -42,10 +43,13 @@ def _error(status: int, message: str, code: str):
 
 
 class HandoverEmulator:
-    def __init__(self, api_key: str = "ho_local_dev", minute_seconds: float = 60.0, drop_callbacks: float = 0.0):
+    def __init__(self, api_key: str = "ho_local_dev", minute_seconds: float = 60.0):
         self.api_key = api_key
         self.minute_seconds = minute_seconds
-        self.drop_callbacks = drop_callbacks  # share of callbacks silently not sent (lost-callback drills)
+        # Drills: share of callbacks silently not sent, and how many times each one is sent.
+        self.drop_callbacks = float(os.environ.get("SIGNOFF_EMULATOR_DROP_CALLBACKS", "0") or 0)
+        self.duplicate_callbacks = int(os.environ.get("SIGNOFF_EMULATOR_DUPLICATE_CALLBACKS", "1") or 1)
+        self.faults = FaultPlan()
         self._failures: list[tuple[int, str | None]] = []
         self.log = RequestLog()
         self.callbacks = RequestLog()
@@ -159,9 +163,10 @@ class HandoverEmulator:
         if self.drop_callbacks and random.random() < self.drop_callbacks:
             self.callbacks.add("DROP", url, {"decision_id": decision["id"], "url": url, "response_status": "dropped"})
             return
-        threading.Thread(
-            target=self._post_callback, args=(decision["id"], url, decision["status"]), daemon=True
-        ).start()
+        for _ in range(max(1, self.duplicate_callbacks)):
+            threading.Thread(
+                target=self._post_callback, args=(decision["id"], url, decision["status"]), daemon=True
+            ).start()
 
     def _post_callback(self, decision_id: str, url: str, status: str) -> None:
         try:
@@ -196,6 +201,9 @@ def create_app(emulator: HandoverEmulator) -> Flask:
         if request.headers.get("Authorization", "") != f"Bearer {emulator.api_key}":
             return _error(401, "Invalid or missing API key", "unauthorized")
         failure = emulator.take_failure()
+        injected = emulator.faults.next_fault()
+        if injected is not None:
+            failure = (injected, "0")
         if failure:
             status, retry_after = failure
             response = _error(status, "Injected failure", "rate_limited" if status == 429 else "unavailable")

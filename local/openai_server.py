@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
+from local.faults import FaultPlan
 from local.openai_assistants import ApiError, AssistantsEmulator
 from local.openai_chat import chat_completion
 from local.request_log import RequestLog
@@ -42,6 +43,7 @@ class OpenAIEmulator:
         if run_ttl_seconds is None:
             run_ttl_seconds = float(os.environ.get("SIGNOFF_EMULATOR_RUN_TTL_SECONDS", "600"))
         self.assistants = AssistantsEmulator(run_ttl_seconds)
+        self.faults = FaultPlan()
         self.log = RequestLog()
         self._lock = threading.RLock()
         self.conversations: dict[str, dict[str, Any]] = {}
@@ -196,9 +198,17 @@ def _text_of(item: dict[str, Any]) -> str:
 
 
 def _normalise(item: dict[str, Any]) -> dict[str, Any]:
-    if "type" not in item and "role" in item:
-        return {"type": "message", **item}
-    return dict(item)
+    """An input item as the Conversation stores it: typed, with an id."""
+    item = {"type": "message", **item} if "type" not in item and "role" in item else dict(item)
+    if "id" not in item:
+        prefix = {"message": "msg", "function_call_output": "fco", "function_call": "fc"}.get(item["type"], "item")
+        item["id"] = _id(prefix)
+    if item["type"] == "message" and isinstance(item.get("content"), str):
+        kind = "output_text" if item.get("role") == "assistant" else "input_text"
+        item["content"] = [{"type": kind, "text": item["content"]}]
+    if item["type"] == "message":
+        item.setdefault("status", "completed")
+    return item
 
 
 def register_assistants(app: Flask, assistants: AssistantsEmulator) -> None:
@@ -298,7 +308,9 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
         conv = emulator.conversations.get(conv_id)
         if conv is None:
             return _error(404, f"Conversation with id '{conv_id}' not found.")
-        items = conv["items"]
+        items = list(conv["items"])
+        if request.args.get("order", "desc") == "desc":
+            items.reverse()
         return jsonify(
             {
                 "object": "list",

@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 
 from local.aws_resources import CreatedResources, create_resources, resolve
+from local.faults import DynamoThrottle
 from local.gateway import ApiGateway
 from local.handover_server import HandoverEmulator
 from local.handover_server import create_app as handover_app
@@ -32,6 +33,7 @@ from local.openai_server import OpenAIEmulator
 from local.openai_server import create_app as openai_app
 from local.servers import BackgroundServer
 from local.template import SamTemplate
+from signoff.chaos import SimulatedCrash
 
 
 def _env_int(name: str, default: int) -> int:
@@ -106,6 +108,9 @@ class EmbeddedStack:
         self.openai: OpenAIEmulator | None = None
         self.resources: CreatedResources | None = None
         self.errors: list[str] = []
+        self.duplicate_deliveries = os.environ.get("SIGNOFF_QUEUE_DUPLICATE_DELIVERIES", "") in ("1", "true")
+        self.deliveries = 0
+        self.throttle: DynamoThrottle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> EmbeddedStack:
@@ -114,6 +119,7 @@ class EmbeddedStack:
 
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=cfg.aws_port, verbose=False)
         self._moto.start()
+        self.throttle = DynamoThrottle(float(os.environ.get("SIGNOFF_AWS_THROTTLE_RATE", "0") or 0)).install()
         host, port = self._moto.get_host_and_port()
         self.aws_url = f"http://{host}:{port}"
         os.environ.update(
@@ -244,15 +250,34 @@ class EmbeddedStack:
             if not received:
                 continue
             event = {"Records": [_sqs_record(m, arn) for m in received]}
-            try:
-                result = invoke(fn, event) or {}
-                failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-            except Exception:
-                self._report("worker invocation failed")
-                failed = {m["MessageId"] for m in received}
+            failed = self._deliver(fn, event, received)
             for message in received:
                 if message["MessageId"] not in failed:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _deliver(self, fn, event: dict[str, Any], received: list[dict[str, Any]]) -> set[str]:
+        """Invoke the function with a batch (twice at once when drilling at-least-once delivery);
+        return the ids of messages to leave on the queue."""
+        copies = 2 if self.duplicate_deliveries else 1
+        results: list[set[str]] = [set() for _ in range(copies)]
+
+        def once(index: int) -> None:
+            try:
+                result = invoke(fn, event) or {}
+                results[index] = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            except SimulatedCrash:
+                results[index] = {m["MessageId"] for m in received}
+            except Exception:
+                self._report("worker invocation failed")
+                results[index] = {m["MessageId"] for m in received}
+
+        threads = [threading.Thread(target=once, args=(i,)) for i in range(copies)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.deliveries += copies * len(received)
+        return set().union(*results)
 
     def _start_schedules(self) -> None:
         for function_id in self.template.scheduled_functions():
@@ -278,7 +303,7 @@ class EmbeddedStack:
         }
         try:
             return invoke(self.template.function(function_id), event)
-        except Exception:
+        except (Exception, SimulatedCrash):
             self._report(f"{function_id} failed")
             return None
 

@@ -37,6 +37,8 @@ class Settings:
     decision_timeout_minutes: int
     reconcile_after_seconds: int
     stall_after_seconds: int
+    running_lease_seconds: int
+    openai_timeout_seconds: float
     execution_lease_seconds: int
     max_message_chars: int
     max_body_bytes: int
@@ -66,6 +68,8 @@ class Settings:
             decision_timeout_minutes=_int("DECISION_TIMEOUT_MINUTES", 60),
             reconcile_after_seconds=_int("RECONCILE_AFTER_SECONDS", 300),
             stall_after_seconds=_int("STALL_AFTER_SECONDS", 120),
+            running_lease_seconds=_int("RUNNING_LEASE_SECONDS", 600),
+            openai_timeout_seconds=float(env.get("OPENAI_TIMEOUT_SECONDS") or 60),
             execution_lease_seconds=_int("EXECUTION_LEASE_SECONDS", 300),
             max_message_chars=_int("MAX_MESSAGE_CHARS", 32_000),
             max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),

@@ -33,7 +33,9 @@ def table() -> SignoffTable:
 
     cfg = settings()
     client = boto3.client("dynamodb", config=_BOTO_CONFIG)
-    return SignoffTable(client, cfg.table_name, cfg.stall_after_seconds, cfg.audit_retention_days)
+    return SignoffTable(
+        client, cfg.table_name, cfg.stall_after_seconds, cfg.audit_retention_days, cfg.running_lease_seconds
+    )
 
 
 @cache
@@ -141,7 +143,8 @@ def reconciler() -> Reconciler:
 def _openai_client(api_key: str):
     from openai import OpenAI
 
-    return OpenAI(api_key=api_key, base_url=settings().openai_base_url, timeout=60.0, max_retries=2)
+    cfg = settings()
+    return OpenAI(api_key=api_key, base_url=cfg.openai_base_url, timeout=cfg.openai_timeout_seconds, max_retries=2)
 
 
 def agent_backend() -> AgentBackend:

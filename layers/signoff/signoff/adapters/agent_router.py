@@ -37,3 +37,6 @@ class AgentBackendRouter:
 
     def submit_tool_outputs(self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]) -> AgentStep:
         return self._for(conversation).submit_tool_outputs(conversation, pause_ref, outputs)
+
+    def step_after(self, conversation: Conversation, pause_ref: str, call_ids: list[str]) -> AgentStep | None:
+        return self._for(conversation).step_after(conversation, pause_ref, call_ids)

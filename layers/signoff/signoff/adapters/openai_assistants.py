@@ -91,6 +91,24 @@ class AssistantsBackend:
                 return self._step(conversation, self._poll(thread_id, pause_ref))
         return self._continue_after(conversation, outputs)
 
+    def step_after(self, conversation: Conversation, pause_ref: str, call_ids: list[str]) -> AgentStep | None:
+        """The paused run still asks for exactly these calls: not submitted. Otherwise follow the run
+        that took them (the same run, or the continuation started after it expired)."""
+        thread_id = conversation.backend_state["thread"]
+        with translated_errors("retrieve run"):
+            run = self._threads.runs.retrieve(pause_ref, thread_id=thread_id)
+        if run.status == "requires_action":
+            asked = {c.id for c in run.required_action.submit_tool_outputs.tool_calls}
+            return None if asked == set(call_ids) else self._step(conversation, run)
+        if run.status in ("queued", "in_progress", "completed"):
+            return self._step(conversation, self._poll(thread_id, run.id))
+        with translated_errors("list runs"):
+            runs = self._threads.runs.list(thread_id, order="desc", limit=10).data
+        newer = [r for r in runs if r.id != run.id and r.created_at >= run.created_at]
+        if not newer:
+            return None
+        return self._step(conversation, self._poll(thread_id, newer[0].id))
+
     # -- internals -----------------------------------------------------------------------
     def _continue_after(self, conversation: Conversation, outputs: list[ToolOutput]) -> AgentStep:
         """The run is over (expired, cancelled, failed): tell the model in a new run on the same thread."""

@@ -62,6 +62,27 @@ class ChatCompletionsBackend:
             messages = messages[: position + 1 + len(tool_messages)]
         return self._complete(conversation, messages)
 
+    def step_after(self, conversation: Conversation, pause_ref: str, call_ids: list[str]) -> AgentStep | None:
+        """Tool messages for these calls in the stored history mean they were submitted; the assistant
+        message after them (or a fresh completion, if the worker died before one) is what follows."""
+        messages = self._history.load(conversation.conversation_id)
+        position = int(pause_ref.removeprefix("chat:"))
+        answered = messages[position + 1 : position + 1 + len(call_ids)]
+        if {m.get("tool_call_id") for m in answered if m.get("role") == "tool"} != set(call_ids):
+            return None
+        rest = messages[position + 1 + len(call_ids) :]
+        if not rest:
+            return self._complete(conversation, messages)
+        reply = rest[0]
+        next_position = position + 1 + len(call_ids)
+        if reply.get("tool_calls"):
+            calls = [
+                ToolCall(call_id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
+                for c in reply["tool_calls"]
+            ]
+            return Pause(pause_ref=f"chat:{next_position}", tool_calls=calls, state=conversation.backend_state)
+        return Reply(text=reply.get("content") or "", state=conversation.backend_state)
+
     def _complete(self, conversation: Conversation, messages: list[dict[str, Any]]) -> AgentStep:
         with translated_errors("chat completion"):
             completion = self._client.chat.completions.create(

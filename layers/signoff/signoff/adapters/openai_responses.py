@@ -13,6 +13,7 @@ from openai import OpenAI
 
 from signoff.adapters.openai_errors import translated_errors
 from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
+from signoff.domain.ports import BackendRejected
 
 
 class ResponsesBackend:
@@ -36,6 +37,34 @@ class ResponsesBackend:
     def submit_tool_outputs(self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]) -> AgentStep:
         items = [{"type": "function_call_output", "call_id": o.call_id, "output": o.output} for o in outputs]
         return self._respond(conversation, items)
+
+    def step_after(self, conversation: Conversation, pause_ref: str, call_ids: list[str]) -> AgentStep | None:
+        """Read the Conversation: outputs for these calls there mean they were submitted; what follows
+        them is the model's answer."""
+        with translated_errors("list conversation items"):
+            items = list(self._client.conversations.items.list(conversation.backend_state["conversation"], order="asc"))
+        wanted = set(call_ids)
+        positions = [
+            n for n, item in enumerate(items) if item.type == "function_call_output" and item.call_id in wanted
+        ]
+        if not positions:
+            return None
+        after = items[max(positions) + 1 :]
+        answered = {item.call_id for item in after if item.type == "function_call_output"}
+        open_calls = [item for item in after if item.type == "function_call" and item.call_id not in answered]
+        if open_calls:
+            calls = [ToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments) for c in open_calls]
+            return Pause(pause_ref=f"item:{open_calls[0].id}", tool_calls=calls, state=conversation.backend_state)
+        texts = [
+            part.text
+            for item in after
+            if item.type == "message" and item.role == "assistant"
+            for part in item.content
+            if getattr(part, "type", None) == "output_text"
+        ]
+        if not texts:
+            raise BackendRejected("the outputs were submitted but no answer followed them")
+        return Reply(text="\n\n".join(texts), state=conversation.backend_state)
 
     def _respond(self, conversation: Conversation, items: list[dict[str, Any]]) -> AgentStep:
         conv_id = conversation.backend_state.get("conversation")

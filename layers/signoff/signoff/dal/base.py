@@ -55,16 +55,29 @@ def _action(data: dict[str, Any]) -> Action:
 
 class TableBase:
     """``stall_seconds``: how long a turn may sit queued, or settled-but-not-resumed, before the
-    reconciler re-drives it (a lost queue message must not lose a conversation)."""
+    reconciler re-drives it (a lost queue message must not lose a conversation).
+    ``running_lease_seconds``: how long a turn may be running before its worker counts as dead."""
 
-    def __init__(self, client: Any, table_name: str, stall_seconds: int = 120, retention_days: int = 400):
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        stall_seconds: int = 120,
+        retention_days: int = 400,
+        running_lease_seconds: int = 600,
+    ):
         self._db = client
         self._table = table_name
         self._stall = timedelta(seconds=stall_seconds)
         self._retention = timedelta(days=retention_days)
+        self._lease = timedelta(seconds=running_lease_seconds)
 
     def _stall_due(self) -> str:
         return iso(utc_now() + self._stall)
+
+    def _lease_due(self) -> str:
+        """When a running turn counts as abandoned (longer than any worker invocation can last)."""
+        return iso(utc_now() + self._lease)
 
     def _expiry(self) -> int:
         """The ``ttl`` of audit records: never deleted before the retention period."""

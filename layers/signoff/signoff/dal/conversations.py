@@ -136,9 +136,14 @@ class ConversationRecords(TableBase):
         """queued → running: exactly one worker starts a turn."""
         return self._update(
             _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
-            "SET #s = :running REMOVE due_bucket, due_at",
+            "SET #s = :running, due_bucket = :bucket, due_at = :lease",
             "#s = :queued",
-            {":running": TurnStatus.RUNNING, ":queued": TurnStatus.QUEUED},
+            {
+                ":running": TurnStatus.RUNNING,
+                ":queued": TurnStatus.QUEUED,
+                ":bucket": DUE_BUCKET,
+                ":lease": self._lease_due(),
+            },
             {"#s": "status"},
         )
 
@@ -150,11 +155,14 @@ class ConversationRecords(TableBase):
                 {
                     "Update": {
                         "Key": _key(pk, f"TURN#{turn_id}"),
-                        "UpdateExpression": "SET #s = :running REMOVE due_bucket, due_at",
+                        # Due again when the lease ends: a worker that died mid-turn is noticed.
+                        "UpdateExpression": "SET #s = :running, due_bucket = :bucket, due_at = :lease",
                         "ConditionExpression": "#s = :awaiting AND pause_ref = :pause AND pending = :zero",
                         "ExpressionAttributeNames": {"#s": "status"},
                         "ExpressionAttributeValues": {
                             ":running": {"S": TurnStatus.RUNNING},
+                            ":bucket": {"S": DUE_BUCKET},
+                            ":lease": {"S": self._lease_due()},
                             ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
                             ":pause": {"S": pause_ref},
                             ":zero": {"N": "0"},

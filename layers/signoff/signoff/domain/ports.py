@@ -30,6 +30,11 @@ class AgentBackend(Protocol):
         self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]
     ) -> AgentStep: ...
 
+    def step_after(self, conversation: Conversation, pause_ref: str, call_ids: list[str]) -> AgentStep | None:
+        """If outputs for these calls were already submitted (a worker died before recording what
+        followed), return what the model did next; None if they were not submitted."""
+        ...
+
 
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(frozen=True)

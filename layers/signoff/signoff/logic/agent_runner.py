@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from signoff.chaos import crash_point
 from signoff.domain.canonical import action_digest
 from signoff.domain.models import (
     Action,
@@ -31,7 +32,7 @@ from signoff.domain.models import (
 )
 from signoff.domain.outputs import render_output
 from signoff.domain.policy import ApprovalPolicy
-from signoff.domain.ports import AgentBackend, BackendUnavailable, WorkMessage, WorkQueue
+from signoff.domain.ports import AgentBackend, BackendRejected, BackendUnavailable, WorkMessage, WorkQueue
 from signoff.domain.tools import InvalidToolArguments, ToolRegistry
 from signoff.logic.approvals import ApprovalRequester
 from signoff.logic.executor import ActionExecutor
@@ -142,14 +143,21 @@ class AgentRunner:
         self._submit(turn, self._table.list_actions(turn.conversation_id, turn.turn_id), steps)
 
     def _submit(self, turn: Turn, actions: list[Action], steps: int) -> None:
+        """All outputs of the pause in one submission, never two: after a retry, look first whether
+        an earlier attempt already got them to the model."""
         if steps >= MAX_STEPS_PER_TURN:
             self._fail(turn, RuntimeError("too many tool rounds in one turn"))
             return
         conversation = self._table.get_conversation(turn.conversation_id)
         assert conversation is not None and turn.pause_ref is not None
         outputs = [render_output(a) for a in actions]
+        call_ids = [o.call_id for o in outputs]
         try:
-            step = self._backend.submit_tool_outputs(conversation, turn.pause_ref, outputs)
+            step = self._backend.step_after(conversation, turn.pause_ref, call_ids) if turn.attempts else None
+            if step is None:
+                crash_point("before_submission")
+                step = self._submit_once(conversation, turn.pause_ref, outputs, call_ids)
+            crash_point("after_submission")
         except BackendUnavailable as exc:
             self._retry_later(turn, "resume_turn", exc)
             return
@@ -157,6 +165,16 @@ class AgentRunner:
             self._fail(turn, exc)
             return
         self._advance(conversation, turn, step, steps + 1)
+
+    def _submit_once(self, conversation: Conversation, pause_ref: str, outputs, call_ids: list[str]) -> AgentStep:
+        try:
+            return self._backend.submit_tool_outputs(conversation, pause_ref, outputs)
+        except BackendRejected:
+            # Refused, perhaps because a timed-out attempt got through after all.
+            step = self._backend.step_after(conversation, pause_ref, call_ids)
+            if step is None:
+                raise
+            return step
 
     def _to_action(self, turn: Turn, seq: int, call: ToolCall) -> Action:
         """A tool call as Signoff keeps it: validated, digested, and gated by the policy (not the model)."""

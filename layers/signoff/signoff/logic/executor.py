@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from signoff.chaos import crash_point
 from signoff.domain.binding import approval_matches
 from signoff.domain.models import Action, DecisionStatus, Execution, ExecutionStatus
 from signoff.domain.tools import InvalidToolArguments, ToolContext, ToolRegistry
@@ -72,6 +73,7 @@ class ActionExecutor:
 
     def _finish(self, action: Action, execution: Execution) -> None:
         self._table.finish_execution(action.conversation_id, action.call_id, execution)
+        crash_point("after_execution")
         logger.info(
             "action settled",
             extra={"tool": action.tool, "call_id": action.call_id, "execution": execution.status.value},

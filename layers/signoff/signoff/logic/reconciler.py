@@ -110,6 +110,21 @@ class Reconciler:
             message = WorkMessage(
                 kind="resume_turn", conversation_id=turn.conversation_id, turn_id=turn.turn_id, pause_ref=turn.pause_ref
             )
+        elif turn.status is TurnStatus.RUNNING:
+            # Running past its lease: the worker died. With its calls settled, hand the turn back
+            # (the next attempt checks whether the outputs already reached the model); before any
+            # pause, the model's answer is unknown, so the turn fails and the user can send again.
+            if not turn.pause_ref:
+                self._table.fail_turn(
+                    turn.conversation_id, turn.turn_id, "the worker stopped before the model answered"
+                )
+                report.turns_redriven += 1
+                return
+            if self._table.release_turn(turn.conversation_id, turn.turn_id, for_resume=True) is None:
+                return
+            message = WorkMessage(
+                kind="resume_turn", conversation_id=turn.conversation_id, turn_id=turn.turn_id, pause_ref=turn.pause_ref
+            )
         else:
             self._table.postpone_turn(turn.conversation_id, turn.turn_id, None)
             return
