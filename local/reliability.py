@@ -208,20 +208,35 @@ class Drills:
 
     # -- scenarios: exactly once ------------------------------------------------------------
     def concurrent_duplicate_callbacks(self, r: ScenarioResult, copies: int = 50) -> None:
-        """50 concurrent copies of one valid callback, for each of several conversations."""
+        """Handover sends 50 concurrent copies of one valid callback the moment the approver answers;
+        then 50 more arrive late, after the turn finished."""
+        handover = self.stack.handover
         for _ in range(self.scale):
             cid = self.start()
             [decision] = self.decisions(cid)
-            self.resolve(decision)
+            handover.duplicate_callbacks = copies
+            try:
+                self.resolve(decision)
+            finally:
+                handover.duplicate_callbacks = 1
+            self.wait_status(cid, "idle")
             url = self.callback_url(decision)
             with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
                 codes = list(
                     pool.map(lambda _, u=url: self.http.post(u, json={}, timeout=30).status_code, range(copies))
                 )
-            r.callbacks_sent += copies + 1
-            if set(codes) - {200, 202}:
-                raise DrillFailed(f"callback answers {sorted(set(codes))}")
-            self.wait_status(cid, "idle")
+            if set(codes) - {200}:
+                raise DrillFailed(f"late callback answers {sorted(set(codes))}")
+            fired = wait_for(
+                lambda d=decision: (
+                    n
+                    if (n := sum(1 for e in handover.callbacks.entries() if e["body"]["decision_id"] == d)) >= copies
+                    else None
+                ),
+                30,
+                "the callbacks",
+            )
+            r.callbacks_sent += fired + copies
 
     def simultaneous_parallel_callbacks(self, r: ScenarioResult) -> None:
         """The two calls of one run approved at the same moment: their callbacks race."""
