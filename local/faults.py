@@ -33,6 +33,7 @@ class FaultPlan:
     slow_rate: float = field(default_factory=lambda: _rate("SIGNOFF_EMULATOR_SLOW_RATE"))
     slow_seconds: float = field(default_factory=lambda: float(os.environ.get("SIGNOFF_EMULATOR_SLOW_SECONDS", "2")))
     injected: int = 0
+    fail_next: int = 0  # answer exactly this many coming requests with 503 (deterministic drills)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _random: random.Random = field(default_factory=lambda: random.Random(os.environ.get("SIGNOFF_FAULT_SEED")))
 
@@ -42,6 +43,9 @@ class FaultPlan:
             slow = self._random.random() < self.slow_rate
             fail = self._random.random() < self.fail_rate
             status = self._random.choice((500, 429)) if fail else None
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                status, fail = 503, True
             if slow or fail:
                 self.injected += 1
         if slow:

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,14 @@ def load_handler(code_uri: str, handler: str):
     return getattr(module, func_name)
 
 
+CURRENT_FUNCTION: ContextVar[str | None] = ContextVar("signoff_current_function", default=None)
+
+
 def invoke(fn: FunctionDef, event: dict[str, Any]) -> Any:
+    """Run a handler in this thread; ``CURRENT_FUNCTION`` says whose AWS calls these are."""
     handler = load_handler(fn.code_uri, fn.handler)
-    return handler(event, LambdaContext(function_name=fn.logical_id))
+    token = CURRENT_FUNCTION.set(fn.logical_id)
+    try:
+        return handler(event, LambdaContext(function_name=fn.logical_id))
+    finally:
+        CURRENT_FUNCTION.reset(token)

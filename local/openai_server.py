@@ -6,6 +6,7 @@ It keeps the rules the real APIs enforce on a tool round trip: ``conversation`` 
 (400 ``No tool output found for function call call_...``); Assistants runs expire, lock their
 thread and take all outputs at once (see ``openai_assistants``); Chat Completions wants one
 ``tool`` message per call. ``SIGNOFF_EMULATOR_RUN_TTL_SECONDS`` shortens run expiry (default 600).
+``GET /_emulator/log`` lists each request with its JSON body and the status it was answered with.
 
     python -m local.openai_server --port 3002
 """
@@ -278,7 +279,13 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
     def _record_and_authorise():
         if request.path.startswith("/_emulator"):
             return None
-        emulator.log.add(request.method, request.path, request.get_json(silent=True))
+        status = emulator.faults.next_fault()
+        if status is not None:
+            body = {"error": {"message": "Injected failure", "type": "server_error", "param": None, "code": None}}
+            response = jsonify(body)
+            response.status_code = status
+            response.headers["retry-after-ms"] = "20"
+            return response
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return jsonify(
                 {
@@ -334,6 +341,13 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
         if response is None:
             return _error(404, f"Response with id '{resp_id}' not found.")
         return jsonify({k: v for k, v in response.items() if not k.startswith("_")})
+
+    @app.after_request
+    def _record(response):
+        """Every request with the status it got: a refused one never reached the model."""
+        if not request.path.startswith("/_emulator"):
+            emulator.log.add(request.method, request.path, request.get_json(silent=True), response.status_code)
+        return response
 
     register_assistants(app, emulator.assistants)
 

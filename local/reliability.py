@@ -146,15 +146,16 @@ class Drills:
         return wait_for(ready, 60, f"{count} decision(s) for {cid}")
 
     def resolve(self, decision_id: str, action: str = "approve", notes: str | None = None) -> None:
+        """The approver answers (and tries again, as a person would, when the service hiccups)."""
         body = {"action": action, **({"notes": notes} if notes else {})}
-        response = self.http.post(
-            f"{self.stack.handover_url}/decisions/{decision_id}/resolve",
-            json=body,
-            headers=self.handover_headers,
-            timeout=30,
-        )
-        if response.status_code != 200:
-            raise DrillFailed(f"resolve answered {response.status_code}")
+        url = f"{self.stack.handover_url}/decisions/{decision_id}/resolve"
+        for _ in range(20):
+            response = self.http.post(url, json=body, headers=self.handover_headers, timeout=30)
+            if response.status_code == 200:
+                return
+            if response.status_code not in (429, 500, 502, 503):
+                break
+        raise DrillFailed(f"resolve answered {response.status_code}")
 
     def callback_url(self, decision_id: str) -> str:
         def find():
@@ -489,6 +490,8 @@ class Drills:
     def _submission_counts(self, call_ids: set[str]) -> dict[str, int]:
         counts = dict.fromkeys(call_ids, 0)
         for entry in self.stack.openai.log.entries():
+            if (entry.get("status") or 500) >= 400:
+                continue  # refused: it never reached the model
             body = entry.get("body") or {}
             if entry["path"] == "/v1/responses" and isinstance(body.get("input"), list):
                 for item in body["input"]:

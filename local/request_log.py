@@ -12,9 +12,9 @@ class RequestLog:
         self._lock = threading.Lock()
         self._limit = limit
 
-    def add(self, method: str, path: str, body: Any) -> None:
+    def add(self, method: str, path: str, body: Any, status: int | None = None) -> None:
         with self._lock:
-            self._entries.append({"method": method, "path": path, "body": body})
+            self._entries.append({"method": method, "path": path, "body": body, "status": status})
             del self._entries[: max(0, len(self._entries) - self._limit)]
 
     def entries(self) -> list[dict[str, Any]]:

@@ -115,9 +115,9 @@ class EmbeddedStack:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> EmbeddedStack:
         cfg = self.config
-        from moto.server import ThreadedMotoServer
+        from local.moto_server import SerializedMotoServer
 
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=cfg.aws_port, verbose=False)
+        self._moto = SerializedMotoServer(ip_address="127.0.0.1", port=cfg.aws_port, verbose=False)
         self._moto.start()
         self.throttle = DynamoThrottle(float(os.environ.get("SIGNOFF_AWS_THROTTLE_RATE", "0") or 0)).install()
         host, port = self._moto.get_host_and_port()

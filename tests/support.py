@@ -129,6 +129,8 @@ class SignoffClient:
         """How many times outputs for ``call_id`` were submitted to the agent API."""
         count = 0
         for entry in self.openai_log():
+            if (entry.get("status") or 500) >= 400:
+                continue
             body = entry.get("body") or {}
             items = body.get("input") if isinstance(body.get("input"), list) else []
             count += sum(1 for i in items if i.get("type") == "function_call_output" and i.get("call_id") == call_id)

@@ -92,11 +92,12 @@ def _with_idempotency(operation, request: dict[str, Any]) -> StartedTurn:
 
 
 _idempotency_config = client_request_config(settings().idempotency_ttl_seconds)
+_idempotency_store = client_request_persistence(settings().table_name)
 
 
 @idempotent_function(
     data_keyword_argument="command",
-    persistence_store=client_request_persistence(settings().table_name),
+    persistence_store=_idempotency_store,
     config=_idempotency_config,
     output_serializer=PydanticSerializer(StartedTurn),
 )

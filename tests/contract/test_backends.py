@@ -124,6 +124,8 @@ def _submissions(client, call_id: str) -> int:
     """Outputs for one call sent to any of the three APIs."""
     count = 0
     for entry in client.openai_log():
+        if (entry.get("status") or 500) >= 400:
+            continue
         body = entry.get("body") or {}
         if entry["path"].endswith("/submit_tool_outputs"):
             count += sum(1 for o in body.get("tool_outputs") or [] if o.get("tool_call_id") == call_id)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
 
-def client_request_persistence(table_name: str) -> DynamoDBPersistenceLayer:
+def client_request_persistence(table_name: str, client: Any = None) -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(
         table_name=table_name,
+        boto3_client=client,
         key_attr="pk",
         sort_key_attr="sk",
         static_pk_value="IDEMPOTENCY#client-api",

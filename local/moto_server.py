@@ -1,0 +1,37 @@
+"""SerializedMotoServer: moto's server with one DynamoDB request at a time.
+
+moto's DynamoDB backend is not safe under concurrent requests (a transaction deep-copies the
+table while another request changes it). A real table is; so the local stack serialises
+requests to moto, which keeps every conditional write atomic as DynamoDB's are.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+
+class _OneAtATime:
+    """DynamoDB requests one at a time; everything else (SQS long polls above all) as it comes."""
+
+    def __init__(self, app: Any):
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+class SerializedMotoServer(ThreadedMotoServer):
+    def _server_entry(self) -> None:
+        app = _OneAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()

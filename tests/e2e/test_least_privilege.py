@@ -1,0 +1,181 @@
+"""Least privilege: each function's IAM policy names only the resources and actions it uses.
+
+The template is translated by SAM's own translator; then real traffic runs through every
+function while a botocore hook records the AWS actions each one performs. What a function does
+must be allowed to it, and what it is allowed must be used: no wildcards, no spare grants.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from collections import defaultdict
+
+import pytest
+
+from local.template import SamTemplate
+
+ALLOWED_MANAGED = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # its own log group
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # tracing (X-Ray has no resource-level permissions)
+}
+WORKER_MANAGED = {"arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"}  # added by SAM for SQS
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict:
+    from samtranslator.translator.transform import transform
+
+    doc = copy.deepcopy(SamTemplate().doc)
+    for resource in doc["Resources"].values():
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://bucket/key"
+
+    class NoManagedPolicies:
+        def load(self) -> dict:
+            return {}
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return transform(doc, {}, NoManagedPolicies())
+
+
+def _statements(role: dict) -> list[dict]:
+    statements = []
+    for policy in role["Properties"].get("Policies", []):
+        if "Fn::If" in policy:  # the optional SSM policy: check the branch that grants something
+            policy = policy["Fn::If"][1]
+        statements += policy["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _resource_names(resource) -> list[str]:
+    """Logical ids (and index names) a statement's resources point at."""
+    items = resource if isinstance(resource, list) else [resource]
+    names = []
+    for item in items:
+        text = str(item)
+        for logical in (
+            "SignoffTable",
+            "WorkQueue",
+            "OpenAIApiKeySecret",
+            "HandoverApiKeySecret",
+            "CallbackSigningKeySecret",
+            "ClientApiKeysSecret",
+            "PolicyParameterName",
+        ):
+            if logical in text:
+                index = text.split("/index/")[1].split("'")[0].split('"')[0] if "/index/" in text else None
+                names.append(f"{logical}/index/{index}" if index else logical)
+    return names
+
+
+def _grants(translated: dict) -> dict[str, set[tuple[str, str]]]:
+    grants: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for name, resource in translated["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role" or not name.endswith("FunctionRole"):
+            continue
+        function = name.removesuffix("Role")
+        for statement in _statements(resource):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            for action in actions:
+                for target in _resource_names(statement["Resource"]):
+                    grants[function].add((action, target))
+    return grants
+
+
+def test_no_wildcards_and_only_expected_managed_policies(translated):
+    for name, resource in translated["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role" or not name.endswith("FunctionRole"):
+            continue
+        managed = set(resource["Properties"].get("ManagedPolicyArns", []))
+        allowed = ALLOWED_MANAGED | (WORKER_MANAGED if name.startswith("AgentWorker") else set())
+        assert managed <= allowed, (name, managed - allowed)
+        for statement in _statements(resource):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all(a != "*" and not a.endswith(":*") for a in actions), (name, actions)
+            assert statement["Resource"] != "*", (name, statement)
+            assert _resource_names(statement["Resource"]), (name, statement["Resource"])
+
+
+def test_each_secret_is_readable_only_where_needed(translated):
+    readers: dict[str, set[str]] = defaultdict(set)
+    for function, grants in _grants(translated).items():
+        for action, target in grants:
+            if action == "secretsmanager:GetSecretValue":
+                readers[target].add(function)
+    assert readers == {
+        "ClientApiKeysSecret": {"AuthorizerFunction"},
+        "OpenAIApiKeySecret": {"AgentWorkerFunction"},
+        "HandoverApiKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"},
+        "CallbackSigningKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction"},
+    }
+
+
+def _used_as_granted(stack, recorded: dict[str, set[tuple[str, str]]]) -> dict[str, set[tuple[str, str]]]:
+    """Map recorded physical names back to the template's logical ids."""
+    physical = {v: k for k, v in stack.resources.refs.items()}
+    used: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for function, calls in recorded.items():
+        for action, resource in calls:
+            base, _, index = resource.partition("/index/")
+            logical = physical.get(base) or physical.get(resource, resource)
+            action = "sqs:SendMessage*" if action == "sqs:SendMessage" else action
+            used[function].add((action, f"{logical}/index/{index}" if index else logical))
+    return used
+
+
+def test_what_each_function_does_is_exactly_what_it_may_do(stack, client, translated):
+    from local.iam_audit import AwsCallRecorder
+    from local.lambda_runtime import load_handler
+    from signoff import runtime
+
+    client_api = sys.modules[load_handler("functions/client_api/", "app.handler").__module__]
+    recorder = AwsCallRecorder().install(client_api._idempotency_store.client)
+    runtime.reset()
+    saved = os.environ.get("AGENT_API")
+    try:
+        for api in ("responses", "chat"):
+            os.environ["AGENT_API"] = api
+            runtime.reset()
+            approved = client.start("Issue a €340 refund to customer #4821.")["conversation_id"]
+            [decision] = client.pending_decision_ids(approved)
+            busy = client.post(
+                f"/conversations/{approved}/messages", json={"message": "hi"}, headers={"Idempotency-Key": f"k-{api}"}
+            )
+            assert busy.status_code == 409  # the idempotency record of a failed request is deleted
+            client.resolve(decision, "approve")
+            client.wait_status(approved, "idle")
+            denied = client.start("Issue a €340 refund to customer #4821.")["conversation_id"]
+            [decision] = client.pending_decision_ids(denied)
+            client.stack.handover.drop_callbacks = 1.0
+            client.resolve(decision, "deny")
+            client.stack.handover.drop_callbacks = 0.0
+            client.stack.run_scheduled("ReconcilerFunction")
+            client.wait_status(denied, "idle")
+            client.post(f"/conversations/{approved}/messages", json={"message": "Please look up customer #1."})
+            client.wait_status(approved, "idle")
+        # The agent API down for a moment: the worker hands the turn back and queues a retry.
+        stack.openai.faults.fail_next = 3
+        retried = client.start("Please look up customer #2.")["conversation_id"]
+        client.wait_status(retried, "idle", timeout=30)
+        client.get_json("/approvals", params={"conversation_id": approved})
+        client.post("/conversations", json={"message": "x"}, headers={"Idempotency-Key": "iam-1"})
+    finally:
+        recorder.uninstall()
+        if saved is None:
+            os.environ.pop("AGENT_API", None)
+        else:
+            os.environ["AGENT_API"] = saved
+        runtime.reset()
+    used = _used_as_granted(stack, recorder.calls)
+    grants = _grants(translated)
+    for function, calls in used.items():
+        missing = calls - grants[function]
+        assert not missing, f"{function} does what its policy does not allow: {sorted(missing)}"
+    for function, granted in grants.items():
+        # Secret reads are cached process-wide here (one process plays every function), so which
+        # function read a secret first is luck; secrets are checked statically above.
+        unused = {g for g in granted if not g[0].startswith(("ssm:", "secretsmanager:"))} - used.get(function, set())
+        assert not unused, f"{function} is allowed more than it uses: {sorted(unused)}"
