@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -16,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from signoff.api.errors import ApiError
 
 MAX_METADATA_BYTES = 4096
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
 class StartConversation(BaseModel):
@@ -98,6 +100,14 @@ class AuditQueryParams(BaseModel):
     conversation_id: str | None = Field(default=None, pattern=r"^conv_[0-9a-f]{32}$")
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: object) -> object:
+        """Dates only as ISO 8601 text (pydantic would also take a bare number as epoch seconds)."""
+        if value is not None and not (isinstance(value, str) and ISO_DATE.match(value)):
+            raise ValueError("must be an ISO 8601 date-time with a time zone, e.g. 2026-11-26T09:00:00Z")
+        return value
 
 
 def parse_audit_query(params: dict[str, str]) -> AuditQueryParams:

@@ -7,6 +7,7 @@ for the reconciler to run at its time.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,13 @@ from signoff.domain.models import (
     iso,
     utc_now,
 )
+
+
+def approval_from(data: dict[str, Any]) -> Approval:
+    fields = _strip_keys(data)
+    if isinstance(fields.get("response_data"), str):
+        fields["response_data"] = json.loads(fields["response_data"])
+    return Approval.model_validate(fields)
 
 
 class ApprovalRecords(TableBase):
@@ -41,7 +49,7 @@ class ApprovalRecords(TableBase):
 
     def get_approval(self, approval_id: str) -> Approval | None:
         data = self._get(_approval_key(approval_id))
-        return Approval.model_validate(_strip_keys(data)) if data else None
+        return approval_from(data) if data else None
 
     def get_approvals(self, approval_ids: list[str]) -> list[Approval]:
         """Consistent reads, in the order asked; missing ones are left out."""
@@ -77,7 +85,8 @@ class ApprovalRecords(TableBase):
             ":outcome": decision.status.value if decision else None,
             ":by": decision.resolved_by if decision else None,
             ":notes": decision.notes if decision else None,
-            ":data": decision.response_data if decision else None,
+            # The approver's data as text: nothing in it can trip DynamoDB's types.
+            ":data": json.dumps(decision.response_data) if decision and decision.response_data is not None else None,
             ":exec_at": decision.execute_at if decision else None,
             ":at": decision.resolved_at if decision and decision.resolved_at else iso(utc_now()),
             ":soon": iso(utc_now()),

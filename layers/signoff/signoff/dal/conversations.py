@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,13 @@ from signoff.domain.models import (
 )
 
 
+def _conversation(data: dict[str, Any]) -> Conversation:
+    fields = _strip_keys(data)
+    if isinstance(fields.get("metadata"), str):
+        fields["metadata"] = json.loads(fields["metadata"])
+    return Conversation.model_validate(fields)
+
+
 class ConversationNotFound(LookupError):
     pass
 
@@ -45,7 +53,16 @@ class ConversationRecords(TableBase):
             [
                 {
                     "Put": {
-                        "Item": to_item({"pk": pk, "sk": "META", "type": "conversation", **conversation.model_dump()}),
+                        "Item": to_item(
+                            {
+                                "pk": pk,
+                                "sk": "META",
+                                "type": "conversation",
+                                **conversation.model_dump(),
+                                # Client JSON as text: any number it holds survives, whatever DynamoDB's range.
+                                "metadata": json.dumps(conversation.metadata, ensure_ascii=False),
+                            }
+                        ),
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
@@ -102,7 +119,7 @@ class ConversationRecords(TableBase):
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         data = self._get(_key(_conv_pk(conversation_id), "META"))
-        return Conversation.model_validate(_strip_keys(data)) if data else None
+        return _conversation(data) if data else None
 
     def get_turn(self, conversation_id: str, turn_id: str) -> Turn | None:
         data = self._get(_key(_conv_pk(conversation_id), f"TURN#{turn_id}"))
@@ -114,7 +131,7 @@ class ConversationRecords(TableBase):
         for item in self._query_partition(_conv_pk(conversation_id)):
             kind = item.get("type")
             if kind == "conversation":
-                meta = Conversation.model_validate(_strip_keys(item))
+                meta = _conversation(item)
             elif kind == "message":
                 messages.append(Message.model_validate(_strip_keys(item)))
             elif kind == "action":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from signoff.dal.approvals import approval_from
 from signoff.dal.base import DUE_BUCKET, DUE_INDEX, TableBase, _action, _strip_keys
 from signoff.dal.codec import from_item
 from signoff.domain.models import Action, Approval, Turn, iso
@@ -31,7 +32,7 @@ class DueRecords(TableBase):
             data = from_item(item)
             kind = data.get("type")
             if kind == "approval":
-                work.approvals.append(Approval.model_validate(_strip_keys(data)))
+                work.approvals.append(approval_from(data))
             elif kind == "turn":
                 work.turns.append(Turn.model_validate(_strip_keys(data)))
             elif kind == "action":
