@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import Any
 
 import requests
 
+from local.evidence import TimedOut, wait_for
 from local.stack import EmbeddedStack, StackConfig
 
 SEED = "Issue a €340 refund to customer #4821."
@@ -25,13 +25,10 @@ class DemoFailed(RuntimeError):
 
 
 def _wait(condition, timeout: float = 30.0, what: str = "the stack") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise DemoFailed(f"timed out waiting for {what}")
+    try:
+        return wait_for(condition, timeout=timeout, what=what)
+    except TimedOut as exc:
+        raise DemoFailed(str(exc)) from exc
 
 
 def run_pass(stack: EmbeddedStack, answer: str, approver: str, notes: str) -> dict[str, Any]:

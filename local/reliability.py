@@ -29,6 +29,9 @@ from typing import Any
 import boto3
 import requests
 
+from local.evidence import TimedOut, effects, submission_counts
+from local.evidence import wait_for as _wait_for
+
 SEED = "Issue a €340 refund to customer #4821."
 TWO = "Refund €340 to customer #4821 and €120 to customer #4822."
 
@@ -96,13 +99,10 @@ class Report:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise DrillFailed(f"timed out waiting for {what}")
+    try:
+        return _wait_for(condition, timeout=timeout, what=what)
+    except TimedOut as exc:
+        raise DrillFailed(str(exc)) from exc
 
 
 class Drills:
@@ -462,23 +462,7 @@ class Drills:
         return [i for a in runtime.table().load_conversation(cid)[2] for i in a.approval_ids]
 
     def _effects(self, cid: str) -> list[dict[str, Any]]:
-        from signoff.dal.codec import from_item
-
-        ddb = boto3.client("dynamodb")
-        items, kwargs = (
-            [],
-            {
-                "TableName": self._table_name(),
-                "FilterExpression": "begins_with(pk, :p)",
-                "ExpressionAttributeValues": {":p": {"S": f"EFFECT#{cid}:"}},
-            },
-        )
-        while True:
-            page = ddb.scan(**kwargs)
-            items += [from_item(i) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return effects(self._table_name(), cid)
 
     def _executions(self, cid: str) -> int:
         return sum(1 for a in self.view(cid)["actions"] if (a["execution"] or {}).get("status") == "executed")
@@ -488,24 +472,7 @@ class Drills:
         return any(n for n in self._submission_counts(call_ids).values())
 
     def _submission_counts(self, call_ids: set[str]) -> dict[str, int]:
-        counts = dict.fromkeys(call_ids, 0)
-        for entry in self.stack.openai.log.entries():
-            if (entry.get("status") or 500) >= 400:
-                continue  # refused: it never reached the model
-            body = entry.get("body") or {}
-            if entry["path"] == "/v1/responses" and isinstance(body.get("input"), list):
-                for item in body["input"]:
-                    if (
-                        isinstance(item, dict)
-                        and item.get("type") == "function_call_output"
-                        and item.get("call_id") in counts
-                    ):
-                        counts[item["call_id"]] += 1
-            elif entry["path"].endswith("/submit_tool_outputs"):
-                for output in body.get("tool_outputs") or []:
-                    if output.get("tool_call_id") in counts:
-                        counts[output["tool_call_id"]] += 1
-        return counts
+        return submission_counts(self.stack.openai.log.entries(), call_ids)
 
     def verify(self) -> Report:
         """Read everything back and count what must be zero."""

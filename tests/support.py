@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
-import boto3
 import requests
 
+from local.evidence import effects, submission_counts, wait_for
 
-def wait_for[T](condition: Callable[[], T], *, timeout: float = 15.0, what: str = "condition") -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+__all__ = ["SignoffClient", "wait_for"]
 
 
 class SignoffClient:
@@ -108,30 +97,8 @@ class SignoffClient:
 
     def effects(self, conversation_id: str) -> list[dict[str, Any]]:
         """Side effects of the demo tools recorded for one conversation."""
-        from signoff.dal.codec import from_item
-
-        ddb = boto3.client("dynamodb")
-        table = self.stack.resources.refs["SignoffTable"]
-        items = []
-        kwargs: dict[str, Any] = {
-            "TableName": table,
-            "FilterExpression": "begins_with(pk, :p)",
-            "ExpressionAttributeValues": {":p": {"S": f"EFFECT#{conversation_id}:"}},
-        }
-        while True:
-            page = ddb.scan(**kwargs)
-            items += [from_item(i) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return effects(self.stack.resources.refs["SignoffTable"], conversation_id)
 
     def submissions(self, call_id: str) -> int:
-        """How many times outputs for ``call_id`` were submitted to the agent API."""
-        count = 0
-        for entry in self.openai_log():
-            if (entry.get("status") or 500) >= 400:
-                continue
-            body = entry.get("body") or {}
-            items = body.get("input") if isinstance(body.get("input"), list) else []
-            count += sum(1 for i in items if i.get("type") == "function_call_output" and i.get("call_id") == call_id)
-        return count
+        """How many times outputs for ``call_id`` reached the agent API."""
+        return submission_counts(self.openai_log(), [call_id])[call_id]

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 import requests
 
+from local.evidence import conversation_count
+
 
 def _conversation_count(stack) -> int:
-    ddb = boto3.client("dynamodb")
-    kwargs = {
-        "TableName": stack.resources.refs["SignoffTable"],
-        "FilterExpression": "sk = :meta",
-        "ExpressionAttributeValues": {":meta": {"S": "META"}},
-        "Select": "COUNT",
-    }
-    total = 0
-    while True:
-        page = ddb.scan(**kwargs)
-        total += page["Count"]
-        if "LastEvaluatedKey" not in page:
-            return total
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return conversation_count(stack.resources.refs["SignoffTable"])
 
 
 def test_missing_key_is_401_and_wrong_key_is_403_at_the_gateway(stack):

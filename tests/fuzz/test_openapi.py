@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import boto3
 import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 
+from local.evidence import conversation_count
 from local.template import SamTemplate
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -30,20 +30,7 @@ def test_the_document_and_the_template_name_the_same_client_routes():
 
 
 def _conversations(stack) -> int:
-    ddb = boto3.client("dynamodb")
-    kwargs = {
-        "TableName": stack.resources.refs["SignoffTable"],
-        "FilterExpression": "sk = :meta OR begins_with(sk, :turn)",
-        "ExpressionAttributeValues": {":meta": {"S": "META"}, ":turn": {"S": "TURN#"}},
-        "Select": "COUNT",
-    }
-    total = 0
-    while True:
-        page = ddb.scan(**kwargs)
-        total += page["Count"]
-        if "LastEvaluatedKey" not in page:
-            return total
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return conversation_count(stack.resources.refs["SignoffTable"], with_turns=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,97 @@
+"""Evidence: reading back what happened, for tests, the demo and the reliability drills.
+
+One place for waiting on a condition with a deadline, counting a tool's effects in the table,
+counting conversations, and counting the tool-output submissions the OpenAI-compatible server
+accepted, whichever of the three APIs carried them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import boto3
+
+
+class TimedOut(AssertionError):
+    pass
+
+
+def wait_for[T](condition: Callable[[], T], *, timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.02)
+    raise TimedOut(f"timed out waiting for {what}; last value: {last!r}")
+
+
+def _scan(table: str, **kwargs: Any) -> Iterable[dict]:
+    ddb = boto3.client("dynamodb")
+    kwargs["TableName"] = table
+    while True:
+        page = ddb.scan(**kwargs)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def effects(table: str, conversation_id: str) -> list[dict[str, Any]]:
+    """The demo tools' effect records of one conversation (each says how often its tool ran)."""
+    from signoff.dal.codec import from_item
+
+    pages = _scan(
+        table,
+        FilterExpression="begins_with(pk, :p)",
+        ExpressionAttributeValues={":p": {"S": f"EFFECT#{conversation_id}:"}},
+    )
+    return [from_item(item) for page in pages for item in page["Items"]]
+
+
+def conversation_count(table: str, *, with_turns: bool = False) -> int:
+    """Conversations (and, ``with_turns``, their turns) in the table: a refused request must not
+    change the count."""
+    if with_turns:
+        condition, values = "sk = :meta OR begins_with(sk, :turn)", {":meta": {"S": "META"}, ":turn": {"S": "TURN#"}}
+    else:
+        condition, values = "sk = :meta", {":meta": {"S": "META"}}
+    pages = _scan(table, FilterExpression=condition, ExpressionAttributeValues=values, Select="COUNT")
+    return sum(page["Count"] for page in pages)
+
+
+def submission_counts(log: list[dict[str, Any]], call_ids: Iterable[str]) -> dict[str, int]:
+    """How often outputs for each call reached the model: accepted requests only, on any of the
+    three APIs (Responses input items, Assistants tool outputs, Chat Completions tool messages)."""
+    counts = dict.fromkeys(call_ids, 0)
+    for entry in log:
+        if (entry.get("status") or 500) >= 400:
+            continue  # refused: it never reached the model
+        body = entry.get("body") or {}
+        path = entry["path"]
+        if path == "/v1/responses" and isinstance(body.get("input"), list):
+            sent = [
+                i.get("call_id")
+                for i in body["input"]
+                if isinstance(i, dict) and i.get("type") == "function_call_output"
+            ]
+        elif path.endswith("/submit_tool_outputs"):
+            sent = [o.get("tool_call_id") for o in body.get("tool_outputs") or []]
+        elif path == "/v1/chat/completions":
+            messages = body.get("messages") or []
+            trailing = []
+            for message in reversed(messages):  # only the tool messages this request adds
+                if message.get("role") != "tool":
+                    break
+                trailing.append(message.get("tool_call_id"))
+            sent = trailing
+        else:
+            sent = []
+        for call_id in sent:
+            if call_id in counts:
+                counts[call_id] += 1
+    return counts
