@@ -17,7 +17,7 @@ from signoff.dal.base import (
     _key,
     _strip_keys,
 )
-from signoff.dal.codec import from_item, to_item
+from signoff.dal.codec import from_item, to_attr, to_item
 from signoff.domain.models import (
     Action,
     Conversation,
@@ -165,30 +165,39 @@ class ConversationRecords(TableBase):
         )
 
     def claim_turn_resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
-        """awaiting_approval → running, once every approval of that pause is settled."""
-        pk = _conv_pk(conversation_id)
+        """awaiting_approval → running, once every call of that pause has its verdict. Due again when
+        the lease ends, so a worker that died mid-turn is noticed."""
         return self._transact(
             [
-                {
-                    "Update": {
-                        "Key": _key(pk, f"TURN#{turn_id}"),
-                        # Due again when the lease ends: a worker that died mid-turn is noticed.
-                        "UpdateExpression": "SET #s = :running, due_bucket = :bucket, due_at = :lease",
-                        "ConditionExpression": "#s = :awaiting AND pause_ref = :pause AND pending = :zero",
-                        "ExpressionAttributeNames": {"#s": "status"},
-                        "ExpressionAttributeValues": {
-                            ":running": {"S": TurnStatus.RUNNING},
-                            ":bucket": {"S": DUE_BUCKET},
-                            ":lease": {"S": self._lease_due()},
-                            ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
-                            ":pause": {"S": pause_ref},
-                            ":zero": {"N": "0"},
-                        },
-                    }
-                },
+                self._turn_change(
+                    conversation_id,
+                    turn_id,
+                    "SET #s = :running, due_bucket = :bucket, due_at = :lease",
+                    "#s = :awaiting AND pause_ref = :pause AND pending = :zero",
+                    {
+                        ":running": TurnStatus.RUNNING,
+                        ":bucket": DUE_BUCKET,
+                        ":lease": self._lease_due(),
+                        ":awaiting": TurnStatus.AWAITING_APPROVAL,
+                        ":pause": pause_ref,
+                        ":zero": 0,
+                    },
+                ),
                 self._conversation_status_update(conversation_id, turn_id, ConversationStatus.RUNNING),
             ]
         )
+
+    def _turn_change(self, conversation_id: str, turn_id: str, expression: str, condition: str, values: dict) -> dict:
+        """One conditional turn update, as a transaction item (``#s`` is the turn's status)."""
+        return {
+            "Update": {
+                "Key": _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+                "UpdateExpression": expression,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
+            }
+        }
 
     def _conversation_status_update(self, conversation_id: str, turn_id: str, status: ConversationStatus) -> dict:
         return {
@@ -273,21 +282,15 @@ class ConversationRecords(TableBase):
 
     def complete_turn(self, conversation_id: str, turn_id: str, reply: Message) -> bool:
         """running → completed, the conversation back to idle, the reply stored: all or nothing."""
-        pk = _conv_pk(conversation_id)
         return self._transact(
             [
-                {
-                    "Update": {
-                        "Key": _key(pk, f"TURN#{turn_id}"),
-                        "UpdateExpression": "SET #s = :done REMOVE due_bucket, due_at",
-                        "ConditionExpression": "#s = :running",
-                        "ExpressionAttributeNames": {"#s": "status"},
-                        "ExpressionAttributeValues": {
-                            ":done": {"S": TurnStatus.COMPLETED},
-                            ":running": {"S": TurnStatus.RUNNING},
-                        },
-                    }
-                },
+                self._turn_change(
+                    conversation_id,
+                    turn_id,
+                    "SET #s = :done REMOVE due_bucket, due_at",
+                    "#s = :running",
+                    {":done": TurnStatus.COMPLETED, ":running": TurnStatus.RUNNING},
+                ),
                 self._conversation_status_update(conversation_id, turn_id, ConversationStatus.IDLE),
                 {"Put": {"Item": self._message_item(conversation_id, reply)}},
             ]
@@ -295,26 +298,22 @@ class ConversationRecords(TableBase):
 
     def fail_turn(self, conversation_id: str, turn_id: str, error: str) -> bool:
         """Any non-final turn → failed; the conversation can take a new message afterwards."""
-        pk = _conv_pk(conversation_id)
+        change = self._turn_change(
+            conversation_id,
+            turn_id,
+            "SET #s = :failed, #e = :error REMOVE due_bucket, due_at",
+            "#s IN (:queued, :running, :awaiting)",
+            {
+                ":failed": TurnStatus.FAILED,
+                ":error": error[:500],
+                ":queued": TurnStatus.QUEUED,
+                ":running": TurnStatus.RUNNING,
+                ":awaiting": TurnStatus.AWAITING_APPROVAL,
+            },
+        )
+        change["Update"]["ExpressionAttributeNames"]["#e"] = "error"
         return self._transact(
-            [
-                {
-                    "Update": {
-                        "Key": _key(pk, f"TURN#{turn_id}"),
-                        "UpdateExpression": "SET #s = :failed, #e = :error REMOVE due_bucket, due_at",
-                        "ConditionExpression": "#s IN (:queued, :running, :awaiting)",
-                        "ExpressionAttributeNames": {"#s": "status", "#e": "error"},
-                        "ExpressionAttributeValues": {
-                            ":failed": {"S": TurnStatus.FAILED},
-                            ":error": {"S": error[:500]},
-                            ":queued": {"S": TurnStatus.QUEUED},
-                            ":running": {"S": TurnStatus.RUNNING},
-                            ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
-                        },
-                    }
-                },
-                self._conversation_status_update(conversation_id, turn_id, ConversationStatus.FAILED),
-            ]
+            [change, self._conversation_status_update(conversation_id, turn_id, ConversationStatus.FAILED)]
         )
 
     def postpone_turn(self, conversation_id: str, turn_id: str, due_at: datetime | None) -> bool:
