@@ -14,11 +14,12 @@ SAM_CLI_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := layers/signoff:.
 
-.PHONY: help venv local demo reliability test lint browser-deps build deploy clean
+.PHONY: help venv local demo bench reliability test lint browser-deps build deploy clean
 
 help:
 	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
 	@echo "make demo    the refund scenario end to end, approved then denied"
+	@echo "make bench   import time of each function (the cold-start cost of its code)"
 	@echo "make reliability  drills (duplicates, crashes, faults, forgeries); writes reliability.json"
 	@echo "make test    lint, template checks and the test suite"
 	@echo "make build   sam build (needs Python 3.13)"
@@ -45,6 +46,10 @@ local: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m local.demo
+
+# Cold-start cost: each handler's import time in fresh interpreters.
+bench: $(VENV)/.installed
+	$(PY) -m local.bench_coldstart
 
 # Faults, floods and forgeries against the local stack; prints a table, writes reliability.json.
 reliability: $(VENV)/.installed

@@ -1,0 +1,71 @@
+"""`make bench`: how long each function's code takes to import, as on a Lambda cold start.
+
+Each handler module is imported in a fresh interpreter (the layer on the path, as in Lambda),
+several times; the table gives the median and the worst, and whether ``openai`` was imported.
+This measures import cost only, on this machine, not Lambda's own start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from local.template import ROOT, SamTemplate
+
+PROBE = """
+import importlib.util, json, sys, time
+started = time.perf_counter()
+spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({"ms": (time.perf_counter() - started) * 1000, "openai": "openai" in sys.modules}))
+"""
+
+
+def measure(path: Path, runs: int) -> tuple[list[float], bool]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT / "layers" / "signoff"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "signoff",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PYTHONDONTWRITEBYTECODE": "",
+    }
+    times, openai = [], False
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, env=env, check=True
+        )
+        result = json.loads(out.stdout)
+        times.append(result["ms"])
+        openai = openai or result["openai"]
+    return times, openai
+
+
+def main() -> int:
+    runs = int(os.environ.get("SIGNOFF_BENCH_RUNS", "7"))
+    print(f"import time of each function's handler, {runs} fresh interpreters each (Python {sys.version.split()[0]})\n")
+    print(f"{'function':<26} {'median ms':>10} {'max ms':>8}  imports openai")
+    for fn in SamTemplate().functions():
+        module, _ = fn.handler.rsplit(".", 1)
+        times, openai = measure(ROOT / fn.code_uri / f"{module}.py", runs)
+        print(f"{fn.logical_id:<26} {statistics.median(times):>10.0f} {max(times):>8.0f}  {'yes' if openai else 'no'}")
+    times, _ = measure_module("openai", runs)
+    print(f"\nfor scale: `import openai` alone takes {statistics.median(times):.0f} ms here")
+    return 0
+
+
+def measure_module(name: str, runs: int) -> tuple[list[float], bool]:
+    with tempfile.TemporaryDirectory() as folder:
+        probe = Path(folder) / "probe.py"
+        probe.write_text(f"import {name}\n")
+        return measure(probe, runs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
