@@ -75,6 +75,18 @@ def test_get_and_post_events_for_a_real_conversation(stack, client):
     client.wait_status(cid, "idle")
 
 
+def test_list_approvals_event(stack, client):
+    cid = client.start("Issue a €340 refund to customer #4821.")["conversation_id"]
+    [decision] = client.pending_decision_ids(cid)
+    client.resolve(decision, "approve")
+    client.wait_status(cid, "idle")
+    result = call("ClientApiFunction", event("client_api_list_approvals.json"))
+    assert result["statusCode"] == 200
+    page = body(result)
+    assert page["approvals"] and all(a["status"] == "approved" for a in page["approvals"])
+    assert len(page["approvals"]) <= 10
+
+
 def test_callback_event_with_a_token_we_did_not_sign_is_401(stack):
     result = call("ApprovalCallbackFunction", event("approval_callback.json"))
     assert result["statusCode"] == 401
