@@ -364,6 +364,8 @@ class Drills:
         openai, handover, throttle = self.stack.openai.faults, self.stack.handover.faults, self.stack.throttle
         before = openai.injected + handover.injected + throttle.injected
         openai.fail_rate, handover.fail_rate, throttle.rate = 0.15, 0.15, 0.05
+        # Some Handover answers come after the client's read timeout (1 s in the drills), on create and get.
+        handover.slow_rate, handover.slow_seconds = 0.1, 1.5
         try:
             cids = [self.start() for _ in range(2 * self.scale)]
             cids.append(self.start("Please look up customer #77."))
@@ -379,6 +381,7 @@ class Drills:
                     raise DrillFailed(f"{cid} failed under faults")
         finally:
             openai.fail_rate, handover.fail_rate, throttle.rate = 0.0, 0.0, 0.0
+            handover.slow_rate = 0.0
         # Answers lost to faults are still fetched by the safety net.
         self.reconcile()
         r.faults_injected = openai.injected + handover.injected + throttle.injected - before
@@ -537,7 +540,7 @@ def main() -> int:
     config.reconcile_after_seconds = 0
     config.stall_after_seconds = 0
     config.queue_visibility_seconds = 2
-    config.extra_env = {"POWERTOOLS_LOG_LEVEL": "ERROR", "OPENAI_TIMEOUT_SECONDS": "5"}
+    config.extra_env = {"POWERTOOLS_LOG_LEVEL": "ERROR", "OPENAI_TIMEOUT_SECONDS": "5", "HANDOVER_TIMEOUT_SECONDS": "1"}
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
     stack = EmbeddedStack(config).start()
     try:

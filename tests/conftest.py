@@ -28,6 +28,7 @@ def stack():
         reconcile_after_seconds=0,
         stall_after_seconds=0,
         queue_visibility_seconds=2,
+        extra_env={"HANDOVER_TIMEOUT_SECONDS": "1"},  # so the drills' slow Handover answers time out
     )
     running = EmbeddedStack(config).start()
     yield running

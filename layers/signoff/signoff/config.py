@@ -30,6 +30,7 @@ class Settings:
     openai_base_url: str | None
     openai_api_key_secret: str
     handover_base_url: str
+    handover_timeout_seconds: float
     handover_api_key_secret: str
     callback_signing_key_secret: str
     client_api_keys_secret: str
@@ -61,6 +62,7 @@ class Settings:
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             openai_api_key_secret=env.get("OPENAI_API_KEY_SECRET", "signoff/openai-api-key"),
             handover_base_url=env.get("HANDOVER_BASE_URL", "https://thehandover.xyz"),
+            handover_timeout_seconds=float(env.get("HANDOVER_TIMEOUT_SECONDS") or 10),
             handover_api_key_secret=env.get("HANDOVER_API_KEY_SECRET", "signoff/handover-api-key"),
             callback_signing_key_secret=env.get("CALLBACK_SIGNING_KEY_SECRET", "signoff/callback-signing-key"),
             client_api_keys_secret=env.get("CLIENT_API_KEYS_SECRET", "signoff/client-api-keys"),

@@ -74,7 +74,8 @@ def approval_service():
 def _handover_client(api_key: str):
     from signoff.adapters.handover import HandoverClient
 
-    return HandoverClient(settings().handover_base_url, api_key)
+    cfg = settings()
+    return HandoverClient(cfg.handover_base_url, api_key, timeout=(3.05, cfg.handover_timeout_seconds))
 
 
 @cache
