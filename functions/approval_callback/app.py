@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import runtime
@@ -19,6 +20,7 @@ from signoff.domain.ports import ApprovalServiceError
 from signoff.logic.callback import CallbackOutcome, ForgedCallback, UnknownApproval
 
 logger = Logger()
+metrics = Metrics()  # CallbackSettled, CallbackDuplicate, CallbackForged, ... (alarm on CallbackForged)
 
 _STATUS = {
     CallbackOutcome.SETTLED: 200,
@@ -32,8 +34,24 @@ def _error(status: int, code: str, message: str) -> dict[str, Any]:
     return json_response(status, {"error": {"code": code, "message": message}})
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = _handle(event)
+    metrics.add_metric(name=_METRIC.get(response["statusCode"], "CallbackOther"), unit=MetricUnit.Count, value=1)
+    return response
+
+
+_METRIC = {
+    200: "CallbackSettled",
+    202: "CallbackPending",
+    401: "CallbackForged",
+    404: "CallbackUnknown",
+    503: "CallbackUpstreamUnavailable",
+}
+
+
+def _handle(event: dict[str, Any]) -> dict[str, Any]:
     method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
     if method != "POST":
         return _error(405, "method_not_allowed", "Use POST.")

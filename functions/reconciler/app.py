@@ -5,16 +5,26 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import runtime
 
 logger = Logger()
+metrics = Metrics()  # each pass: what the safety net had to do (a rising line means lost callbacks)
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = runtime.reconciler().run_once()
     logger.info("reconcile pass", extra={"checked": report.checked, "settled": report.settled})
+    for name, value in (
+        ("ApprovalsSettledByReconciler", report.settled),
+        ("TurnsRedriven", report.turns_redriven),
+        ("ScheduledCallsRun", report.scheduled_run),
+        ("DecisionFetchErrors", report.errors),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return asdict(report)

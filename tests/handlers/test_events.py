@@ -121,3 +121,16 @@ def test_worker_reports_a_poison_message_as_failed(stack):
 def test_reconciler_event_runs_one_pass(stack):
     result = call("ReconcilerFunction", event("reconciler_schedule.json"))
     assert set(result) >= {"checked", "settled", "still_pending", "errors"}
+
+
+def test_reconciler_and_callback_publish_metrics(stack, monkeypatch, capsys):
+    """Embedded-metric-format lines an operator can alarm on (forged callbacks, lost callbacks)."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Signoff")
+    capsys.readouterr()
+    call("ReconcilerFunction", event("reconciler_schedule.json"))
+    call("ApprovalCallbackFunction", event("approval_callback.json"))
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = {m["Name"] for e in emitted for d in e["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"ApprovalsSettledByReconciler", "TurnsRedriven", "CallbackForged"} <= names
+    assert all(d["Namespace"] == "Signoff" for e in emitted for d in e["_aws"]["CloudWatchMetrics"])
