@@ -166,18 +166,17 @@ class AssistantsBackend:
             self._sleep(min(max(wait_ms, 10), 2000) / 1000)
 
     def _step(self, conversation: Conversation, run: Any) -> AgentStep:
-        state = conversation.backend_state
         if run.status == "requires_action":
             calls = [
                 ToolCall(call_id=c.id, name=c.function.name, arguments=c.function.arguments)
                 for c in run.required_action.submit_tool_outputs.tool_calls
             ]
-            return Pause(pause_ref=run.id, tool_calls=calls, state=state)
+            return Pause(pause_ref=run.id, tool_calls=calls)
         if run.status != "completed":
             reason = getattr(run.last_error, "message", None) or run.status
             raise BackendRejected(f"run ended {run.status}: {reason}")
         with translated_errors("list messages"):
-            messages = self._threads.messages.list(state["thread"], order="desc", limit=20)
+            messages = self._threads.messages.list(conversation.backend_state["thread"], order="desc", limit=20)
         texts = [
             part.text.value
             for message in messages.data
@@ -185,7 +184,7 @@ class AssistantsBackend:
             for part in message.content
             if part.type == "text"
         ]
-        return Reply(text="\n\n".join(reversed(texts)), state=state)
+        return Reply(text="\n\n".join(reversed(texts)))
 
 
 def nested_function(definition: dict[str, Any]) -> dict[str, Any]:

@@ -80,8 +80,8 @@ class ChatCompletionsBackend:
                 ToolCall(call_id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
                 for c in reply["tool_calls"]
             ]
-            return Pause(pause_ref=f"chat:{next_position}", tool_calls=calls, state=conversation.backend_state)
-        return Reply(text=reply.get("content") or "", state=conversation.backend_state)
+            return Pause(pause_ref=f"chat:{next_position}", tool_calls=calls)
+        return Reply(text=reply.get("content") or "")
 
     def _complete(self, conversation: Conversation, messages: list[dict[str, Any]]) -> AgentStep:
         with translated_errors("chat completion"):
@@ -104,13 +104,11 @@ class ChatCompletionsBackend:
             ]
         position = len(messages)
         self._history.append(conversation.conversation_id, position, [stored])
-        state = conversation.backend_state
         if calls:
             return Pause(
                 pause_ref=f"chat:{position}",
                 tool_calls=[
                     ToolCall(call_id=c.id, name=c.function.name, arguments=c.function.arguments) for c in calls
                 ],
-                state=state,
             )
-        return Reply(text=message.content or "", state=state)
+        return Reply(text=message.content or "")

@@ -54,7 +54,7 @@ class ResponsesBackend:
         open_calls = [item for item in after if item.type == "function_call" and item.call_id not in answered]
         if open_calls:
             calls = [ToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments) for c in open_calls]
-            return Pause(pause_ref=f"item:{open_calls[0].id}", tool_calls=calls, state=conversation.backend_state)
+            return Pause(pause_ref=f"item:{open_calls[0].id}", tool_calls=calls)
         texts = [
             part.text
             for item in after
@@ -64,7 +64,7 @@ class ResponsesBackend:
         ]
         if not texts:
             raise BackendRejected("the outputs were submitted but no answer followed them")
-        return Reply(text="\n\n".join(texts), state=conversation.backend_state)
+        return Reply(text="\n\n".join(texts))
 
     def _respond(self, conversation: Conversation, items: list[dict[str, Any]]) -> AgentStep:
         conv_id = conversation.backend_state.get("conversation")
@@ -84,5 +84,5 @@ class ResponsesBackend:
             if getattr(item, "type", None) == "function_call"
         ]
         if calls:
-            return Pause(pause_ref=response.id, tool_calls=calls, state=conversation.backend_state)
-        return Reply(text=response.output_text or "", state=conversation.backend_state)
+            return Pause(pause_ref=response.id, tool_calls=calls)
+        return Reply(text=response.output_text or "")

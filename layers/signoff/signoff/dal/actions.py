@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from botocore.exceptions import ClientError
-
-from signoff.dal.base import TableBase, _action, _conv_pk, _is_condition_failure, _key
+from signoff.dal.base import TableBase, _conv_pk, _key, _record
 from signoff.dal.codec import to_item
 from signoff.domain.canonical import canonical_json
 from signoff.domain.models import Action, Execution, ExecutionStatus, iso, utc_now
@@ -25,21 +23,15 @@ class ActionRecords(TableBase):
         item.update(action.model_dump(mode="json"))
         # Stored as canonical JSON text: numbers keep their spelling, so the digest still matches on read.
         item["arguments"] = canonical_json(action.arguments)
-        try:
-            self._db.put_item(TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return self._put_new(to_item(item))
 
     def get_action(self, conversation_id: str, call_id: str) -> Action | None:
         data = self._get(_key(_conv_pk(conversation_id), f"ACTION#{call_id}"))
-        return _action(data) if data else None
+        return _record(data) if data else None
 
     def list_actions(self, conversation_id: str, turn_id: str) -> list[Action]:
         actions = [
-            _action(item)
+            _record(item)
             for item in self._query_partition(_conv_pk(conversation_id))
             if item.get("type") == "action" and item.get("turn_id") == turn_id
         ]

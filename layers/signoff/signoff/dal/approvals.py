@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from signoff.dal.base import DUE_BUCKET, TableBase, _approval_key, _conv_pk, _key, _strip_keys
+from signoff.dal.base import DUE_BUCKET, TableBase, _approval_key, _conv_pk, _key, _record
 from signoff.dal.codec import to_attr, to_item
 from signoff.domain.models import (
     Action,
@@ -23,13 +23,6 @@ from signoff.domain.models import (
     iso,
     utc_now,
 )
-
-
-def approval_from(data: dict[str, Any]) -> Approval:
-    fields = _strip_keys(data)
-    if isinstance(fields.get("response_data"), str):
-        fields["response_data"] = json.loads(fields["response_data"])
-    return Approval.model_validate(fields)
 
 
 class ApprovalRecords(TableBase):
@@ -49,7 +42,7 @@ class ApprovalRecords(TableBase):
 
     def get_approval(self, approval_id: str) -> Approval | None:
         data = self._get(_approval_key(approval_id))
-        return approval_from(data) if data else None
+        return _record(data) if data else None
 
     def get_approvals(self, approval_ids: list[str]) -> list[Approval]:
         """Consistent reads, in the order asked; missing ones are left out."""

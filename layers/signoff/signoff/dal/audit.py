@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from signoff.dal.approvals import approval_from
-from signoff.dal.base import TableBase
+from signoff.dal.base import TableBase, _record
 from signoff.dal.codec import from_item
 from signoff.domain.models import Approval, iso
 
@@ -99,7 +98,7 @@ class AuditRecords(TableBase):
                     kwargs["ExclusiveStartKey"] = start_key
                 page = self._db.query(**kwargs)
                 for item in page.get("Items", []):
-                    found.append(approval_from(from_item(item)))
+                    found.append(_record(from_item(item)))
                     if len(found) == query.limit:
                         last = {k: item[k] for k in ("pk", "sk", "audit_bucket", "audit_at")}
                         more = (

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 from signoff.dal.codec import from_item, to_attr
-from signoff.domain.models import Action, iso, utc_now
+from signoff.domain.models import Action, Approval, Conversation, Message, Turn, iso, utc_now
 
 DUE_INDEX = "due-index"
 DUE_BUCKET = "DUE"
@@ -45,12 +46,25 @@ def _strip_keys(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in _KEY_ATTRIBUTES}
 
 
-def _action(data: dict[str, Any]) -> Action:
+# What each item type loads as, and which of its fields are stored as JSON text (client and
+# model data whose numbers must survive exactly, whatever DynamoDB's number range and spelling).
+_RECORDS: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
+    "conversation": (Conversation, ("metadata",)),
+    "turn": (Turn, ()),
+    "message": (Message, ()),
+    "action": (Action, ("arguments", "approved_arguments")),
+    "approval": (Approval, ("response_data",)),
+}
+
+
+def _record(data: dict[str, Any]) -> Any:
+    """An item read from the table, as the domain record its ``type`` names."""
+    model, json_fields = _RECORDS[data["type"]]
     fields = _strip_keys(data)
-    for name in ("arguments", "approved_arguments"):
+    for name in json_fields:
         if isinstance(fields.get(name), str):
             fields[name] = json.loads(fields[name])
-    return Action.model_validate(fields)
+    return model.model_validate(fields)
 
 
 class TableBase:
@@ -84,35 +98,42 @@ class TableBase:
         return int((utc_now() + self._retention).timestamp())
 
     # -- generic helpers -------------------------------------------------------------------
-    def _transact(self, items: list[dict]) -> bool:
-        """Run a transaction; False when a condition failed (someone else won), raise otherwise."""
-        for entry in items:
-            next(iter(entry.values()))["TableName"] = self._table
+    def _conditional(self, operation: Callable[..., dict], **kwargs: Any) -> dict | None:
+        """Run a conditional write: its response, or None when a condition failed (someone else won)."""
         try:
-            self._db.transact_write_items(TransactItems=items)
+            return operation(**kwargs)
         except ClientError as exc:
             if _is_condition_failure(exc):
-                return False
+                return None
             raise
-        return True
 
-    def _update(self, key: dict, expression: str, condition: str, values: dict, names: dict | None = None) -> bool:
+    def _transact(self, items: list[dict]) -> bool:
+        for entry in items:
+            next(iter(entry.values()))["TableName"] = self._table
+        return self._conditional(self._db.transact_write_items, TransactItems=items) is not None
+
+    def _update(
+        self, key: dict, expression: str, condition: str, values: dict | None = None, names: dict | None = None
+    ) -> bool:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Key": key,
             "UpdateExpression": expression,
             "ConditionExpression": condition,
-            "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
         }
+        if values:
+            kwargs["ExpressionAttributeValues"] = {k: to_attr(v) for k, v in values.items()}
         if names:
             kwargs["ExpressionAttributeNames"] = names
-        try:
-            self._db.update_item(**kwargs)
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return self._conditional(self._db.update_item, **kwargs) is not None
+
+    def _put_new(self, item: dict) -> bool:
+        return (
+            self._conditional(
+                self._db.put_item, TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+            is not None
+        )
 
     def _get(self, key: dict) -> dict | None:
         item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
@@ -133,25 +154,5 @@ class TableBase:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _put_new(self, item: dict) -> bool:
-        try:
-            self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
-
     def _remove_due(self, key: dict) -> bool:
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression="REMOVE due_bucket, due_at",
-                ConditionExpression="attribute_exists(pk)",
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return self._update(key, "REMOVE due_bucket, due_at", "attribute_exists(pk)")

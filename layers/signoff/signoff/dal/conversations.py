@@ -6,17 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from signoff.dal.base import (
-    DUE_BUCKET,
-    TableBase,
-    _action,
-    _conv_pk,
-    _is_condition_failure,
-    _key,
-    _strip_keys,
-)
+from signoff.dal.base import DUE_BUCKET, TableBase, _conv_pk, _key, _record
 from signoff.dal.codec import from_item, to_attr, to_item
 from signoff.domain.models import (
     Action,
@@ -28,13 +18,6 @@ from signoff.domain.models import (
     iso,
     utc_now,
 )
-
-
-def _conversation(data: dict[str, Any]) -> Conversation:
-    fields = _strip_keys(data)
-    if isinstance(fields.get("metadata"), str):
-        fields["metadata"] = json.loads(fields["metadata"])
-    return Conversation.model_validate(fields)
 
 
 class ConversationNotFound(LookupError):
@@ -119,23 +102,23 @@ class ConversationRecords(TableBase):
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         data = self._get(_key(_conv_pk(conversation_id), "META"))
-        return _conversation(data) if data else None
+        return _record(data) if data else None
 
     def get_turn(self, conversation_id: str, turn_id: str) -> Turn | None:
         data = self._get(_key(_conv_pk(conversation_id), f"TURN#{turn_id}"))
-        return Turn.model_validate(_strip_keys(data)) if data else None
+        return _record(data) if data else None
 
     def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
         """Everything the client sees of a conversation, read in one partition query."""
         meta, messages, actions = None, [], []
         for item in self._query_partition(_conv_pk(conversation_id)):
-            kind = item.get("type")
-            if kind == "conversation":
-                meta = _conversation(item)
-            elif kind == "message":
-                messages.append(Message.model_validate(_strip_keys(item)))
-            elif kind == "action":
-                actions.append(_action(item))
+            record = _record(item) if item.get("type") in ("conversation", "message", "action") else None
+            if isinstance(record, Conversation):
+                meta = record
+            elif isinstance(record, Message):
+                messages.append(record)
+            elif isinstance(record, Action):
+                actions.append(record)
         if meta is None:
             return None
         actions.sort(key=lambda a: (a.created_at, a.turn_id, a.seq))
@@ -214,28 +197,24 @@ class ConversationRecords(TableBase):
         """running → queued (start) or awaiting_approval with nothing pending (resume), so a retry can
         claim it again; the conversation stays ``running``. Returns the attempts so far."""
         target = TurnStatus.AWAITING_APPROVAL if for_resume else TurnStatus.QUEUED
-        try:
-            attributes = self._db.update_item(
-                TableName=self._table,
-                Key=_key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
-                # Due again later as a backstop, should the delayed retry message be lost.
-                UpdateExpression="SET #s = :target, due_bucket = :bucket, due_at = :due ADD attempts :one",
-                ConditionExpression="#s = :running",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":target": {"S": target},
-                    ":running": {"S": TurnStatus.RUNNING},
-                    ":one": {"N": "1"},
-                    ":bucket": {"S": DUE_BUCKET},
-                    ":due": {"S": iso(utc_now() + self._stall + timedelta(seconds=900))},
-                },
-                ReturnValues="UPDATED_NEW",
-            )["Attributes"]
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return None
-            raise
-        return int(from_item(attributes)["attempts"])
+        response = self._conditional(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+            # Due again later as a backstop, should the delayed retry message be lost.
+            UpdateExpression="SET #s = :target, due_bucket = :bucket, due_at = :due ADD attempts :one",
+            ConditionExpression="#s = :running",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":target": {"S": target},
+                ":running": {"S": TurnStatus.RUNNING},
+                ":one": {"N": "1"},
+                ":bucket": {"S": DUE_BUCKET},
+                ":due": {"S": iso(utc_now() + self._stall + timedelta(seconds=900))},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return None if response is None else int(from_item(response["Attributes"])["attempts"])
 
     def record_pause(self, turn: Turn, pause_ref: str, actions: list[Action], pending: int) -> bool:
         """running → awaiting_approval (pending > 0) or stays running; writes each call once.
@@ -248,14 +227,13 @@ class ConversationRecords(TableBase):
         status = TurnStatus.AWAITING_APPROVAL if pending else TurnStatus.RUNNING
         return self._update(
             _key(_conv_pk(turn.conversation_id), f"TURN#{turn.turn_id}"),
-            "SET #s = :status, pause_ref = :pause, pending = :pending, call_ids = :calls",
+            "SET #s = :status, pause_ref = :pause, pending = :pending",
             "#s = :running",
             {
                 ":status": status,
                 ":running": TurnStatus.RUNNING,
                 ":pause": pause_ref,
                 ":pending": pending,
-                ":calls": [a.call_id for a in actions],
             },
             {"#s": "status"},
         )

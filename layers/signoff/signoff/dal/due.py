@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from signoff.dal.approvals import approval_from
-from signoff.dal.base import DUE_BUCKET, DUE_INDEX, TableBase, _action, _strip_keys
+from signoff.dal.base import DUE_BUCKET, DUE_INDEX, TableBase, _record
 from signoff.dal.codec import from_item
 from signoff.domain.models import Action, Approval, Turn, iso
 
@@ -28,15 +27,10 @@ class DueRecords(TableBase):
             Limit=limit,
         )
         work = DueWork()
+        lists = {"approval": work.approvals, "turn": work.turns, "action": work.actions}
         for item in page.get("Items", []):
             data = from_item(item)
-            kind = data.get("type")
-            if kind == "approval":
-                work.approvals.append(approval_from(data))
-            elif kind == "turn":
-                work.turns.append(Turn.model_validate(_strip_keys(data)))
-            elif kind == "action":
-                work.actions.append(_action(data))
+            lists[data["type"]].append(_record(data))
         return work
 
     def due_approvals(self, now: datetime, limit: int = 100) -> list[Approval]:

@@ -23,10 +23,6 @@ class ConversationStatus(StrEnum):
     IDLE = "idle"
     FAILED = "failed"
 
-    @property
-    def accepts_new_turn(self) -> bool:
-        return self in (ConversationStatus.IDLE, ConversationStatus.FAILED)
-
 
 class TurnStatus(StrEnum):
     QUEUED = "queued"
@@ -95,7 +91,6 @@ class Turn(Record):
     created_at: str
     input: str = ""
     pause_ref: str | None = None
-    call_ids: list[str] = Field(default_factory=list)
     pending: int = 0
     attempts: int = 0
     error: str | None = None
@@ -201,14 +196,12 @@ class ToolCall(Record):
 class Reply(Record):
     kind: Literal["reply"] = "reply"
     text: str
-    state: dict[str, Any] = Field(default_factory=dict)
 
 
 class Pause(Record):
     kind: Literal["pause"] = "pause"
     pause_ref: str
     tool_calls: list[ToolCall]
-    state: dict[str, Any] = Field(default_factory=dict)
 
 
 AgentStep = Reply | Pause

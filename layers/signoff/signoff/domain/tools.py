@@ -71,8 +71,5 @@ class ToolRegistry:
     def get(self, name: str) -> ToolSpec | None:
         return self._tools.get(name)
 
-    def __iter__(self):
-        return iter(self._tools.values())
-
     def definitions(self) -> list[dict[str, Any]]:
         return [tool.openai_schema() for tool in self._tools.values()]

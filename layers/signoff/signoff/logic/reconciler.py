@@ -11,7 +11,7 @@ Runs on a schedule, one pass, never waiting on a human:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,6 @@ class ReconcileReport:
     errors: int = 0
     turns_redriven: int = 0
     scheduled_run: int = 0
-    settled_ids: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -83,7 +82,6 @@ class Reconciler:
             if approval.created_at < iso(now - self._grace):
                 self._settler.settle(approval, None)
                 report.settled += 1
-                report.settled_ids.append(approval.approval_id)
             else:
                 self._table.postpone_approval(approval.approval_id, now + self._recheck)
             return
@@ -99,7 +97,6 @@ class Reconciler:
             self._table.postpone_approval(approval.approval_id, now + self._recheck)
         else:
             report.settled += 1
-            report.settled_ids.append(approval.approval_id)
 
     def _redrive(self, turn: Turn, now: datetime, report: ReconcileReport) -> None:
         """A turn nobody picked up: its queue message was lost (or is late). Send it again; the
