@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
 
 from local.evidence import effects, submission_counts, wait_for
 
-__all__ = ["SignoffClient", "wait_for"]
+__all__ = ["SignoffClient", "assistant_for", "settings_changed", "wait_for"]
+
+
+@contextmanager
+def settings_changed(**env: str) -> Iterator[None]:
+    """Run with these settings, as a redeploy with other parameters would, then put them back."""
+    from signoff import runtime
+
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    runtime.reset()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        runtime.reset()
+
+
+def assistant_for(stack) -> str:
+    """The assistant the Assistants backend uses: the configured one, or one made once (as the guide advises)."""
+    from openai import OpenAI
+
+    from signoff import runtime
+    from signoff.adapters.assistant_setup import create_assistant
+
+    if not os.environ.get("OPENAI_ASSISTANT_ID"):
+        client = OpenAI(api_key="sk-test", base_url=stack.openai_url)
+        os.environ["OPENAI_ASSISTANT_ID"] = create_assistant(client, "gpt-4.1", runtime.tools().definitions())
+    return os.environ["OPENAI_ASSISTANT_ID"]
 
 
 class SignoffClient:

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 from openai import OpenAI
 
 from tests.contract.test_backends import SEED
+from tests.support import assistant_for, settings_changed
 
 
 @pytest.fixture
 def assistants(stack):
-    from signoff import runtime
-    from signoff.adapters.assistant_setup import create_assistant
-
-    saved = {k: os.environ.get(k) for k in ("AGENT_API", "OPENAI_ASSISTANT_ID")}
-    client = OpenAI(api_key="sk-test", base_url=stack.openai_url)
-    assistant_id = os.environ.get("OPENAI_ASSISTANT_ID") or create_assistant(
-        client, "gpt-4.1", runtime.tools().definitions()
-    )
-    os.environ.update({"AGENT_API": "assistants", "OPENAI_ASSISTANT_ID": assistant_id})
-    runtime.reset()
-    yield client, assistant_id
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    runtime.reset()
+    assistant_id = assistant_for(stack)
+    with settings_changed(AGENT_API="assistants", OPENAI_ASSISTANT_ID=assistant_id):
+        yield OpenAI(api_key="sk-test", base_url=stack.openai_url), assistant_id
 
 
 def _let_ten_minutes_pass(run: dict) -> None:
@@ -43,14 +29,20 @@ def _runs_of(stack, thread_id: str) -> list[dict]:
     )
 
 
-def test_an_approval_after_the_run_expired_executes_once_and_gets_a_reply(stack, client, assistants):
-    cid = client.start(SEED)["conversation_id"]
-    [decision_id] = client.pending_decision_ids(cid)
+def _paused_past_expiry(stack, client) -> tuple[str, str, str, dict]:
+    """The seed request paused on its refund, and the run's ten minutes already over."""
     from signoff import runtime
 
+    cid = client.start(SEED)["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
     thread_id = runtime.table().get_conversation(cid).backend_state["thread"]
     [paused_run] = _runs_of(stack, thread_id)
     _let_ten_minutes_pass(paused_run)
+    return cid, decision_id, thread_id, paused_run
+
+
+def test_an_approval_after_the_run_expired_executes_once_and_gets_a_reply(stack, client, assistants):
+    cid, decision_id, thread_id, paused_run = _paused_past_expiry(stack, client)
 
     client.resolve(decision_id, "approve", notes="Late, but yes.")
     view = client.wait_status(cid, "idle")
@@ -69,13 +61,7 @@ def test_an_approval_after_the_run_expired_executes_once_and_gets_a_reply(stack,
 
 
 def test_a_denial_after_expiry_also_reaches_the_model(stack, client, assistants):
-    cid = client.start(SEED)["conversation_id"]
-    [decision_id] = client.pending_decision_ids(cid)
-    from signoff import runtime
-
-    thread_id = runtime.table().get_conversation(cid).backend_state["thread"]
-    [paused_run] = _runs_of(stack, thread_id)
-    _let_ten_minutes_pass(paused_run)
+    cid, decision_id, _, _ = _paused_past_expiry(stack, client)
     client.resolve(decision_id, "deny", notes="Too late anyway.")
     view = client.wait_status(cid, "idle")
     assert client.effects(cid) == []

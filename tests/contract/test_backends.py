@@ -7,12 +7,11 @@ chosen the way a deployment chooses it (the ``AGENT_API`` setting).
 from __future__ import annotations
 
 import concurrent.futures
-import os
 
 import pytest
 import requests
 
-from tests.support import wait_for
+from tests.support import assistant_for, settings_changed, wait_for
 
 SEED = "Issue a €340 refund to customer #4821."
 API_PATHS = {"responses": "/v1/responses", "assistants": "/v1/threads", "chat": "/v1/chat/completions"}
@@ -20,24 +19,8 @@ API_PATHS = {"responses": "/v1/responses", "assistants": "/v1/threads", "chat": 
 
 @pytest.fixture(params=["responses", "assistants", "chat"])
 def agent_api(request, stack):
-    from openai import OpenAI
-
-    from signoff import runtime
-    from signoff.adapters.assistant_setup import create_assistant
-
-    saved = {k: os.environ.get(k) for k in ("AGENT_API", "OPENAI_ASSISTANT_ID")}
-    if request.param == "assistants" and not os.environ.get("OPENAI_ASSISTANT_ID"):
-        client = OpenAI(api_key="sk-test", base_url=stack.openai_url)
-        os.environ["OPENAI_ASSISTANT_ID"] = create_assistant(client, "gpt-4.1", runtime.tools().definitions())
-    os.environ["AGENT_API"] = request.param
-    runtime.reset()
-    yield request.param
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    runtime.reset()
+    with settings_changed(AGENT_API=request.param, OPENAI_ASSISTANT_ID=assistant_for(stack)):
+        yield request.param
 
 
 def _used(client, api: str, before: int) -> bool:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 
-from tests.support import wait_for
+from tests.support import settings_changed, wait_for
 
 SEED = "Issue a €340 refund to customer #4821."
 QUORUM = ["ana@example.com", "ben@example.com", "cai@example.com"]
@@ -18,17 +17,16 @@ QUORUM = ["ana@example.com", "ben@example.com", "cai@example.com"]
 @pytest.fixture
 def policy_file(tmp_path):
     """Swap the approval policy for a file of the test's own, as an operator would (no code change)."""
-    from signoff import runtime
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"version": 1}))
+    with settings_changed(POLICY_FILE=str(path)):
+        from signoff import runtime
 
-    def use(document: dict) -> None:
-        path = tmp_path / "policy.json"
-        path.write_text(json.dumps(document))
-        os.environ["POLICY_FILE"] = str(path)
-        runtime.reset()
+        def use(document: dict) -> None:
+            path.write_text(json.dumps(document))
+            runtime.reset()
 
-    yield use
-    os.environ.pop("POLICY_FILE", None)
-    runtime.reset()
+        yield use
 
 
 def _decision_for(client, decision_id: str) -> dict:

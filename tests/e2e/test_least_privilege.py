@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import settings_changed
+
 ROOT = Path(__file__).resolve().parents[2]
 
 ALLOWED_MANAGED = {
@@ -139,6 +141,28 @@ def _used_as_granted(stack, recorded: dict[str, set[tuple[str, str]]]) -> dict[s
     return used
 
 
+def _traffic(client, api: str) -> None:
+    """Approve, deny with the callback lost, a busy conversation, a second turn, the audit trail."""
+    approved = client.start("Issue a €340 refund to customer #4821.")["conversation_id"]
+    [decision] = client.pending_decision_ids(approved)
+    busy = client.post(
+        f"/conversations/{approved}/messages", json={"message": "hi"}, headers={"Idempotency-Key": f"k-{api}"}
+    )
+    assert busy.status_code == 409  # the idempotency record of a failed request is deleted
+    client.resolve(decision, "approve")
+    client.wait_status(approved, "idle")
+    denied = client.start("Issue a €340 refund to customer #4821.")["conversation_id"]
+    [decision] = client.pending_decision_ids(denied)
+    client.stack.handover.drop_callbacks = 1.0
+    client.resolve(decision, "deny")
+    client.stack.handover.drop_callbacks = 0.0
+    client.stack.run_scheduled("ReconcilerFunction")
+    client.wait_status(denied, "idle")
+    client.post(f"/conversations/{approved}/messages", json={"message": "Please look up customer #1."})
+    client.wait_status(approved, "idle")
+    client.get_json("/approvals", params={"conversation_id": approved})
+
+
 def test_what_each_function_does_is_exactly_what_it_may_do(stack, client, translated):
     from local.iam_audit import AwsCallRecorder
     from local.lambda_runtime import load_handler
@@ -147,40 +171,17 @@ def test_what_each_function_does_is_exactly_what_it_may_do(stack, client, transl
     client_api = sys.modules[load_handler("functions/client_api/", "app.handler").__module__]
     recorder = AwsCallRecorder().install(client_api._idempotency_store.client)
     runtime.reset()
-    saved = os.environ.get("AGENT_API")
     try:
         for api in ("responses", "chat"):
-            os.environ["AGENT_API"] = api
-            runtime.reset()
-            approved = client.start("Issue a €340 refund to customer #4821.")["conversation_id"]
-            [decision] = client.pending_decision_ids(approved)
-            busy = client.post(
-                f"/conversations/{approved}/messages", json={"message": "hi"}, headers={"Idempotency-Key": f"k-{api}"}
-            )
-            assert busy.status_code == 409  # the idempotency record of a failed request is deleted
-            client.resolve(decision, "approve")
-            client.wait_status(approved, "idle")
-            denied = client.start("Issue a €340 refund to customer #4821.")["conversation_id"]
-            [decision] = client.pending_decision_ids(denied)
-            client.stack.handover.drop_callbacks = 1.0
-            client.resolve(decision, "deny")
-            client.stack.handover.drop_callbacks = 0.0
-            client.stack.run_scheduled("ReconcilerFunction")
-            client.wait_status(denied, "idle")
-            client.post(f"/conversations/{approved}/messages", json={"message": "Please look up customer #1."})
-            client.wait_status(approved, "idle")
+            with settings_changed(AGENT_API=api):
+                _traffic(client, api)
         # The agent API down for a moment: the worker hands the turn back and queues a retry.
         stack.openai.faults.fail_next = 3
         retried = client.start("Please look up customer #2.")["conversation_id"]
         client.wait_status(retried, "idle", timeout=30)
-        client.get_json("/approvals", params={"conversation_id": approved})
         client.post("/conversations", json={"message": "x"}, headers={"Idempotency-Key": "iam-1"})
     finally:
         recorder.uninstall()
-        if saved is None:
-            os.environ.pop("AGENT_API", None)
-        else:
-            os.environ["AGENT_API"] = saved
         runtime.reset()
     used = _used_as_granted(stack, recorder.calls)
     grants = _grants(translated)

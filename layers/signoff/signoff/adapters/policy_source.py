@@ -7,6 +7,7 @@ A policy that does not parse is an error, never a silent "no approval needed".
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from signoff.domain.policy import ApprovalPolicy
@@ -18,7 +19,9 @@ class InvalidPolicy(ValueError):
     pass
 
 
+@lru_cache(maxsize=8)
 def parse_policy(text: str, origin: str) -> ApprovalPolicy:
+    """Parsed once per distinct text: the SSM value is re-read from cache on every call, not re-parsed."""
     try:
         return ApprovalPolicy.model_validate_json(text)
     except ValueError as exc:

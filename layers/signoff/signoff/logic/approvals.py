@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -57,6 +57,21 @@ class RequestSettings:
     reconcile_after_seconds: int
 
 
+@dataclass(frozen=True)
+class VerdictPlan:
+    """What a verdict sets on the call: its first execution state (None: it is to run now), and for a
+    "modified" answer the arguments to run, their digest and what changed."""
+
+    execution: Execution | None = None
+    approved_arguments: dict[str, Any] | None = None
+    approved_digest: str | None = None
+    changes: dict[str, Any] | None = None
+
+    @classmethod
+    def refused(cls, why: str) -> VerdictPlan:
+        return cls(Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": why}))
+
+
 class SettleResult(StrEnum):
     SETTLED = "settled"  # this invocation recorded the answer
     ALREADY_SETTLED = "already_settled"  # someone else did; nothing changed
@@ -95,13 +110,14 @@ class ApprovalSettler:
         if action is None:
             return
         if not action.verdict_recorded:
-            self.decide(action)
+            if self.decide(action):
+                # Out of the reconciler's list: answers still to come (a quorum's late ones) change nothing.
+                for other in action.approval_ids:
+                    self._table.retire_approval(other)
             action = self._table.get_action(approval.conversation_id, approval.call_id)
             assert action is not None
         if not action.verdict_recorded:
             return  # a quorum still waits on others
-        for other in action.approval_ids:
-            self._table.retire_approval(other)
         self._executor.run_approved(action)
         self._resume_if_ready(action.conversation_id, action.turn_id)
 
@@ -118,44 +134,38 @@ class ApprovalSettler:
             notes=verdict.notes,
         )
         status = verdict.status.value if verdict.status else None  # None: nobody could be asked
-        execution, approved, digest, changes = self._plan(action, verdict)
-        recorded = self._table.record_verdict(action, ref, status, execution, approved, digest, changes)
+        plan = self._plan(action, verdict)
+        recorded = self._table.record_verdict(
+            action, ref, status, plan.execution, plan.approved_arguments, plan.approved_digest, plan.changes
+        )
         logger.info("verdict recorded", extra={"call_id": action.call_id, "verdict": status, "won": recorded})
         return recorded
 
-    def _plan(self, action: Action, verdict: Verdict):
-        """(initial execution, changed arguments, their digest, changes) for a verdict."""
-        not_run = Execution(status=ExecutionStatus.NOT_EXECUTED)
+    def _plan(self, action: Action, verdict: Verdict) -> VerdictPlan:
+        """What a verdict means for the call before anything runs."""
         if verdict.status is DecisionStatus.APPROVED:
-            return None, None, None, None
+            return VerdictPlan()
         if verdict.status is DecisionStatus.MODIFIED:
             spec = self._tools.get(action.tool)
+            if spec is None:
+                return VerdictPlan.refused("unknown tool")
             modifiable = self._policy().for_tool(action.tool).modifiable
             try:
-                assert spec is not None
                 approved, changes = apply_modification(
                     spec, action.arguments, verdict.deciding[0].response_data, modifiable
                 )
-            except (InvalidModification, AssertionError) as exc:
-                return Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": str(exc)}), None, None, None
-            return None, approved, action_digest(action.tool, approved, action.call_id), changes
+            except InvalidModification as exc:
+                return VerdictPlan.refused(str(exc))
+            return VerdictPlan(None, approved, action_digest(action.tool, approved, action.call_id), changes)
         if verdict.status is DecisionStatus.SCHEDULED:
             execute_at = _parse_time(verdict.deciding[0].execute_at)
             if execute_at is None:
-                return (
-                    Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "no execute_at"}),
-                    None,
-                    None,
-                    None,
-                )
+                return VerdictPlan.refused("no execute_at")
             when = iso(execute_at)
-            return (
-                Execution(status=ExecutionStatus.SCHEDULED, execute_at=when, result={"execute_at": when}),
-                None,
-                None,
-                None,
+            return VerdictPlan(
+                Execution(status=ExecutionStatus.SCHEDULED, execute_at=when, result={"execute_at": when})
             )
-        return not_run, None, None, None
+        return VerdictPlan(Execution(status=ExecutionStatus.NOT_EXECUTED))
 
     def _resume_if_ready(self, conversation_id: str, turn_id: str) -> None:
         turn = self._table.get_turn(conversation_id, turn_id)

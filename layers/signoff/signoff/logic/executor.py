@@ -33,27 +33,15 @@ class ActionExecutor:
         """Run a call whose verdict is approved or modified, after re-checking what was approved."""
         if action.settled or action.verdict not in (DecisionStatus.APPROVED, DecisionStatus.MODIFIED):
             return
-        if not self._table.claim_execution(action.conversation_id, action.call_id, self._lease):
-            return  # another invocation holds it, or it is already done
-        if not self._bound(action):
-            self._finish(
-                action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
-            )
-            return
-        self._finish(action, self._invoke(action))
+        if self._table.claim_execution(action.conversation_id, action.call_id, self._lease):
+            self._run_claimed(action)
 
     def run_scheduled(self, action: Action) -> None:
         """Run a call approved for later, once its time has come (the reconciler calls this)."""
-        if action.verdict is not DecisionStatus.SCHEDULED:
-            return
-        if not self._table.claim_scheduled_execution(action.conversation_id, action.call_id):
-            return  # not yet due, or someone else took it
-        if not self._bound(action, allow=DecisionStatus.SCHEDULED):
-            self._finish(
-                action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
-            )
-            return
-        self._finish(action, self._invoke(action))
+        if action.verdict is DecisionStatus.SCHEDULED and self._table.claim_scheduled_execution(
+            action.conversation_id, action.call_id
+        ):
+            self._run_claimed(action)
 
     def settle_turn(self, conversation_id: str, turn_id: str) -> list[Action]:
         """Run every approved call of a turn that has not run yet; return the turn's actions as they now are."""
@@ -62,14 +50,15 @@ class ActionExecutor:
                 self.run_approved(action)
         return self._table.list_actions(conversation_id, turn_id)
 
-    def _bound(self, action: Action, allow: DecisionStatus | None = None) -> bool:
-        approvals = self._table.get_approvals(action.approval_ids)
-        if allow is DecisionStatus.SCHEDULED:
-            return action.verdict is DecisionStatus.SCHEDULED and approval_matches(action, approvals)
-        matches = approval_matches(action, approvals)
-        if not matches:
-            logger.warning("approval does not match the call; not executed", extra={"call_id": action.call_id})
-        return matches
+    def _run_claimed(self, action: Action) -> None:
+        """The claim is ours: run the call if its approvals still cover exactly it, else record why not."""
+        if approval_matches(action, self._table.get_approvals(action.approval_ids)):
+            self._finish(action, self._invoke(action))
+            return
+        logger.warning("approval does not match the call; not executed", extra={"call_id": action.call_id})
+        self._finish(
+            action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
+        )
 
     def _finish(self, action: Action, execution: Execution) -> None:
         self._table.finish_execution(action.conversation_id, action.call_id, execution)
