@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from signoff import runtime
 from signoff.api.errors import JSON_HEADERS, ApiError
@@ -105,15 +106,14 @@ def _run_command(command: dict[str, Any], operation) -> StartedTurn:
     return operation(command["request"])
 
 
+def _body[M: BaseModel](model: type[M]) -> M:
+    cfg = settings()
+    return parse_body(app.current_event.raw_event, model, max_bytes=cfg.max_body_bytes, max_chars=cfg.max_message_chars)
+
+
 @app.post("/conversations")
 def create_conversation() -> Response:
-    cfg = settings()
-    body = parse_body(
-        app.current_event.raw_event,
-        StartConversation,
-        max_bytes=cfg.max_body_bytes,
-        max_chars=cfg.max_message_chars,
-    )
+    body = _body(StartConversation)
     service = runtime.conversation_service()
     started = _with_idempotency(
         lambda req: service.start(req["message"], req.get("metadata")), body.model_dump(mode="json")
@@ -123,15 +123,9 @@ def create_conversation() -> Response:
 
 @app.post("/conversations/<conversation_id>/messages")
 def post_message(conversation_id: str) -> Response:
-    cfg = settings()
     if not CONVERSATION_ID.match(conversation_id):
         raise ApiError(404, "conversation_not_found", "No such conversation.")
-    body = parse_body(
-        app.current_event.raw_event,
-        PostMessage,
-        max_bytes=cfg.max_body_bytes,
-        max_chars=cfg.max_message_chars,
-    )
+    body = _body(PostMessage)
     service = runtime.conversation_service()
     started = _with_idempotency(
         lambda req: service.post_message(conversation_id, req["message"]),

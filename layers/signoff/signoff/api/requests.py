@@ -40,6 +40,14 @@ class PostMessage(BaseModel):
     message: str = Field(min_length=1)
 
 
+def _problems(exc: ValidationError, where: str) -> list[dict[str, str]]:
+    """Pydantic's complaints as ``{"field", "problem"}``, without echoing the input back."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or where, "problem": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
 def raw_body(event: dict[str, Any], max_bytes: int) -> bytes:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -71,11 +79,9 @@ def parse_body[M: BaseModel](event: dict[str, Any], model: type[M], *, max_bytes
     try:
         parsed = model.model_validate(payload)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        raise ApiError(422, "validation_error", "The request body does not fit the schema.", details) from exc
+        raise ApiError(
+            422, "validation_error", "The request body does not fit the schema.", _problems(exc, "body")
+        ) from exc
     message = getattr(parsed, "message", None)
     if isinstance(message, str):
         if len(message) > max_chars:
@@ -114,8 +120,4 @@ def parse_audit_query(params: dict[str, str]) -> AuditQueryParams:
     try:
         return AuditQueryParams.model_validate(params)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "query", "problem": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        raise ApiError(400, "invalid_query", "The query string does not fit.", details) from exc
+        raise ApiError(400, "invalid_query", "The query string does not fit.", _problems(exc, "query")) from exc
