@@ -266,57 +266,37 @@ class Drills:
             self.stack.duplicate_deliveries = False
 
     def crash_between_execution_and_submission(self, r: ScenarioResult) -> None:
-        from signoff import chaos
-
-        for _ in range(self.scale):
-            cid = self.start()
-            [decision] = self.decisions(cid)
-            chaos.reset()
-            os.environ["SIGNOFF_CRASH_POINTS"] = "after_execution:1"
-            try:
-                self.resolve(decision)
-                r.callbacks_sent += 1
-                wait_for(lambda c=cid: self._executions(c) == 1, 30, "the execution")
-            finally:
-                os.environ.pop("SIGNOFF_CRASH_POINTS", None)
-            # The callback died after executing: nothing resumes the turn but the reconciler.
-            self.reconcile()
-            self.wait_status(cid, "idle")
+        # The callback dies after the tool ran: nothing resumes the turn but the reconciler.
+        self._crash_once(r, "after_execution", worker_died=False, evidence=lambda cid: self._executions(cid) == 1)
 
     def crash_between_submission_and_state_write(self, r: ScenarioResult) -> None:
-        from signoff import chaos
-
-        for _ in range(self.scale):
-            cid = self.start()
-            [decision] = self.decisions(cid)
-            chaos.reset()
-            os.environ["SIGNOFF_CRASH_POINTS"] = "after_submission:1"
-            try:
-                self.resolve(decision)
-                r.callbacks_sent += 1
-                wait_for(lambda c=cid: self._submitted(c), 30, "the submission")
-                wait_for(lambda: chaos._fired.get("after_submission") == 1, 30, "the crash")
-            finally:
-                os.environ.pop("SIGNOFF_CRASH_POINTS", None)
-            self.expire_leases(cid)
-            self.reconcile()
-            self.wait_status(cid, "idle")
+        self._crash_once(r, "after_submission", worker_died=True, evidence=self._submitted)
 
     def crash_before_submission(self, r: ScenarioResult) -> None:
+        self._crash_once(r, "before_submission", worker_died=True)
+
+    def _crash_once(
+        self, r: ScenarioResult, point: str, *, worker_died: bool, evidence: Callable[[str], bool] | None = None
+    ) -> None:
+        """Approve, let the process die once at ``point``, then let the safety net finish the turn
+        (after the dead worker's lease ran out, where a worker died)."""
         from signoff import chaos
 
         for _ in range(self.scale):
             cid = self.start()
             [decision] = self.decisions(cid)
             chaos.reset()
-            os.environ["SIGNOFF_CRASH_POINTS"] = "before_submission:1"
+            os.environ["SIGNOFF_CRASH_POINTS"] = f"{point}:1"
             try:
                 self.resolve(decision)
                 r.callbacks_sent += 1
-                wait_for(lambda: chaos._fired.get("before_submission") == 1, 30, "the crash")
+                wait_for(lambda: chaos.fired(point) == 1, 30, f"the crash at {point}")
+                if evidence:
+                    wait_for(lambda c=cid: evidence(c), 30, f"what happened before {point}")
             finally:
                 os.environ.pop("SIGNOFF_CRASH_POINTS", None)
-            self.expire_leases(cid)
+            if worker_died:
+                self.expire_leases(cid)
             self.reconcile()
             self.wait_status(cid, "idle")
 

@@ -35,6 +35,12 @@ def crash_point(name: str) -> None:
         raise SimulatedCrash(name)
 
 
+def fired(name: str) -> int:
+    """How often the crash point ``name`` has fired in this process."""
+    with _lock:
+        return _fired.get(name, 0)
+
+
 def reset() -> None:
     with _lock:
         _fired.clear()
