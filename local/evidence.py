@@ -53,6 +53,12 @@ def effects(table: str, conversation_id: str) -> list[dict[str, Any]]:
     return [from_item(item) for page in pages for item in page["Items"]]
 
 
+def effect_call(effect: dict[str, Any]) -> tuple[str, str]:
+    """The (turn id, call id) an effect record belongs to (its key is ``conversation:turn:call``)."""
+    _conversation, turn_id, call_id = effect["pk"].removeprefix("EFFECT#").split(":", 2)
+    return turn_id, call_id
+
+
 def conversation_count(table: str, *, with_turns: bool = False) -> int:
     """Conversations (and, ``with_turns``, their turns) in the table: a refused request must not
     change the count."""
@@ -73,12 +79,11 @@ def submission_counts(log: list[dict[str, Any]], call_ids: Iterable[str]) -> dic
             continue  # refused: it never reached the model
         body = entry.get("body") or {}
         path = entry["path"]
-        if path == "/v1/responses" and isinstance(body.get("input"), list):
-            sent = [
-                i.get("call_id")
-                for i in body["input"]
-                if isinstance(i, dict) and i.get("type") == "function_call_output"
-            ]
+        items = body.get("input") if path == "/v1/responses" else None
+        if path.startswith("/v1/conversations/") and path.endswith("/items") and entry.get("method") == "POST":
+            items = body.get("items")  # outputs added to a Conversation without a response
+        if isinstance(items, list):
+            sent = [i.get("call_id") for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"]
         elif path.endswith("/submit_tool_outputs"):
             sent = [o.get("tool_call_id") for o in body.get("tool_outputs") or []]
         elif path == "/v1/chat/completions":

@@ -18,9 +18,9 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from local.drills.crashes import SimulatedCrash
 from local.lambda_runtime import invoke
 from local.template import FunctionDef, Route, SamTemplate
-from signoff.chaos import SimulatedCrash
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 

@@ -53,6 +53,7 @@ class HandoverEmulator:
         self._failures: list[tuple[int, str | None]] = []
         self.log = RequestLog()
         self.callbacks = RequestLog()
+        self.callbacks_in_flight = 0  # fired and not yet answered (drills wait for none)
         self.decisions: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -164,6 +165,8 @@ class HandoverEmulator:
             self.callbacks.add("DROP", url, {"decision_id": decision["id"], "url": url, "response_status": "dropped"})
             return
         for _ in range(max(1, self.duplicate_callbacks)):
+            with self._lock:
+                self.callbacks_in_flight += 1
             threading.Thread(
                 target=self._post_callback, args=(decision["id"], url, decision["status"]), daemon=True
             ).start()
@@ -174,6 +177,9 @@ class HandoverEmulator:
             code: int | None = response.status_code
         except requests.RequestException:
             code = None
+        finally:
+            with self._lock:
+                self.callbacks_in_flight -= 1
         self.callbacks.add("POST", url, {"decision_id": decision_id, "url": url, "response_status": code})
 
     def _expire_loop(self) -> None:

@@ -56,11 +56,47 @@ def load_handler(code_uri: str, handler: str):
 CURRENT_FUNCTION: ContextVar[str | None] = ContextVar("signoff_current_function", default=None)
 
 
+@dataclass
+class Invocation:
+    """One invocation in flight: whose it is and what it was given (drills target invocations)."""
+
+    function_id: str
+    event: dict[str, Any]
+    writes: int = 0  # successful AWS writes so far (counted by the crash injector)
+    target: bool = False  # the invocation a drill chose to crash
+    last_request: str = ""  # the body of its latest AWS request (for crash plans that pick a write)
+
+
+CURRENT_INVOCATION: ContextVar[Invocation | None] = ContextVar("signoff_current_invocation", default=None)
+_in_flight = 0
+_in_flight_lock = threading.Lock()
+INVOCATION_STARTED: list[Any] = []  # callables(invocation), e.g. a drill choosing its target
+INVOCATION_ENDED: list[Any] = []
+
+
+def in_flight() -> int:
+    """Invocations running right now, in every thread (drills wait for none before a clock step)."""
+    with _in_flight_lock:
+        return _in_flight
+
+
 def invoke(fn: FunctionDef, event: dict[str, Any]) -> Any:
     """Run a handler in this thread; ``CURRENT_FUNCTION`` says whose AWS calls these are."""
+    global _in_flight
     handler = load_handler(fn.code_uri, fn.handler)
+    invocation = Invocation(fn.logical_id, event)
     token = CURRENT_FUNCTION.set(fn.logical_id)
+    invocation_token = CURRENT_INVOCATION.set(invocation)
+    with _in_flight_lock:
+        _in_flight += 1
     try:
-        return handler(event, LambdaContext(function_name=fn.logical_id))
+        for started in list(INVOCATION_STARTED):
+            started(invocation)
+        return handler(event, LambdaContext(function_name=fn.logical_id, timeout_seconds=fn.timeout))
     finally:
+        for ended in list(INVOCATION_ENDED):
+            ended(invocation)
+        with _in_flight_lock:
+            _in_flight -= 1
+        CURRENT_INVOCATION.reset(invocation_token)
         CURRENT_FUNCTION.reset(token)

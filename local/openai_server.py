@@ -106,6 +106,31 @@ class OpenAIEmulator:
             }
         return conv
 
+    def add_items(self, conv_id: str, raw_items: list[Any]):
+        """Items added to a Conversation without a model response (e.g. outputs for open calls)."""
+        items = [_normalise(i) for i in raw_items if isinstance(i, dict)]
+        if len(items) != len(raw_items):
+            return _error(400, "Invalid value for 'items': each item must be an object.", "items")
+        with self._lock:
+            conv = self.conversations.get(conv_id)
+            if conv is None:
+                return _error(404, f"Conversation with id '{conv_id}' not found.")
+            calls = {i["call_id"] for i in conv["items"] if i.get("type") == "function_call"}
+            answered = {i["call_id"] for i in conv["items"] if i.get("type") == "function_call_output"}
+            for item in items:
+                if item.get("type") == "function_call_output":
+                    if item.get("call_id") not in calls:
+                        return _error(
+                            400,
+                            f"No tool call found for function call output with call_id {item.get('call_id')}.",
+                            "items",
+                        )
+                    if item["call_id"] in answered:
+                        return _error(400, f"Duplicate tool output for function call {item['call_id']}.", "items")
+                    answered.add(item["call_id"])
+            conv["items"].extend(items)
+        return jsonify({"object": "list", "data": items, "first_id": None, "last_id": None, "has_more": False})
+
     def create_response(self, body: dict[str, Any]):
         conversation = body.get("conversation")
         previous = body.get("previous_response_id")
@@ -309,6 +334,13 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
         if conv is None:
             return _error(404, f"Conversation with id '{conv_id}' not found.")
         return jsonify({k: v for k, v in conv.items() if k != "items"})
+
+    @app.post("/v1/conversations/<conv_id>/items")
+    def conversation_items_create(conv_id: str):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            return _error(400, "Missing required parameter: 'items'.", "items")
+        return emulator.add_items(conv_id, body["items"])
 
     @app.get("/v1/conversations/<conv_id>/items")
     def conversation_items(conv_id: str):

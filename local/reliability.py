@@ -3,13 +3,15 @@
 The promise: no action without a verified approval, none twice, no conversation lost, no way
 in without a key. Each scenario runs real traffic through the embedded stack (HTTP API, the
 Handover- and OpenAI-compatible servers, moto), with faults injected where the issue says:
-duplicate and concurrent callbacks, redelivered queue messages, crashes between steps, dropped
-callbacks, upstream 429/500/slow answers, DynamoDB throttling, forged tokens and bad requests.
+duplicate and concurrent callbacks, redelivered queue messages, dropped callbacks, upstream
+429/500/slow answers, DynamoDB throttling, forged tokens and bad requests. Crashes are drilled
+by the crash matrix (``local.drills.crash_matrix``): every flow killed right after each of its
+AWS writes, on every agent API.
 
 Afterwards the table is read back: effects (with how often each tool ran), verdicts, the
 requests the OpenAI server received, and every conversation's last message. ``make test``
-runs the same scenarios at a small size; ``make reliability`` runs them full and writes
-``reliability.json``.
+runs the same scenarios at a small size (and a slice of the matrix); ``make reliability`` runs
+them full and writes ``reliability.json``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import Any
 import boto3
 import requests
 
-from local.evidence import TimedOut, effects, submission_counts
+from local.drills.crash_matrix import CrashMatrix
+from local.evidence import TimedOut, effect_call, effects, submission_counts
 from local.evidence import wait_for as _wait_for
 
 SEED = "Issue a €340 refund to customer #4821."
@@ -265,41 +268,6 @@ class Drills:
         finally:
             self.stack.duplicate_deliveries = False
 
-    def crash_between_execution_and_submission(self, r: ScenarioResult) -> None:
-        # The callback dies after the tool ran: nothing resumes the turn but the reconciler.
-        self._crash_once(r, "after_execution", worker_died=False, evidence=lambda cid: self._executions(cid) == 1)
-
-    def crash_between_submission_and_state_write(self, r: ScenarioResult) -> None:
-        self._crash_once(r, "after_submission", worker_died=True, evidence=self._submitted)
-
-    def crash_before_submission(self, r: ScenarioResult) -> None:
-        self._crash_once(r, "before_submission", worker_died=True)
-
-    def _crash_once(
-        self, r: ScenarioResult, point: str, *, worker_died: bool, evidence: Callable[[str], bool] | None = None
-    ) -> None:
-        """Approve, let the process die once at ``point``, then let the safety net finish the turn
-        (after the dead worker's lease ran out, where a worker died)."""
-        from signoff import chaos
-
-        for _ in range(self.scale):
-            cid = self.start()
-            [decision] = self.decisions(cid)
-            chaos.reset()
-            os.environ["SIGNOFF_CRASH_POINTS"] = f"{point}:1"
-            try:
-                self.resolve(decision)
-                r.callbacks_sent += 1
-                wait_for(lambda: chaos.fired(point) == 1, 30, f"the crash at {point}")
-                if evidence:
-                    wait_for(lambda c=cid: evidence(c), 30, f"what happened before {point}")
-            finally:
-                os.environ.pop("SIGNOFF_CRASH_POINTS", None)
-            if worker_died:
-                self.expire_leases(cid)
-            self.reconcile()
-            self.wait_status(cid, "idle")
-
     # -- scenarios: lost, late and stray callbacks --------------------------------------------
     def dropped_callbacks(self, r: ScenarioResult) -> None:
         """Every callback lost: the reconciler's pass settles them all."""
@@ -472,9 +440,9 @@ class Drills:
             conversation, messages, actions = loaded
             if conversation.status.value != "idle" or not messages or messages[-1].role != "assistant":
                 report.conversations_without_reply += 1
-            effects = {e["pk"].split(":", 1)[1]: e for e in self._effects(cid)}
+            effects = {effect_call(e): e for e in self._effects(cid)}
             for action in actions:
-                effect = effects.get(action.call_id)
+                effect = effects.get((action.turn_id, action.call_id))
                 if action.execution and action.execution.status.value == "executed":
                     report.actions_executed += 1
                 if effect is not None:
@@ -491,9 +459,6 @@ SCENARIOS: list[tuple[str, str]] = [
     ("50 concurrent copies of a callback", "concurrent_duplicate_callbacks"),
     ("parallel calls' callbacks at once", "simultaneous_parallel_callbacks"),
     ("every queue message delivered twice", "redelivered_messages"),
-    ("crash after execution", "crash_between_execution_and_submission"),
-    ("crash after submission", "crash_between_submission_and_state_write"),
-    ("crash before submission", "crash_before_submission"),
     ("all callbacks dropped", "dropped_callbacks"),
     ("late and stray callbacks", "stray_callbacks"),
     ("upstream 429/500/slow, DB throttling", "upstream_faults"),
@@ -525,13 +490,22 @@ def main() -> int:
     stack = EmbeddedStack(config).start()
     try:
         report = run_drills(stack, scale)
+        matrix = CrashMatrix(stack).run() if os.environ.get("SIGNOFF_CRASH_MATRIX", "1") != "0" else None
     finally:
         stack.stop()
     print(report.table())
+    held = report.held
+    result: dict[str, Any] = {"scale": scale, **asdict(report)}
+    if matrix is not None:
+        print(matrix.line())
+        for failure in matrix.failures():
+            print(f"  FAILED {failure.flow} [{failure.backend}] after write {failure.after_writes}: {failure.notes}")
+        result["crash_matrix"] = matrix.as_json()
+        held = held and not matrix.failures()
     out = Path(os.environ.get("SIGNOFF_RELIABILITY_OUT", "reliability.json"))
-    out.write_text(json.dumps({"scale": scale, **asdict(report), "held": report.held}, indent=2))
-    print(f"\nwritten to {out}; the promise {'held' if report.held else 'DID NOT HOLD'}")
-    return 0 if report.held else 1
+    out.write_text(json.dumps({**result, "held": held}, indent=2))
+    print(f"\nwritten to {out}; the promise {'held' if held else 'DID NOT HOLD'}")
+    return 0 if held else 1
 
 
 if __name__ == "__main__":

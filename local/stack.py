@@ -24,16 +24,16 @@ from typing import Any
 import boto3
 
 from local.aws_resources import CreatedResources, create_resources, resolve
+from local.drills.crashes import CrashInjector, SimulatedCrash
 from local.faults import DynamoThrottle
 from local.gateway import ApiGateway
 from local.handover_server import HandoverEmulator
 from local.handover_server import create_app as handover_app
-from local.lambda_runtime import invoke
+from local.lambda_runtime import in_flight, invoke
 from local.openai_server import OpenAIEmulator
 from local.openai_server import create_app as openai_app
 from local.servers import BackgroundServer
 from local.template import SamTemplate
-from signoff.chaos import SimulatedCrash
 
 
 def _env_int(name: str, default: int) -> int:
@@ -120,6 +120,7 @@ class EmbeddedStack:
         self._moto = SerializedMotoServer(ip_address="127.0.0.1", port=cfg.aws_port, verbose=False)
         self._moto.start()
         self.throttle = DynamoThrottle(float(os.environ.get("SIGNOFF_AWS_THROTTLE_RATE", "0") or 0)).install()
+        self.crashes = CrashInjector().install(boto3.DEFAULT_SESSION)  # inert until a drill arms it
         host, port = self._moto.get_host_and_port()
         self.aws_url = f"http://{host}:{port}"
         os.environ.update(
@@ -230,17 +231,21 @@ class EmbeddedStack:
         for queue_id, function_id in self.template.sqs_triggers().items():
             fn = self.template.function(function_id)
             url, arn = self.resources.refs[queue_id], self.resources.attrs[(queue_id, "Arn")]
-            thread = threading.Thread(target=self._pump, args=(fn, url, arn), name=f"pump-{queue_id}", daemon=True)
+            batch = self.template.sqs_batch_size(function_id)
+            thread = threading.Thread(
+                target=self._pump, args=(fn, url, arn, batch), name=f"pump-{queue_id}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
-    def _pump(self, fn, url: str, arn: str) -> None:
-        """The SQS event source mapping: receive, invoke, delete what succeeded."""
+    def _pump(self, fn, url: str, arn: str, batch_size: int) -> None:
+        """The SQS event source mapping: receive (up to the trigger's batch size), invoke, delete what
+        succeeded."""
         sqs = boto3.client("sqs")
         while not self._stop.is_set():
             try:
                 received = sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=5, WaitTimeSeconds=1, AttributeNames=["All"]
+                    QueueUrl=url, MaxNumberOfMessages=min(10, batch_size), WaitTimeSeconds=1, AttributeNames=["All"]
                 ).get("Messages", [])
             except Exception:
                 if self._stop.is_set():
@@ -289,6 +294,22 @@ class EmbeddedStack:
     def _tick(self, fn) -> None:
         while not self._stop.wait(self.config.reconcile_interval_seconds):
             self.run_scheduled(fn.logical_id)
+
+    def quiescent(self) -> bool:
+        """Nothing runs and nothing waits to run: no invocation in flight, no callback on its way,
+        no message on the work queue (visible, in flight or delayed)."""
+        if in_flight() or (self.handover and self.handover.callbacks_in_flight):
+            return False
+        assert self.resources is not None
+        attributes = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=self.resources.refs["WorkQueue"],
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return not any(int(value) for value in attributes.values()) and not in_flight()
 
     def run_scheduled(self, function_id: str) -> Any:
         event = {

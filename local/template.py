@@ -73,6 +73,7 @@ class FunctionDef:
     code_uri: str
     handler: str
     environment: dict[str, Any]
+    timeout: int = 3  # seconds, as Lambda's default
 
 
 class SamTemplate:
@@ -91,7 +92,8 @@ class SamTemplate:
         props = self.resources[logical_id]["Properties"]
         env = dict(self.doc["Globals"]["Function"]["Environment"]["Variables"])
         env.update(props.get("Environment", {}).get("Variables", {}))
-        return FunctionDef(logical_id, props["CodeUri"], props["Handler"], env)
+        timeout = props.get("Timeout", self.doc["Globals"]["Function"].get("Timeout", 3))
+        return FunctionDef(logical_id, props["CodeUri"], props["Handler"], env, int(timeout))
 
     def functions(self) -> list[FunctionDef]:
         return [self.function(k) for k in self.of_type("AWS::Serverless::Function")]
@@ -127,6 +129,13 @@ class SamTemplate:
                     )
                 )
         return routes
+
+    def sqs_batch_size(self, function_id: str) -> int:
+        """The ``BatchSize`` of a function's SQS trigger (10, SQS's default, when unset)."""
+        for event in (self.resources[function_id]["Properties"].get("Events") or {}).values():
+            if event["Type"] == "SQS":
+                return int(event["Properties"].get("BatchSize", 10))
+        return 10
 
     def sqs_triggers(self) -> dict[str, str]:
         """Queue logical id → the function it triggers."""

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import requests
 
+from local.environment import settings_changed
 from local.evidence import effects, submission_counts, wait_for
 
 __all__ = ["SignoffClient", "assistant_for", "settings_changed", "wait_for"]
-
-
-@contextmanager
-def settings_changed(**env: str) -> Iterator[None]:
-    """Run with these settings, as a redeploy with other parameters would, then put them back."""
-    from signoff import runtime
-
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    runtime.reset()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        runtime.reset()
 
 
 def assistant_for(stack) -> str:

@@ -2,7 +2,9 @@
 
 Partial batch failures: a message that raises is retried by SQS and, after the redrive limit,
 lands in the dead-letter queue. Every step is guarded by a conditional claim, so redelivery
-never runs anything twice.
+never runs anything twice. The invocation's deadline bounds every model and Handover request,
+so no step starts that the Lambda timeout would cut short (the template gives one message per
+invocation).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff import runtime
+from signoff import deadline, runtime
 from signoff.domain.ports import WorkMessage
 
 logger = Logger()
@@ -26,6 +28,7 @@ def record_handler(record: SQSRecord) -> None:
     runtime.agent_runner().handle(message)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deadline.start(context.get_remaining_time_in_millis())
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -35,7 +35,7 @@ def _error(status: int, code: str, message: str) -> dict[str, Any]:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = _handle(event)
     metrics.add_metric(name=_METRIC.get(response["statusCode"], "CallbackOther"), unit=MetricUnit.Count, value=1)

@@ -28,6 +28,7 @@ def _presented_key(event: dict[str, Any]) -> str | None:
     return key.strip()
 
 
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     key = _presented_key(event)
     if key is None:

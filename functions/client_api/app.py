@@ -152,7 +152,7 @@ def list_approvals() -> Response:
     return _json(200, page)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _idempotency_config.register_lambda_context(context)
     return app.resolve(event, context)

@@ -9,15 +9,16 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff import runtime
+from signoff import deadline, runtime
 
 logger = Logger()
 metrics = Metrics()  # each pass: what the safety net had to do (a rising line means lost callbacks)
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deadline.start(context.get_remaining_time_in_millis())
     report = runtime.reconciler().run_once()
     logger.info("reconcile pass", extra={"checked": report.checked, "settled": report.settled})
     for name, value in (
@@ -25,6 +26,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ("TurnsRedriven", report.turns_redriven),
         ("ScheduledCallsRun", report.scheduled_run),
         ("DecisionFetchErrors", report.errors),
+        ("UnreadableDecisionsSettled", report.unreadable_settled),
+        ("MissingApprovalsSettled", report.missing_approvals_settled),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return asdict(report)

@@ -46,12 +46,20 @@ LONG = "x" * 32_001
         (json.dumps({"message": LONG}).encode(), 422, "message_too_long"),
         (json.dumps({"message": "x" * 300_000}).encode(), 413, "payload_too_large"),
         (b"\xff\xfe\x00garbage", 400, "invalid_json"),
+        (b'{"message": "hi", "metadata": {"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}", 400, "invalid_json"),
+        (b'{"message": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", 400, "invalid_json"),
+        (b'{"message": "hi", "metadata": {"a": NaN}}', 400, "invalid_json"),
+        (b'{"message": "hi", "metadata": {"a": Infinity}}', 400, "invalid_json"),
+        (b'{"message": "hi", "metadata": {"a": -Infinity}}', 400, "invalid_json"),
+        (b'{"message": "brackets [[{ in a string are not nesting"}', 202, None),
     ],
 )
 def test_bad_bodies_get_a_clear_4xx_and_change_nothing(stack, client, raw, status, code):
     before = _conversation_count(stack)
     response = client.post("/conversations", data=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == status, response.text
+    if code is None:  # the control case: deep-looking text inside a string is fine
+        return
     error = response.json()["error"]
     assert error["code"] == code and error["message"]
     assert "Traceback" not in response.text
@@ -112,3 +120,19 @@ def test_get_conversation_shape(client):
     [decision_id] = client.pending_decision_ids(cid)
     client.resolve(decision_id, "deny")
     client.wait_status(cid, "idle")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_a_body_that_is_not_json_by_its_content_type_is_415_and_changes_nothing(stack, client, content_type):
+    before = _conversation_count(stack)
+    response = client.post("/conversations", data=b'{"message": "hi"}', headers={"Content-Type": content_type})
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert _conversation_count(stack) == before
+
+
+def test_json_content_types_with_parameters_are_accepted(client):
+    response = client.post(
+        "/conversations", data=b'{"message": "hi"}', headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+    assert response.status_code == 202, response.text

@@ -107,7 +107,7 @@ def test_a_digest_mismatch_is_never_executed(client):
     action = runtime.table().load_conversation(cid)[2][0]
     boto3.client("dynamodb").update_item(
         TableName=client.stack.resources.refs["SignoffTable"],
-        Key={"pk": {"S": f"CONV#{cid}"}, "sk": {"S": f"ACTION#{action.call_id}"}},
+        Key={"pk": {"S": f"CONV#{cid}"}, "sk": {"S": f"ACTION#{action.turn_id}#{action.call_id}"}},
         UpdateExpression="SET arguments = :a",
         ExpressionAttributeValues={":a": {"S": json.dumps({**action.arguments, "amount": 9999})}},
     )

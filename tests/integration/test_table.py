@@ -86,10 +86,11 @@ def _paused(table: SignoffTable, calls: int = 2, approvers: int = 1) -> tuple[st
             ]
         )
     turn = table.get_turn(cid, tid)
-    assert table.record_pause(turn, "resp_1", actions, pending=calls)
+    stored = [(a, utc_now()) for group in approvals for a in group]
+    assert table.record_pause(turn, "resp_1", actions, stored, pending=calls)
     for group in approvals:
         for approval in group:
-            assert table.put_approval(approval, utc_now())
+            assert table.get_approval(approval.approval_id) is not None  # written with the pause
             assert table.attach_decision(approval, f"dec_{approval.approval_id}")
     return cid, tid, approvals
 
@@ -126,7 +127,7 @@ def test_an_approval_settles_once(table):
 
 def test_a_verdict_is_recorded_once_and_counts_the_turn_down_once(table):
     cid, tid, _ = _paused(table)
-    action = table.get_action(cid, "call_0")
+    action = table.get_action(cid, tid, "call_0")
     ref = DecisionRef(id="dec", status="denied")
     not_run = Execution(status=ExecutionStatus.NOT_EXECUTED)
     with ThreadPoolExecutor(8) as pool:
@@ -134,7 +135,7 @@ def test_a_verdict_is_recorded_once_and_counts_the_turn_down_once(table):
     assert wins.count(True) == 1
     assert table.get_turn(cid, tid).pending == 1
     assert not table.claim_turn_resume(cid, tid, "resp_1")  # one call still waits
-    other = table.get_action(cid, "call_1")
+    other = table.get_action(cid, tid, "call_1")
     assert table.record_verdict(other, DecisionRef(id="d", status="approved"), "approved", None)
     assert table.get_turn(cid, tid).pending == 0
     assert not table.claim_turn_resume(cid, tid, "resp_other")
@@ -143,48 +144,86 @@ def test_a_verdict_is_recorded_once_and_counts_the_turn_down_once(table):
 
 
 def test_a_gated_call_cannot_be_claimed_without_a_verdict_that_lets_it_run(table):
-    cid, _, _ = _paused(table)
-    assert not table.claim_execution(cid, "call_0", lease_seconds=300)  # no verdict yet
-    denied = table.get_action(cid, "call_1")
+    cid, tid, _ = _paused(table)
+    assert not table.claim_execution(table.get_action(cid, tid, "call_0"))  # no verdict yet
+    denied = table.get_action(cid, tid, "call_1")
     table.record_verdict(denied, DecisionRef(id="d", status="denied"), "denied", None)
-    assert not table.claim_execution(cid, "call_1", lease_seconds=300)
+    assert not table.claim_execution(table.get_action(cid, tid, "call_1"))
 
 
 def test_execution_is_claimed_once_and_a_finished_one_never_again(table):
-    cid, _, _ = _paused(table, calls=1)
-    action = table.get_action(cid, "call_0")
+    cid, tid, _ = _paused(table, calls=1)
+    action = table.get_action(cid, tid, "call_0")
     table.record_verdict(action, DecisionRef(id="d", status="approved"), "approved", None)
     with ThreadPoolExecutor(8) as pool:
-        wins = list(pool.map(lambda _: table.claim_execution(cid, "call_0", lease_seconds=300), range(8)))
+        wins = list(pool.map(lambda _: table.claim_execution(action), range(8)))
     assert wins.count(True) == 1
-    assert table.finish_execution(cid, "call_0", Execution(status=ExecutionStatus.EXECUTED, result={"ok": 1}))
-    assert not table.finish_execution(cid, "call_0", Execution(status=ExecutionStatus.FAILED))
-    assert not table.claim_execution(cid, "call_0", lease_seconds=0)
+    assert table.finish_execution(action, Execution(status=ExecutionStatus.EXECUTED, result={"ok": 1}))
+    assert not table.finish_execution(action, Execution(status=ExecutionStatus.FAILED))
+    assert not table.claim_execution(action)
+    assert not table.settle_stale_execution(action, lease_seconds=-1)  # finished: nothing stale
 
 
-def test_a_stale_execution_claim_can_be_taken_over(table):
-    cid, _, _ = _paused(table, calls=1)
-    table.record_verdict(table.get_action(cid, "call_0"), DecisionRef(id="d", status="approved"), "approved", None)
-    assert table.claim_execution(cid, "call_0", lease_seconds=300)
-    assert not table.claim_execution(cid, "call_0", lease_seconds=300)
-    assert table.claim_execution(cid, "call_0", lease_seconds=-1)  # the first claim's lease ran out
+def test_a_stale_claim_is_settled_as_unknown_never_claimed_again(table):
+    cid, tid, _ = _paused(table, calls=1)
+    action = table.get_action(cid, tid, "call_0")
+    table.record_verdict(action, DecisionRef(id="d", status="approved"), "approved", None)
+    assert table.claim_execution(action)
+    assert not table.claim_execution(action)
+    assert not table.settle_stale_execution(action, lease_seconds=300)  # its lease still runs
+    assert table.settle_stale_execution(action, lease_seconds=-1)  # the claimer died
+    settled = table.get_action(cid, tid, "call_0")
+    assert settled.execution.status is ExecutionStatus.FAILED and "unknown" in settled.execution.result["error"]
+    assert not table.claim_execution(settled)
+    assert not table.finish_execution(action, Execution(status=ExecutionStatus.EXECUTED))  # the dead one's late word
+
+
+def test_an_abandoned_call_takes_no_verdict_and_never_runs(table):
+    cid, tid, _ = _paused(table, calls=2)
+    first = table.get_action(cid, tid, "call_0")
+    assert table.abandon_action(first, "the turn ended")
+    assert not table.abandon_action(first, "again")
+    assert not table.record_verdict(first, DecisionRef(id="d", status="approved"), "approved", None)
+    assert not table.claim_execution(table.get_action(cid, tid, "call_0"))
+    assert table.get_turn(cid, tid).pending == 2
+
+
+def test_a_failed_turn_takes_no_more_verdicts(table):
+    cid, tid, _ = _paused(table, calls=1)
+    reply = Message(role="assistant", content="Sorry.", created_at=iso(utc_now()))
+    assert table.fail_turn(cid, tid, "gave up", reply)
+    action = table.get_action(cid, tid, "call_0")
+    assert not table.record_verdict(action, DecisionRef(id="d", status="approved"), "approved", None)
+    conversation, messages, _ = table.load_conversation(cid)
+    assert conversation.status is ConversationStatus.FAILED and conversation.unanswered_turn_id == tid
+    assert messages[-1].role == "assistant" and messages[-1].content == "Sorry."
+    assert table.clear_unanswered_turn(cid, tid)
+    assert table.get_conversation(cid).unanswered_turn_id is None
+
+
+def test_a_reused_call_id_is_a_new_action_in_a_new_turn(table):
+    cid, tid, _ = _paused(table, calls=1)
+    again = table.get_action(cid, tid, "call_0").model_copy(update={"turn_id": "turn_next"})
+    assert table.put_action(again)
+    assert table.get_action(cid, "turn_next", "call_0") is not None
+    assert [a.turn_id for a in table.list_actions(cid, tid)] == [tid]
 
 
 def test_a_scheduled_call_is_claimed_only_once_its_time_has_come(table):
     from datetime import timedelta
 
-    cid, _, _ = _paused(table, calls=2)
+    cid, tid, _ = _paused(table, calls=2)
     later = iso(utc_now() + timedelta(hours=1))
     earlier = iso(utc_now() - timedelta(seconds=1))
     for call, when in (("call_0", later), ("call_1", earlier)):
-        action = table.get_action(cid, call)
+        action = table.get_action(cid, tid, call)
         execution = Execution(status=ExecutionStatus.SCHEDULED, execute_at=when)
         assert table.record_verdict(action, DecisionRef(id="d", status="scheduled"), "scheduled", execution)
-    assert not table.claim_scheduled_execution(cid, "call_0")
+    assert not table.claim_scheduled_execution(table.get_action(cid, tid, "call_0"))
     due = {a.call_id for a in table.due_work(utc_now()).actions if a.conversation_id == cid}
     assert due == {"call_1"}
-    assert table.claim_scheduled_execution(cid, "call_1")
-    assert not table.claim_scheduled_execution(cid, "call_1")
+    assert table.claim_scheduled_execution(table.get_action(cid, tid, "call_1"))
+    assert not table.claim_scheduled_execution(table.get_action(cid, tid, "call_1"))
 
 
 def test_effects_are_written_once_per_key(table):

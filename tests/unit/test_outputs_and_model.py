@@ -44,7 +44,7 @@ def test_denied_expired_and_unrequested_outputs_say_not_executed():
         assert out["execution"] == "not_executed" and phrase in out["message"]
     unrequested = _action(decision=DecisionRef(id=None, status="not_requested"), verdict=None, execution=None)
     out = json.loads(render_output(unrequested).output)
-    assert out["execution"] == "not_executed" and "No approval could be requested" in out["message"]
+    assert out["execution"] == "not_executed" and "No usable approval could be obtained" in out["message"]
 
 
 def test_voluntary_tool_output_keeps_the_seed_wording():

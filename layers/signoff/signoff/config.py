@@ -41,6 +41,8 @@ class Settings:
     running_lease_seconds: int
     openai_timeout_seconds: float
     execution_lease_seconds: int
+    unbound_grace_seconds: int
+    min_model_call_seconds: float
     max_message_chars: int
     max_body_bytes: int
     idempotency_ttl_seconds: int
@@ -73,6 +75,10 @@ class Settings:
             running_lease_seconds=_int("RUNNING_LEASE_SECONDS", 600),
             openai_timeout_seconds=float(env.get("OPENAI_TIMEOUT_SECONDS") or 60),
             execution_lease_seconds=_int("EXECUTION_LEASE_SECONDS", 300),
+            # How long an approval may wait for its decision to be created before counting as never
+            # asked: longer than a worker invocation can live.
+            unbound_grace_seconds=_int("UNBOUND_GRACE_SECONDS", 300),
+            min_model_call_seconds=float(env.get("MIN_MODEL_CALL_SECONDS") or 10),
             max_message_chars=_int("MAX_MESSAGE_CHARS", 32_000),
             max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),
             idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),

@@ -135,8 +135,15 @@ def approval_callback() -> ApprovalCallback:
 def reconciler() -> Reconciler:
     from signoff.logic.reconciler import Reconciler
 
+    cfg = settings()
     return Reconciler(
-        table(), approval_service(), settler(), executor(), work_queue(), settings().reconcile_after_seconds
+        table(),
+        approval_service(),
+        settler(),
+        executor(),
+        work_queue(),
+        cfg.reconcile_after_seconds,
+        cfg.unbound_grace_seconds,
     )
 
 
@@ -144,8 +151,11 @@ def reconciler() -> Reconciler:
 def _openai_client(api_key: str):
     from openai import OpenAI
 
+    from signoff.adapters.openai_client import DeadlineBoundClient
+
     cfg = settings()
-    return OpenAI(api_key=api_key, base_url=cfg.openai_base_url, timeout=cfg.openai_timeout_seconds, max_retries=2)
+    client = OpenAI(api_key=api_key, base_url=cfg.openai_base_url, timeout=cfg.openai_timeout_seconds, max_retries=2)
+    return DeadlineBoundClient(client, cfg.openai_timeout_seconds, max_retries=2)
 
 
 def agent_backend() -> AgentBackend:
@@ -192,7 +202,16 @@ def agent_runner() -> AgentRunner:
     requester = ApprovalRequester(
         table(), approval_service(), tools(), policy, settler(), signing_key(), request_settings
     )
-    return AgentRunner(table(), agent_backend(), tools(), policy, executor(), requester, work_queue())
+    return AgentRunner(
+        table(),
+        agent_backend(),
+        tools(),
+        policy,
+        executor(),
+        requester,
+        work_queue(),
+        model_call_seconds=cfg.min_model_call_seconds,
+    )
 
 
 def reset() -> None:

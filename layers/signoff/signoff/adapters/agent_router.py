@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from signoff.domain.models import AgentStep, Conversation, ToolOutput
+from signoff.domain.models import AgentStep, Conversation, ToolCall, ToolOutput
 from signoff.domain.ports import AgentBackend
 
 APIS = ("responses", "assistants", "chat")
@@ -40,3 +40,9 @@ class AgentBackendRouter:
 
     def step_after(self, conversation: Conversation, pause_ref: str, call_ids: list[str]) -> AgentStep | None:
         return self._for(conversation).step_after(conversation, pause_ref, call_ids)
+
+    def open_calls(self, conversation: Conversation) -> list[ToolCall]:
+        return self._for(conversation).open_calls(conversation)
+
+    def close_calls(self, conversation: Conversation, outputs: list[ToolOutput]) -> None:
+        self._for(conversation).close_calls(conversation, outputs)

@@ -15,8 +15,9 @@ from typing import Any
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from signoff import deadline
 from signoff.domain.models import Decision, DecisionStatus
-from signoff.domain.ports import ApprovalServiceError, DecisionRequest
+from signoff.domain.ports import ApprovalServiceError, DecisionRequest, UnreadableDecision
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -42,8 +43,12 @@ class HandoverNotFound(HandoverRejected):
     pass
 
 
-class UnknownDecisionStatus(HandoverError):
+class UnknownDecisionStatus(HandoverError, UnreadableDecision):
     """Handover answered a status this version does not know; treated as no permission."""
+
+
+class MalformedDecision(HandoverError, UnreadableDecision):
+    """Handover's decision has fields of the wrong type (e.g. notes a number)."""
 
 
 class _CreatedDecision(BaseModel):
@@ -97,15 +102,20 @@ class HandoverClient:
                 }
             )
         except ValidationError as exc:
-            raise HandoverError("Handover's decision is malformed") from exc
+            raise MalformedDecision("Handover's decision is malformed") from exc
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self._base}{path}"
         last: HandoverError | None = None
         for attempt in range(1, self._max_attempts + 1):
             retry_after: float | None = None
+            left = deadline.remaining()
+            if left < 1.0:  # no time for another try in this invocation
+                last = last or HandoverUnavailable("no time left in this invocation to reach Handover")
+                break
+            timeout = (self._timeout[0], min(self._timeout[1], left))
             try:
-                response = self._session.request(method, url, timeout=self._timeout, **kwargs)
+                response = self._session.request(method, url, timeout=timeout, **kwargs)
             except requests.RequestException as exc:
                 last = HandoverUnavailable(f"Handover unreachable: {type(exc).__name__}")
             else:
@@ -122,7 +132,8 @@ class HandoverClient:
                 retry_after = _retry_after(response)
             if attempt < self._max_attempts:
                 backoff = min(self._max_backoff, 0.2 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)  # noqa: S311
-                self._sleep(min(self._max_backoff, retry_after) if retry_after is not None else backoff)
+                pause = min(self._max_backoff, retry_after) if retry_after is not None else backoff
+                self._sleep(min(pause, max(0.0, deadline.remaining() - 1.0)))
         assert last is not None
         raise last
 

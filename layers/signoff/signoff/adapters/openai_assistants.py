@@ -21,6 +21,7 @@ from typing import Any
 import openai
 from openai import OpenAI
 
+from signoff import deadline as invocation_deadline
 from signoff.adapters.openai_errors import translated_errors
 from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
 from signoff.domain.ports import BackendRejected, BackendUnavailable
@@ -109,6 +110,28 @@ class AssistantsBackend:
             return None
         return self._step(conversation, self._poll(thread_id, newer[0].id))
 
+    def open_calls(self, conversation: Conversation) -> list[ToolCall]:
+        """The calls of the thread's latest run, if it still waits for tool outputs."""
+        thread_id = conversation.backend_state.get("thread")
+        if not thread_id:
+            return []
+        with translated_errors("list runs"):
+            runs = self._threads.runs.list(thread_id, order="desc", limit=1).data
+        if not runs or runs[0].status != "requires_action":
+            return []
+        return [
+            ToolCall(call_id=c.id, name=c.function.name, arguments=c.function.arguments)
+            for c in runs[0].required_action.submit_tool_outputs.tool_calls
+        ]
+
+    def close_calls(self, conversation: Conversation, outputs: list[ToolOutput]) -> None:
+        """A run waiting for outputs locks its thread; the turn is over, so the run is cancelled."""
+        thread_id = conversation.backend_state["thread"]
+        with translated_errors("list runs"):
+            runs = self._threads.runs.list(thread_id, order="desc", limit=1).data
+        if runs and runs[0].status == "requires_action":
+            self._cancel(thread_id, runs[0].id)
+
     # -- internals -----------------------------------------------------------------------
     def _continue_after(self, conversation: Conversation, outputs: list[ToolOutput]) -> AgentStep:
         """The run is over (expired, cancelled, failed): tell the model in a new run on the same thread."""
@@ -150,7 +173,7 @@ class AssistantsBackend:
         return self._step(conversation, self._poll(thread_id, run.id))
 
     def _poll(self, thread_id: str, run_id: str) -> Any:
-        deadline = time.monotonic() + self._poll_timeout
+        deadline = time.monotonic() + min(self._poll_timeout, invocation_deadline.remaining())
         while True:
             with translated_errors("retrieve run"):
                 raw = self._threads.runs.with_raw_response.retrieve(run_id, thread_id=thread_id)

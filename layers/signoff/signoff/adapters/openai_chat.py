@@ -53,13 +53,13 @@ class ChatCompletionsBackend:
             raise BackendRejected("outputs do not answer exactly the paused calls")
         answered = messages[position + 1 :]
         tool_messages = [{"role": "tool", "tool_call_id": call_id, "content": by_id[call_id]} for call_id in order]
-        if answered[: len(tool_messages)] != tool_messages:
-            if answered:
-                raise BackendRejected("the history moved on past this pause")
-            self._history.append(cid, len(messages), tool_messages)
-            messages += tool_messages
-        else:
-            messages = messages[: position + 1 + len(tool_messages)]
+        stored = answered[: len(tool_messages)]
+        if stored != tool_messages[: len(stored)]:
+            raise BackendRejected("the history moved on past this pause")
+        if len(stored) < len(tool_messages):
+            # None stored yet, or a worker died half-way through storing them: add the rest.
+            self._history.append(cid, len(messages), tool_messages[len(stored) :])
+        messages = [*messages[: position + 1], *tool_messages]
         return self._complete(conversation, messages)
 
     def step_after(self, conversation: Conversation, pause_ref: str, call_ids: list[str]) -> AgentStep | None:
@@ -82,6 +82,28 @@ class ChatCompletionsBackend:
             ]
             return Pause(pause_ref=f"chat:{next_position}", tool_calls=calls)
         return Reply(text=reply.get("content") or "")
+
+    def open_calls(self, conversation: Conversation) -> list[ToolCall]:
+        """The calls of the last assistant message that asked for tools, if no tool message answers them."""
+        messages = self._history.load(conversation.conversation_id)
+        answered: set[str] = set()
+        for message in reversed(messages):
+            if message.get("role") == "user":
+                return []
+            if message.get("role") == "tool":
+                answered.add(message.get("tool_call_id"))
+            elif message.get("tool_calls"):
+                return [
+                    ToolCall(call_id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
+                    for c in message["tool_calls"]
+                    if c["id"] not in answered
+                ]
+        return []
+
+    def close_calls(self, conversation: Conversation, outputs: list[ToolOutput]) -> None:
+        messages = self._history.load(conversation.conversation_id)
+        tool_messages = [{"role": "tool", "tool_call_id": o.call_id, "content": o.output} for o in outputs]
+        self._history.append(conversation.conversation_id, len(messages), tool_messages)
 
     def _complete(self, conversation: Conversation, messages: list[dict[str, Any]]) -> AgentStep:
         with translated_errors("chat completion"):

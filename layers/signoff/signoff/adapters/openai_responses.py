@@ -66,6 +66,28 @@ class ResponsesBackend:
             raise BackendRejected("the outputs were submitted but no answer followed them")
         return Reply(text="\n\n".join(texts))
 
+    def open_calls(self, conversation: Conversation) -> list[ToolCall]:
+        """Function calls after the last user message with no output after them (newest first, so
+        only the tail of the Conversation is read: a new message is only ever sent with none open)."""
+        conv_id = conversation.backend_state.get("conversation")
+        if not conv_id:
+            return []
+        calls, answered = [], set()
+        with translated_errors("list conversation items"):
+            for item in self._client.conversations.items.list(conv_id, order="desc"):
+                if item.type == "message" and item.role == "user":
+                    break
+                if item.type == "function_call_output":
+                    answered.add(item.call_id)
+                elif item.type == "function_call" and item.call_id not in answered:
+                    calls.append(ToolCall(call_id=item.call_id, name=item.name, arguments=item.arguments))
+        return list(reversed(calls))
+
+    def close_calls(self, conversation: Conversation, outputs: list[ToolOutput]) -> None:
+        items = [{"type": "function_call_output", "call_id": o.call_id, "output": o.output} for o in outputs]
+        with translated_errors("add conversation items"):
+            self._client.conversations.items.create(conversation.backend_state["conversation"], items=items)
+
     def _respond(self, conversation: Conversation, items: list[dict[str, Any]]) -> AgentStep:
         conv_id = conversation.backend_state.get("conversation")
         if not conv_id:

@@ -1,7 +1,8 @@
 """Request bodies of the client API, and the parser every POST goes through.
 
-Order of checks: size (413), JSON syntax (400), shape (422). Unknown fields are refused so
-that typos do not pass silently.
+Order of checks: size (413), media type (415), JSON syntax (400: also too deep a nesting, and
+``NaN``/``Infinity``, which JSON does not have), shape (422). Unknown fields are refused so that
+typos do not pass silently.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from signoff.api.errors import ApiError
 
 MAX_METADATA_BYTES = 4096
+MAX_JSON_DEPTH = 32  # far beyond any real request; deep enough bodies would exhaust the parser's stack
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
@@ -62,14 +64,61 @@ def raw_body(event: dict[str, Any], max_bytes: int) -> bytes:
     return data
 
 
+def _content_type(event: dict[str, Any]) -> str | None:
+    for name, value in (event.get("headers") or {}).items():
+        if name.lower() == "content-type" and isinstance(value, str):
+            return value.split(";", 1)[0].strip().lower()
+    return None
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects, found without recursion (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(data: bytes) -> Any:
+    """JSON as RFC 8259 has it: no NaN or Infinity, and no nesting deeper than ``MAX_JSON_DEPTH``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_json", "The request body is not UTF-8.") from exc
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ApiError(400, "invalid_json", f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:  # JSONDecodeError is a ValueError, and so is a refused constant
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from exc
+
+
 def parse_body[M: BaseModel](event: dict[str, Any], model: type[M], *, max_bytes: int, max_chars: int) -> M:
     data = raw_body(event, max_bytes)
+    content_type = _content_type(event)
+    if content_type is not None and content_type != "application/json" and not content_type.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "Send the request body as application/json.")
     if not data.strip():
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
-    try:
-        payload = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from exc
+    payload = strict_json(data)
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
     try:

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from signoff.dal.base import DUE_BUCKET, TableBase, _approval_key, _conv_pk, _key, _record
+from signoff.dal.base import DUE_BUCKET, TableBase, _action_key, _approval_key, _conv_pk, _key, _record
 from signoff.dal.codec import to_attr, to_item
 from signoff.domain.models import (
     Action,
@@ -20,6 +20,7 @@ from signoff.domain.models import (
     Decision,
     DecisionRef,
     Execution,
+    TurnStatus,
     iso,
     utc_now,
 )
@@ -59,7 +60,7 @@ class ApprovalRecords(TableBase):
         )
         if bound:
             self._update(
-                _key(_conv_pk(approval.conversation_id), f"ACTION#{approval.call_id}"),
+                _action_key(approval.conversation_id, approval.turn_id, approval.call_id),
                 "SET decision = if_not_exists(decision, :ref)",
                 "attribute_exists(pk)",
                 {":ref": DecisionRef(id=decision_id).model_dump(mode="json")},
@@ -103,7 +104,9 @@ class ApprovalRecords(TableBase):
         approved_digest: str | None = None,
         changes: dict[str, Any] | None = None,
     ) -> bool:
-        """The call's verdict, once, with the turn's count of pending calls down by one."""
+        """The call's verdict, once, with the turn's count of pending calls down by one, and only while
+        the turn still waits on approvals: a turn that failed or was abandoned takes no more verdicts,
+        so its calls can never run afterwards."""
         sets = ["decision = :decision", "verdict = :verdict", "verdict_recorded = :true"]
         values: dict[str, Any] = {":decision": decision.model_dump(mode="json"), ":verdict": verdict, ":true": True}
         if execution is not None:
@@ -124,7 +127,7 @@ class ApprovalRecords(TableBase):
             [
                 {
                     "Update": {
-                        "Key": _key(_conv_pk(action.conversation_id), f"ACTION#{action.call_id}"),
+                        "Key": _action_key(action.conversation_id, action.turn_id, action.call_id),
                         "UpdateExpression": "SET " + ", ".join(sets),
                         "ConditionExpression": "verdict_recorded = :false AND attribute_not_exists(execution)",
                         "ExpressionAttributeValues": {k: to_attr(v) for k, v in {**values, ":false": False}.items()},
@@ -135,8 +138,10 @@ class ApprovalRecords(TableBase):
                         "Key": _key(_conv_pk(action.conversation_id), f"TURN#{action.turn_id}"),
                         # Due for the reconciler in case the resume message is lost.
                         "UpdateExpression": "SET pending = pending - :one, due_bucket = :bucket, due_at = :due",
-                        "ConditionExpression": "pending > :zero",
+                        "ConditionExpression": "#s = :awaiting AND pending > :zero",
+                        "ExpressionAttributeNames": {"#s": "status"},
                         "ExpressionAttributeValues": {
+                            ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
                             ":one": {"N": "1"},
                             ":zero": {"N": "0"},
                             ":bucket": {"S": DUE_BUCKET},
@@ -151,7 +156,10 @@ class ApprovalRecords(TableBase):
         """Out of the reconciler's list: its call has a verdict (a late answer is still recorded)."""
         self._remove_due(_approval_key(approval_id))
 
-    def postpone_approval(self, approval_id: str, due_at: datetime) -> bool:
-        return self._update(
-            _approval_key(approval_id), "SET due_at = :due", "attribute_exists(due_bucket)", {":due": iso(due_at)}
-        )
+    def postpone_approval(self, approval_id: str, due_at: datetime, *, unreadable: bool = False) -> bool:
+        """Look again at ``due_at``; ``unreadable``: this look found a decision we could not read (counted)."""
+        expression = "SET due_at = :due" + (" ADD read_failures :one" if unreadable else "")
+        values: dict[str, Any] = {":due": iso(due_at)}
+        if unreadable:
+            values[":one"] = 1
+        return self._update(_approval_key(approval_id), expression, "attribute_exists(due_bucket)", values)

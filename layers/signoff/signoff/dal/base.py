@@ -29,6 +29,10 @@ def _key(pk: str, sk: str) -> dict:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
+def _action_key(conversation_id: str, turn_id: str, call_id: str) -> dict:
+    return _key(_conv_pk(conversation_id), f"ACTION#{turn_id}#{call_id}")
+
+
 def _is_condition_failure(exc: ClientError) -> bool:
     code = exc.response.get("Error", {}).get("Code")
     if code == "ConditionalCheckFailedException":
@@ -146,6 +150,9 @@ class TableBase:
             "ExpressionAttributeValues": {":pk": {"S": pk}},
             "ConsistentRead": True,
         }
+        yield from self._pages(kwargs)
+
+    def _pages(self, kwargs: dict[str, Any]) -> Iterator[dict]:
         while True:
             page = self._db.query(**kwargs)
             for item in page.get("Items", []):
@@ -153,6 +160,16 @@ class TableBase:
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _query_prefix(self, pk: str, prefix: str) -> Iterator[dict]:
+        """The items of one partition whose sort key starts with ``prefix``, all pages."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
+            "ConsistentRead": True,
+        }
+        yield from self._pages(kwargs)
 
     def _remove_due(self, key: dict) -> bool:
         return self._update(key, "REMOVE due_bucket, due_at", "attribute_exists(pk)")

@@ -10,6 +10,7 @@ from signoff.dal.base import DUE_BUCKET, TableBase, _conv_pk, _key, _record
 from signoff.dal.codec import from_item, to_attr, to_item
 from signoff.domain.models import (
     Action,
+    Approval,
     Conversation,
     ConversationStatus,
     Message,
@@ -216,14 +217,26 @@ class ConversationRecords(TableBase):
         )
         return None if response is None else int(from_item(response["Attributes"])["attempts"])
 
-    def record_pause(self, turn: Turn, pause_ref: str, actions: list[Action], pending: int) -> bool:
-        """running → awaiting_approval (pending > 0) or stays running; writes each call once.
+    def record_pause(
+        self,
+        turn: Turn,
+        pause_ref: str,
+        actions: list[Action],
+        approvals: list[tuple[Approval, datetime]],
+        pending: int,
+    ) -> bool:
+        """running → awaiting_approval (pending > 0) or stays running; writes each call and each
+        approval (pending, not yet bound to a decision) once, before the turn moves.
 
-        The conversation is shown as awaiting approval only once its decisions exist
-        (``show_awaiting_approval``); the turn's count is set first so no callback is ever missed.
+        So whatever stops the worker afterwards, every call the turn waits on has its approvals
+        in the table, and the reconciler can settle each one: nothing waits on an approval that
+        does not exist. The conversation is shown as awaiting approval only once its decisions
+        exist (``show_awaiting_approval``).
         """
         for action in actions:
             self.put_action(action)
+        for approval, due_at in approvals:
+            self.put_approval(approval, due_at)
         status = TurnStatus.AWAITING_APPROVAL if pending else TurnStatus.RUNNING
         return self._update(
             _key(_conv_pk(turn.conversation_id), f"TURN#{turn.turn_id}"),
@@ -274,8 +287,10 @@ class ConversationRecords(TableBase):
             ]
         )
 
-    def fail_turn(self, conversation_id: str, turn_id: str, error: str) -> bool:
-        """Any non-final turn → failed; the conversation can take a new message afterwards."""
+    def fail_turn(self, conversation_id: str, turn_id: str, error: str, reply: Message | None = None) -> bool:
+        """Any non-final turn → failed, with an assistant message that says what happened; the
+        conversation can take a new message afterwards. The conversation remembers the turn, so the
+        next turn first answers whatever calls of it the agent API still holds open."""
         change = self._turn_change(
             conversation_id,
             turn_id,
@@ -290,8 +305,20 @@ class ConversationRecords(TableBase):
             },
         )
         change["Update"]["ExpressionAttributeNames"]["#e"] = "error"
-        return self._transact(
-            [change, self._conversation_status_update(conversation_id, turn_id, ConversationStatus.FAILED)]
+        meta = self._conversation_status_update(conversation_id, turn_id, ConversationStatus.FAILED)
+        meta["Update"]["UpdateExpression"] += ", unanswered_turn_id = :tid"
+        items = [change, meta]
+        if reply is not None:
+            items.append({"Put": {"Item": self._message_item(conversation_id, reply)}})
+        return self._transact(items)
+
+    def clear_unanswered_turn(self, conversation_id: str, turn_id: str) -> bool:
+        """The open calls of ``turn_id`` are answered: the next turn need not look again."""
+        return self._update(
+            _key(_conv_pk(conversation_id), "META"),
+            "REMOVE unanswered_turn_id",
+            "unanswered_turn_id = :tid",
+            {":tid": turn_id},
         )
 
     def postpone_turn(self, conversation_id: str, turn_id: str, due_at: datetime | None) -> bool:

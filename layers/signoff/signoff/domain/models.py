@@ -76,6 +76,7 @@ class Conversation(Record):
     created_at: str
     metadata: dict[str, Any] = Field(default_factory=dict)
     backend_state: dict[str, Any] = Field(default_factory=dict)
+    unanswered_turn_id: str | None = None  # a failed turn whose calls the agent API may still hold open
 
 
 class Message(Record):
@@ -183,6 +184,7 @@ class Approval(Record):
     execute_at: str | None = None
     resolved_at: str | None = None
     created_at: str
+    read_failures: int = 0  # looks at the decision that found it unreadable
 
 
 class ToolCall(Record):

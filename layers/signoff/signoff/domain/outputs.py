@@ -11,7 +11,7 @@ voluntary sign-off tool keeps the seed guide's wording: ``Decision: approved. Ap
 | modified | not_executed | the changes could not be applied and why; not executed |
 | scheduled | scheduled | approved to run at ``execute_at``; it will run then, not before |
 | expired / escalated | not_executed | no approval came in time; not executed |
-| (none) | not_executed | no approval could be requested; not executed |
+| (none) | not_executed | no usable approval (none could be requested, or it was unreadable); not executed |
 | any | not_executed, error | the approval did not match the call; not executed |
 """
 
@@ -48,6 +48,8 @@ def _verdict_sentence(action: Action, execution: ExecutionStatus) -> str:
     )
     if error == "approval does not match":
         return f"The approval does not match this call, so it was refused. {_NOT_RUN}"
+    if verdict is None and error:
+        return f"Not executed: {error}."
     match verdict:
         case "approved":
             done = (
@@ -69,7 +71,7 @@ def _verdict_sentence(action: Action, execution: ExecutionStatus) -> str:
         case "expired" | "escalated":
             return f"No approval came in time (decision {verdict}). {_NOT_RUN}"
         case None | "not_requested":
-            return f"No approval could be requested. {_NOT_RUN}"
+            return f"No usable approval could be obtained (none was requested, or it was unreadable). {_NOT_RUN}"
         case _:
             return f"Decision {verdict}{who}. {_NOT_RUN}"
 

@@ -6,7 +6,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from signoff.domain.models import AgentStep, Conversation, Decision, ToolOutput
+from signoff.domain.models import AgentStep, Conversation, Decision, ToolCall, ToolOutput
 
 
 class BackendUnavailable(RuntimeError):
@@ -35,6 +35,14 @@ class AgentBackend(Protocol):
         followed), return what the model did next; None if they were not submitted."""
         ...
 
+    def open_calls(self, conversation: Conversation) -> list[ToolCall]:
+        """Calls the agent API still holds open (asked for, never answered): left by a failed turn."""
+        ...
+
+    def close_calls(self, conversation: Conversation, outputs: list[ToolOutput]) -> None:
+        """Answer open calls without asking the model for anything, so the chat can go on."""
+        ...
+
 
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -50,6 +58,11 @@ class DecisionRequest(BaseModel):
 
 class ApprovalServiceError(RuntimeError):
     """The approval service could not be reached or gave an answer we cannot use."""
+
+
+class UnreadableDecision(ApprovalServiceError):
+    """The approval service answered, but with a decision we cannot read (wrong types, missing
+    fields). Looking again may help; acting on it never does."""
 
 
 class ApprovalService(Protocol):

@@ -1,8 +1,10 @@
 """AgentRunner: drives a turn from the work queue, never waiting on a human.
 
-start_turn: claim the queued turn, call the model, and either store the reply or gate the
-tool calls of the pause. resume_turn: once every approval of the pause is settled, claim the
-turn back, make sure each approved call ran, and submit all outputs in one go.
+start_turn: claim the queued turn, answer whatever a failed turn before it left open, call the
+model, and either store the reply or gate the tool calls of the pause. resume_turn: once every
+approval of the pause is settled, claim the turn back, make sure each call that may run ran, and
+submit all outputs in one go. A turn that fails says so in an assistant message, and its calls
+that never ran can never run afterwards.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from signoff.chaos import crash_point
+from signoff import deadline
 from signoff.domain.canonical import action_digest
+from signoff.domain.limits import MAX_ARGUMENTS_BYTES, truncated
 from signoff.domain.models import (
     Action,
     AgentStep,
@@ -25,6 +28,7 @@ from signoff.domain.models import (
     Pause,
     Reply,
     ToolCall,
+    ToolOutput,
     Turn,
     TurnStatus,
     iso,
@@ -37,6 +41,7 @@ from signoff.domain.tools import InvalidToolArguments, ToolRegistry
 from signoff.logic.approvals import ApprovalRequester
 from signoff.logic.executor import ActionExecutor
 from signoff.logic.ids import new_approval_id
+from signoff.logic.turn_failure import NOT_RUN_BECAUSE_TURN_ENDED, fail_turn
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
@@ -46,6 +51,10 @@ logger = Logger(child=True)
 MAX_STEPS_PER_TURN = 8
 MAX_ATTEMPTS = 5
 RETRY_DELAYS_SECONDS = (5, 15, 45, 120, 300)
+
+
+class OutOfTime(BackendUnavailable):
+    """Too little of the invocation is left for a model call; the turn is handed back and retried."""
 
 
 class AgentRunner:
@@ -58,7 +67,9 @@ class AgentRunner:
         executor: ActionExecutor,
         requester: ApprovalRequester,
         queue: WorkQueue,
+        model_call_seconds: float = 0.0,
     ):
+        self._model_call_seconds = model_call_seconds
         self._policy = policy
         self._queue = queue
         self._table = table
@@ -83,10 +94,14 @@ class AgentRunner:
         turn = self._table.get_turn(conversation_id, turn_id)
         assert conversation is not None and turn is not None
         try:
+            self._ensure_time()
             state = self._backend.prepare(conversation)
             if state != conversation.backend_state:
                 self._table.set_backend_state(conversation_id, state)
                 conversation = conversation.model_copy(update={"backend_state": state})
+            if conversation.unanswered_turn_id:
+                self._answer_open_calls(conversation, conversation.unanswered_turn_id)
+            self._ensure_time()
             step = self._backend.start_turn(conversation, turn.input)
         except BackendUnavailable as exc:
             self._retry_later(turn, "start_turn", exc)
@@ -119,15 +134,17 @@ class AgentRunner:
         assert isinstance(step, Pause)
         actions = [self._to_action(turn, seq, call) for seq, call in enumerate(step.tool_calls)]
         gated = [a for a in actions if a.gated and a.error is None]
+        approvals = {a.call_id: self._requester.approvals_for(a) for a in gated}
         turn = turn.model_copy(update={"pause_ref": step.pause_ref})
-        if not self._table.record_pause(turn, step.pause_ref, actions, pending=len(gated)):
+        stored = [entry for entries in approvals.values() for entry in entries]
+        if not self._table.record_pause(turn, step.pause_ref, actions, stored, pending=len(gated)):
             logger.info("pause already recorded")
             return
         for action in actions:
             if not action.gated and action.error is None:
                 self._executor.run_ungated(action)
         for action in gated:
-            self._requester.request(conversation, action)
+            self._requester.request(conversation, action, [approval for approval, _ in approvals[action.call_id]])
         logger.info("turn paused", extra={"calls": len(actions), "gated": len(gated)})
         if gated:
             self._table.show_awaiting_approval(turn.conversation_id, turn.turn_id, step.pause_ref)
@@ -146,18 +163,17 @@ class AgentRunner:
         """All outputs of the pause in one submission, never two: after a retry, look first whether
         an earlier attempt already got them to the model."""
         if steps >= MAX_STEPS_PER_TURN:
-            self._fail(turn, RuntimeError("too many tool rounds in one turn"))
+            self._fail(turn, TooManySteps("too many tool rounds in one turn"))
             return
         conversation = self._table.get_conversation(turn.conversation_id)
         assert conversation is not None and turn.pause_ref is not None
         outputs = [render_output(a) for a in actions]
         call_ids = [o.call_id for o in outputs]
         try:
+            self._ensure_time()
             step = self._backend.step_after(conversation, turn.pause_ref, call_ids) if turn.attempts else None
             if step is None:
-                crash_point("before_submission")
                 step = self._submit_once(conversation, turn.pause_ref, outputs, call_ids)
-            crash_point("after_submission")
         except BackendUnavailable as exc:
             self._retry_later(turn, "resume_turn", exc)
             return
@@ -185,7 +201,10 @@ class AgentRunner:
             arguments = {}
         spec = self._tools.get(call.name)
         error, summary, gated, approval_ids, required = None, "", False, [], 1
-        if spec is None:
+        if len(call.arguments.encode("utf-8")) > MAX_ARGUMENTS_BYTES:
+            arguments = truncated(call.arguments, MAX_ARGUMENTS_BYTES)[0]
+            error = f"the arguments are larger than {MAX_ARGUMENTS_BYTES} bytes; not executed"
+        elif spec is None:
             error = f"unknown tool {call.name!r}"
         else:
             try:
@@ -236,6 +255,57 @@ class AgentRunner:
             delay_seconds=delay,
         )
 
+    def _ensure_time(self) -> None:
+        if deadline.remaining() < self._model_call_seconds:
+            raise OutOfTime("too little time left in this invocation for a model call")
+
     def _fail(self, turn: Turn, exc: Exception) -> None:
-        logger.warning("turn failed", extra={"error": type(exc).__name__})
-        self._table.fail_turn(turn.conversation_id, turn.turn_id, type(exc).__name__)
+        fail_turn(self._table, turn.conversation_id, turn.turn_id, _why(exc))
+
+    def _answer_open_calls(self, conversation: Conversation, failed_turn_id: str) -> None:
+        """Before a new turn: the agent API may still hold calls of the failed turn open (a model
+        refuses to go on until every call has an output). Answer each with what became of it."""
+        open_calls = self._backend.open_calls(conversation)
+        if open_calls:
+            known = {a.call_id: a for a in self._table.list_actions(conversation.conversation_id, failed_turn_id)}
+            outputs = []
+            for call in open_calls:
+                action = known.get(call.call_id)
+                if action is not None and action.execution is None:
+                    self._table.abandon_action(action, NOT_RUN_BECAUSE_TURN_ENDED)
+                    action = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
+                if action is not None and not action.settled:
+                    # Someone holds its claim: settle it once their lease runs out, then answer.
+                    self._executor.settle_turn(action.conversation_id, action.turn_id)
+                    action = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
+                    if action is None or not action.settled:
+                        raise RuntimeError("a call of the failed turn is still executing; retried later")
+                outputs.append(
+                    render_output(action)
+                    if action is not None
+                    else ToolOutput(
+                        call_id=call.call_id,
+                        tool=call.name,
+                        output=json.dumps(
+                            {"tool": call.name, "execution": "not_executed", "error": NOT_RUN_BECAUSE_TURN_ENDED}
+                        ),
+                    )
+                )
+            self._backend.close_calls(conversation, outputs)
+            logger.info("open calls of a failed turn answered", extra={"calls": len(outputs)})
+        self._table.clear_unanswered_turn(conversation.conversation_id, failed_turn_id)
+
+
+def _why(exc: Exception) -> str:
+    """What the user is told when a turn fails (never internal details)."""
+    if isinstance(exc, BackendUnavailable):
+        return "the agent service was unavailable for too long"
+    if isinstance(exc, BackendRejected):
+        return "the agent service refused the request"
+    if isinstance(exc, TooManySteps):
+        return "it took more tool rounds than one turn allows"
+    return f"an unexpected error occurred ({type(exc).__name__})"
+
+
+class TooManySteps(RuntimeError):
+    pass

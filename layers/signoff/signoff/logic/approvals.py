@@ -106,7 +106,7 @@ class ApprovalSettler:
         approval = self._table.get_approval(approval_id)
         if approval is None or approval.state is not ApprovalState.SETTLED:
             return
-        action = self._table.get_action(approval.conversation_id, approval.call_id)
+        action = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
         if action is None:
             return
         if not action.verdict_recorded:
@@ -114,10 +114,14 @@ class ApprovalSettler:
                 # Out of the reconciler's list: answers still to come (a quorum's late ones) change nothing.
                 for other in action.approval_ids:
                     self._table.retire_approval(other)
-            action = self._table.get_action(approval.conversation_id, approval.call_id)
+            action = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
             assert action is not None
         if not action.verdict_recorded:
-            return  # a quorum still waits on others
+            if action.settled:
+                # The turn ended without this call (abandoned): an answer can no longer change it.
+                for other in action.approval_ids:
+                    self._table.retire_approval(other)
+            return  # otherwise a quorum still waits on others
         self._executor.run_approved(action)
         self._resume_if_ready(action.conversation_id, action.turn_id)
 
@@ -196,27 +200,39 @@ class ApprovalRequester:
         self._key = signing_key
         self._settings = settings
 
-    def request(self, conversation: Conversation, action: Action) -> None:
-        """One decision per approver; an approver who cannot be asked counts as no answer, and a call
-        whose approvals can no longer be had is settled as not executed."""
-        policy = self._policy()
-        approvers, _required = policy.approvers(action.tool, self._settings.default_approver)
+    def approvals_for(self, action: Action) -> list[tuple[Approval, datetime]]:
+        """The approvals a gated call needs (one per approver), each with when the reconciler should
+        first look at it; written with the pause, before any decision is asked for."""
+        approvers, _required = self._policy().approvers(action.tool, self._settings.default_approver)
         now = utc_now()
-        for approver, approval_id in zip(approvers, action.approval_ids, strict=False):
-            approval = Approval(
-                approval_id=approval_id,
-                conversation_id=action.conversation_id,
-                turn_id=action.turn_id,
-                call_id=action.call_id,
-                tool=action.tool,
-                digest=action.digest,
-                approver=approver,
-                summary=action.summary,
-                created_at=iso(now),
+        due = now + timedelta(seconds=self._settings.reconcile_after_seconds)
+        return [
+            (
+                Approval(
+                    approval_id=approval_id,
+                    conversation_id=action.conversation_id,
+                    turn_id=action.turn_id,
+                    call_id=action.call_id,
+                    tool=action.tool,
+                    digest=action.digest,
+                    approver=approver,
+                    summary=action.summary,
+                    created_at=iso(now),
+                ),
+                due,
             )
-            self._table.put_approval(approval, now + timedelta(seconds=self._settings.reconcile_after_seconds))
+            for approver, approval_id in zip(approvers, action.approval_ids, strict=False)
+        ]
+
+    def request(self, conversation: Conversation, action: Action, approvals: list[Approval]) -> None:
+        """Ask each approver of the call (its approvals are already stored). An approver who cannot be
+        asked counts as no answer, and a call whose approvals can no longer be had is settled as not
+        executed."""
+        for approval in approvals:
             try:
-                request = self._decision_request(conversation, action, approver, issue_token(self._key, approval_id))
+                request = self._decision_request(
+                    conversation, action, approval.approver, issue_token(self._key, approval.approval_id)
+                )
                 decision_id = self._service.create_decision(request)
             except Exception as exc:  # any failure to ask means this approver's yes never comes
                 logger.warning(

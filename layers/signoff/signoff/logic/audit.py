@@ -46,13 +46,13 @@ class AuditTrail:
             approvals, next_cursor = self._table.list_approvals(query)
         except InvalidCursor as exc:
             raise InvalidAuditQuery(str(exc)) from exc
-        actions: dict[tuple[str, str], Action | None] = {}
+        actions: dict[tuple[str, str, str], Action | None] = {}
         for approval in approvals:
-            key = (approval.conversation_id, approval.call_id)
+            key = (approval.conversation_id, approval.turn_id, approval.call_id)
             if key not in actions:
                 actions[key] = self._table.get_action(*key)
         return {
-            "approvals": [_entry(a, actions[(a.conversation_id, a.call_id)]) for a in approvals],
+            "approvals": [_entry(a, actions[(a.conversation_id, a.turn_id, a.call_id)]) for a in approvals],
             "next_cursor": next_cursor,
         }
 

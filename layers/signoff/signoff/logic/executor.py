@@ -1,4 +1,10 @@
-"""ActionExecutor: runs a tool call exactly once, and a gated one only with its own approval."""
+"""ActionExecutor: runs a tool call at most once, and a gated one only with its own approval.
+
+A call is claimed (no execution → executing) by one invocation before its tool is invoked, and
+a claim is never taken twice. A claim whose invocation died (its lease ran out) is settled as
+failed with an unknown outcome rather than run again: the tool may already have acted, and the
+idempotency key it was given is its own defence, not a licence for us to call it twice.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from signoff.chaos import crash_point
 from signoff.domain.binding import approval_matches
+from signoff.domain.limits import bounded_result
 from signoff.domain.models import Action, DecisionStatus, Execution, ExecutionStatus
 from signoff.domain.tools import InvalidToolArguments, ToolContext, ToolRegistry
 
@@ -26,29 +32,48 @@ class ActionExecutor:
     def run_ungated(self, action: Action) -> None:
         if action.gated:
             raise ValueError("a gated action needs its approval")
-        if not action.settled and self._table.claim_execution(action.conversation_id, action.call_id, self._lease):
+        if action.settled:
+            return
+        if action.execution is None and self._table.claim_execution(action):
             self._finish(action, self._invoke(action))
+            return
+        self._settle_if_stale(action)
 
     def run_approved(self, action: Action) -> None:
         """Run a call whose verdict is approved or modified, after re-checking what was approved."""
         if action.settled or action.verdict not in (DecisionStatus.APPROVED, DecisionStatus.MODIFIED):
             return
-        if self._table.claim_execution(action.conversation_id, action.call_id, self._lease):
+        if action.execution is None and self._table.claim_execution(action):
             self._run_claimed(action)
+            return
+        self._settle_if_stale(action)
 
     def run_scheduled(self, action: Action) -> None:
         """Run a call approved for later, once its time has come (the reconciler calls this)."""
-        if action.verdict is DecisionStatus.SCHEDULED and self._table.claim_scheduled_execution(
-            action.conversation_id, action.call_id
-        ):
+        if action.verdict is DecisionStatus.SCHEDULED and self._table.claim_scheduled_execution(action):
             self._run_claimed(action)
 
     def settle_turn(self, conversation_id: str, turn_id: str) -> list[Action]:
-        """Run every approved call of a turn that has not run yet; return the turn's actions as they now are."""
+        """Run every call of a turn that may run and has not (ungated, or approved); settle the ones
+        a dead invocation left claimed; return the turn's actions as they now are."""
         for action in self._table.list_actions(conversation_id, turn_id):
-            if action.gated and not action.settled:
+            if action.settled:
+                continue
+            if action.gated:
                 self.run_approved(action)
+            elif action.error is None:
+                self.run_ungated(action)
         return self._table.list_actions(conversation_id, turn_id)
+
+    def _settle_if_stale(self, action: Action) -> None:
+        """Someone holds the claim: if their lease ran out they died mid-call, and we say so."""
+        current = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
+        if current is None or current.settled or current.execution is None:
+            return
+        if current.execution.status is ExecutionStatus.EXECUTING and self._table.settle_stale_execution(
+            current, self._lease
+        ):
+            logger.warning("a claimed call's invocation died; outcome unknown, not retried")
 
     def _run_claimed(self, action: Action) -> None:
         """The claim is ours: run the call if its approvals still cover exactly it, else record why not."""
@@ -61,8 +86,8 @@ class ActionExecutor:
         )
 
     def _finish(self, action: Action, execution: Execution) -> None:
-        self._table.finish_execution(action.conversation_id, action.call_id, execution)
-        crash_point("after_execution")
+        execution = execution.model_copy(update={"result": bounded_result(execution.result)})
+        self._table.finish_execution(action, execution)
         logger.info(
             "action settled",
             extra={"tool": action.tool, "call_id": action.call_id, "execution": execution.status.value},
@@ -77,7 +102,7 @@ class ActionExecutor:
         except InvalidToolArguments as exc:
             return Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": str(exc)})
         ctx = ToolContext(
-            idempotency_key=f"{action.conversation_id}:{action.call_id}",
+            idempotency_key=f"{action.conversation_id}:{action.turn_id}:{action.call_id}",
             conversation_id=action.conversation_id,
             call_id=action.call_id,
         )

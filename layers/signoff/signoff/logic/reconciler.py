@@ -5,7 +5,11 @@ Runs on a schedule, one pass, never waiting on a human:
 - an approval still pending past its check-up time is re-fetched from Handover and settled
   exactly as a callback would; an unanswered one is looked at again later;
 - an approval answered but whose call has no verdict yet (a crash in between) is finished;
+- a decision Handover answers in a shape we cannot read is looked at again with backoff and,
+  after ``MAX_READ_FAILURES`` looks, settled as not executed (fail closed, never stranded);
 - a turn left queued, or with every verdict in but not resumed, is sent to the worker again;
+- a turn waiting on approvals is checked for calls whose approvals are missing (settled as not
+  requested), then looked at again much later: its approvals carry it;
 - a call approved for later (``scheduled``) runs once its ``execute_at`` has come.
 """
 
@@ -18,14 +22,24 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from signoff.domain.models import Approval, ApprovalState, Turn, TurnStatus, iso, utc_now
-from signoff.domain.ports import ApprovalService, ApprovalServiceError, WorkMessage, WorkQueue
+from signoff.domain.ports import (
+    ApprovalService,
+    ApprovalServiceError,
+    UnreadableDecision,
+    WorkMessage,
+    WorkQueue,
+)
 from signoff.logic.approvals import ApprovalSettler, SettleResult
 from signoff.logic.executor import ActionExecutor
+from signoff.logic.turn_failure import fail_turn
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
 
 logger = Logger(child=True)
+
+MAX_READ_FAILURES = 6  # with backoff from the recheck interval: about 63 intervals before giving up
+WAITING_TURN_RECHECK_FACTOR = 12  # a turn waiting on approvals is carried by them; look rarely
 
 
 @dataclass
@@ -36,6 +50,8 @@ class ReconcileReport:
     errors: int = 0
     turns_redriven: int = 0
     scheduled_run: int = 0
+    unreadable_settled: int = 0
+    missing_approvals_settled: int = 0
 
 
 class Reconciler:
@@ -87,6 +103,21 @@ class Reconciler:
             return
         try:
             decision = self._service.get_decision(approval.decision_id)
+        except UnreadableDecision:
+            report.errors += 1
+            failures = approval.read_failures + 1
+            if failures >= MAX_READ_FAILURES:
+                logger.error(
+                    "decision unreadable; settled as not executed",
+                    extra={"decision_id": approval.decision_id, "looks": failures},
+                )
+                self._settler.settle(approval, None)
+                report.unreadable_settled += 1
+                report.settled += 1
+            else:
+                logger.warning("decision unreadable; looking again later", extra={"looks": failures})
+                self._table.postpone_approval(approval.approval_id, now + self._recheck * 2**failures, unreadable=True)
+            return
         except ApprovalServiceError as exc:
             report.errors += 1
             logger.warning("decision fetch failed", extra={"error": type(exc).__name__})
@@ -112,9 +143,7 @@ class Reconciler:
             # (the next attempt checks whether the outputs already reached the model); before any
             # pause, the model's answer is unknown, so the turn fails and the user can send again.
             if not turn.pause_ref:
-                self._table.fail_turn(
-                    turn.conversation_id, turn.turn_id, "the worker stopped before the model answered"
-                )
+                fail_turn(self._table, turn.conversation_id, turn.turn_id, "the worker stopped before it finished")
                 report.turns_redriven += 1
                 return
             if self._table.release_turn(turn.conversation_id, turn.turn_id, for_resume=True) is None:
@@ -122,6 +151,12 @@ class Reconciler:
             message = WorkMessage(
                 kind="resume_turn", conversation_id=turn.conversation_id, turn_id=turn.turn_id, pause_ref=turn.pause_ref
             )
+        elif turn.status is TurnStatus.AWAITING_APPROVAL:
+            report.missing_approvals_settled += self._settle_missing_approvals(turn)
+            self._table.postpone_turn(
+                turn.conversation_id, turn.turn_id, now + self._recheck * WAITING_TURN_RECHECK_FACTOR
+            )
+            return
         else:
             self._table.postpone_turn(turn.conversation_id, turn.turn_id, None)
             return
@@ -129,3 +164,32 @@ class Reconciler:
         self._table.postpone_turn(turn.conversation_id, turn.turn_id, now + self._recheck)
         report.turns_redriven += 1
         logger.info("turn re-driven", extra={"turn_id": turn.turn_id, "kind": message.kind})
+
+    def _settle_missing_approvals(self, turn: Turn) -> int:
+        """Every call still without a verdict must have all its approvals in the table; one that is
+        missing is stored as settled with no answer (not requested), so the call can be decided."""
+        settled = 0
+        for action in self._table.list_actions(turn.conversation_id, turn.turn_id):
+            if not action.gated or action.verdict_recorded:
+                continue
+            present = {a.approval_id for a in self._table.get_approvals(action.approval_ids)}
+            for approval_id in action.approval_ids:
+                if approval_id in present:
+                    continue
+                missing = Approval(
+                    approval_id=approval_id,
+                    conversation_id=action.conversation_id,
+                    turn_id=action.turn_id,
+                    call_id=action.call_id,
+                    tool=action.tool,
+                    digest=action.digest,
+                    summary=action.summary,
+                    state=ApprovalState.SETTLED,
+                    created_at=iso(utc_now()),
+                )
+                if self._table.put_approval(missing, utc_now()):
+                    logger.warning("approval missing; settled as not requested", extra={"call_id": action.call_id})
+                    settled += 1
+            if settled:
+                self._settler.decide(action)
+        return settled

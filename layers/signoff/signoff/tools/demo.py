@@ -56,7 +56,9 @@ def _customer(customer_id: str) -> str:
 def build_demo_tools(effects: EffectLog) -> ToolRegistry:
     def lookup_customer(args: LookupCustomerArgs, ctx: ToolContext) -> dict:
         cid = _customer(args.customer_id)
-        return {"customer_id": cid, "name": f"Customer {cid}", "tier": "standard", "open_orders": 1}
+        result = {"customer_id": cid, "name": f"Customer {cid}", "tier": "standard", "open_orders": 1}
+        # Recorded like any effect so tests can count how often the tool ran.
+        return effects.record_effect(ctx.idempotency_key, "lookup_customer", args.model_dump(mode="json"), result)
 
     def issue_refund(args: IssueRefundArgs, ctx: ToolContext) -> dict:
         result = {
