@@ -23,7 +23,7 @@ def _text(content: Any) -> str:
     return ""
 
 
-def chat_completion(body: dict[str, Any]) -> dict[str, Any]:
+def chat_completion(body: dict[str, Any], *, sequential_call_ids: bool = False) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "[] is too short - 'messages'", "messages")
@@ -83,11 +83,12 @@ def chat_completion(body: dict[str, Any]) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = [
             {
-                "id": f"call_{uuid.uuid4().hex[:24]}",
+                # Some compatible servers number calls per response (call_0, call_1, ...), reusing ids.
+                "id": f"call_{n}" if sequential_call_ids else f"call_{uuid.uuid4().hex[:24]}",
                 "type": "function",
                 "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
             }
-            for c in calls
+            for n, c in enumerate(calls)
         ]
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",

@@ -49,6 +49,7 @@ class OpenAIEmulator:
         self._lock = threading.RLock()
         self.conversations: dict[str, dict[str, Any]] = {}
         self.responses: dict[str, dict[str, Any]] = {}
+        self.sequential_call_ids = False  # Chat Completions: call_0, call_1, ... in every answer
 
     # -- the model's turn ----------------------------------------------------------------
     def _generate(
@@ -389,7 +390,7 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
         if not isinstance(body, dict):
             return _error(400, "We could not parse the JSON body of your request.")
         try:
-            return jsonify(chat_completion(body))
+            return jsonify(chat_completion(body, sequential_call_ids=emulator.sequential_call_ids))
         except ApiError as exc:
             return _error(exc.status, exc.message, exc.param)
 

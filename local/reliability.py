@@ -138,6 +138,22 @@ class Drills:
     def wait_status(self, cid: str, *statuses: str, timeout: float = 60.0) -> dict[str, Any]:
         return wait_for(lambda: (v := self.view(cid))["status"] in statuses and v, timeout, f"{cid} {statuses}")
 
+    def wait_with_schedule(self, cid: str, *statuses: str, timeout: float = 60.0, every: float = 5.0) -> dict:
+        """Wait as a deployment would: the reconciler runs on its schedule meanwhile (every ``every``
+        seconds here), since an answer whose callback failed is only ever fetched by it."""
+        last_pass = [time.monotonic()]
+
+        def reached():
+            view = self.view(cid)
+            if view["status"] in statuses:
+                return view
+            if time.monotonic() - last_pass[0] >= every:
+                self.reconcile()
+                last_pass[0] = time.monotonic()
+            return None
+
+        return wait_for(reached, timeout, f"{cid} {statuses}")
+
     def decisions(self, cid: str, count: int = 1) -> list[str]:
         def ready():
             view = self.view(cid)
@@ -324,7 +340,7 @@ class Drills:
                     self.resolve(decision)
                     r.callbacks_sent += 1
             for cid in cids:
-                view = self.wait_status(cid, "idle", "failed", timeout=180)
+                view = self.wait_with_schedule(cid, "idle", "failed", timeout=180)
                 if view["status"] == "failed":
                     raise DrillFailed(f"{cid} failed under faults")
         finally:

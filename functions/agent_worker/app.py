@@ -25,6 +25,8 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def record_handler(record: SQSRecord) -> None:
     message = WorkMessage.model_validate_json(record.body)
+    # The handler's logger owns the invocation's keys (cleared at the next invocation).
+    logger.append_keys(conversation_id=message.conversation_id, turn_id=message.turn_id)
     runtime.agent_runner().handle(message)
 
 

@@ -246,3 +246,21 @@ def _resolve(client, decision_id: str, body: dict) -> None:
         timeout=30,
     )
     assert response.status_code == 200, response.text
+
+
+def test_a_server_that_reuses_call_ids_gets_a_new_action_each_turn(client):
+    """An OpenAI-compatible server numbering calls per answer (call_0 every turn) must not make the
+    second turn's call look like the first one's."""
+    with settings_changed(AGENT_API="chat"):
+        client.stack.openai.sequential_call_ids = True
+        try:
+            cid = client.start("Please look up customer #61.")["conversation_id"]
+            client.wait_status(cid, "idle")
+            assert client.post(f"/conversations/{cid}/messages", json={"message": "Look up customer #62."}).ok
+            view = client.wait_status(cid, "idle")
+        finally:
+            client.stack.openai.sequential_call_ids = False
+    assert [a["call_id"] for a in view["actions"]] == ["call_0", "call_0"]
+    assert [a["arguments"]["customer_id"] for a in view["actions"]] == ["61", "62"]
+    assert all(a["execution"]["status"] == "executed" for a in view["actions"])
+    assert len(client.effects(cid)) == 2

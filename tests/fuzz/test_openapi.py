@@ -51,3 +51,31 @@ def test_fuzzed_requests(case, api):
     case.validate_response(response, excluded_checks=[unsupported_method, positive_data_acceptance])
     if response.status_code >= 400:
         assert _conversations(api) == before, "a refused request changed the table"
+
+
+HOSTILE_BODIES = [
+    ("application/json", b'{"message": "hi", "metadata": {"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}"),
+    ("application/json", b'{"message": "hi", "metadata": {"a": NaN}}'),
+    ("application/json", b'{"message": "hi", "metadata": {"a": Infinity}}'),
+    ("text/plain", b'{"message": "hi"}'),
+]
+
+
+@pytest.mark.parametrize(("media_type", "raw"), HOSTILE_BODIES, ids=["deep", "nan", "infinity", "text-plain"])
+@pytest.mark.parametrize("path", ["/conversations", "/conversations/{conversation_id}/messages"])
+def test_hostile_bodies_are_a_documented_4xx_and_change_nothing(api, path, media_type, raw):
+    """What a generator rarely makes: nesting deep enough to exhaust a recursive parser, JSON's missing
+    constants, and a body that says it is not JSON."""
+    operation = schema[path]["POST"]
+    case = operation.Case(
+        path_parameters={"conversation_id": "conv_" + "0" * 32} if "{" in path else None,
+        headers={"Authorization": f"Bearer {api.config.api_key}", "Content-Type": media_type},
+        body=raw,
+        media_type=media_type,
+    )
+    before = _conversations(api)
+    response = case.call(base_url=api.api_url, timeout=30)
+    assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:300])
+    assert response.json()["error"]["code"] in ("invalid_json", "unsupported_media_type", "conversation_not_found")
+    case.validate_response(response, excluded_checks=[unsupported_method, positive_data_acceptance])
+    assert _conversations(api) == before

@@ -39,8 +39,11 @@ def test_a_second_invocation_carries_none_of_the_first_ones_keys(stack):
     logger = sys.modules["signoff_fn_functions_agent_worker"].logger  # every function logs as "signoff"
     handler = logger.registered_handler
     buffer = io.StringIO()
-    previous_stream, previous_level = handler.setStream(buffer), logger.log_level
-    logger.setLevel(logging.INFO)
+    family = [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict) if name.startswith("signoff")]
+    levels = [member.level for member in family]
+    previous_stream = handler.setStream(buffer)
+    for member in family:  # the use cases' child loggers too, whichever was made first
+        member.setLevel(logging.INFO)
     try:
         # A turn nobody queued: the worker notes the conversation, logs "already started", and is done.
         first_conversation = "conv_" + "a" * 32
@@ -50,10 +53,11 @@ def test_a_second_invocation_carries_none_of_the_first_ones_keys(stack):
         second_lines = buffer.getvalue().splitlines()[len(first_lines) :]
     finally:
         handler.setStream(previous_stream)
-        logger.setLevel(previous_level)
+        for member, level in zip(family, levels, strict=True):
+            member.setLevel(level)
     first = [json.loads(line) for line in first_lines if line.startswith("{")]
     second = [json.loads(line) for line in second_lines if line.startswith("{")]
-    assert any(entry.get("conversation_id") == first_conversation for entry in first), first
+    assert any(entry.get("conversation_id") == first_conversation for entry in first), first_lines
     assert second, "the reconciler logged nothing"
     assert all("conversation_id" not in entry and "turn_id" not in entry for entry in second), second
     assert all(entry.get("function_name") == "ReconcilerFunction" for entry in second), second

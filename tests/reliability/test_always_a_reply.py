@@ -28,12 +28,12 @@ def _crash(client, message: str, after_write) -> str:
 
 
 def _heal(client, cid: str) -> dict:
-    """Approve whatever is asked, let the queue and the reconciler run, until the user has a reply."""
+    """Approve whatever is asked, let the queue and the reconciler run, until the turn is over."""
     stack = client.stack
 
     def replied():
         view = client.get(cid)
-        if view["status"] in ("idle", "failed") and view["messages"][-1]["role"] == "assistant":
+        if view["status"] in ("idle", "failed"):
             return view
         for decision in stack.handover.pending():
             client.resolve(decision["id"], "approve")
@@ -62,16 +62,28 @@ def test_worker_dies_before_every_gated_call_has_its_approvals(client, short_lea
     """Hole 1: died right after binding the first call's decision; the second call had no approval."""
     cid = _crash(client, TWO_GATED, lambda op, body: op == "UpdateItem" and "decision_id = :d" in body)
     view = _heal(client, cid)
-    assert view["status"] == "idle"
+    assert view["status"] == "idle" and view["messages"][-1]["role"] == "assistant"
     statuses = sorted((a["execution"] or {}).get("status") for a in view["actions"])
     assert statuses == ["executed", "not_executed"], view["actions"]  # asked and approved; never asked
     _follow_up_gets_a_reply(client, cid)
 
 
+def test_an_ungated_call_left_claimed_by_a_crash_is_settled_and_the_turn_ends(client, short_leases):
+    """Hole 2: died right after claiming the ungated call, before running it."""
+    cid = _crash(client, GATED_AND_UNGATED, lambda op, body: op == "UpdateItem" and "execution = :claim" in body)
+    view = _heal(client, cid)
+    assert view["status"] == "idle" and view["messages"][-1]["role"] == "assistant"
+    lookup = next(a for a in view["actions"] if a["tool"] == "lookup_customer")
+    assert lookup["execution"]["status"] == "failed" and "unknown" in lookup["execution"]["result"]["error"]
+    assert [e for e in client.effects(cid) if e["tool"] == "lookup_customer"] == []  # never invoked
+    _follow_up_gets_a_reply(client, cid)
+
+
 def test_an_ungated_call_left_executing_by_a_crash_is_settled_not_rerun(client, short_leases):
-    """Hole 2: died right after the ungated tool ran, before its execution was recorded."""
+    """Hole 2, later: died right after the ungated tool ran, before its execution was recorded."""
     cid = _crash(client, GATED_AND_UNGATED, lambda op, body: op == "UpdateItem" and "EFFECT#" in body)
     view = _heal(client, cid)
+    assert view["status"] == "idle" and view["messages"][-1]["role"] == "assistant"
     lookup = next(a for a in view["actions"] if a["tool"] == "lookup_customer")
     assert lookup["execution"]["status"] == "failed" and "unknown" in lookup["execution"]["result"]["error"]
     ran = [e for e in client.effects(cid) if e["tool"] == "lookup_customer"]
@@ -91,5 +103,6 @@ def test_a_turn_that_fails_after_the_model_asked_for_tools_does_not_block_the_ne
         cid = _crash(client, "Please look up customer #57.", lambda op, body: op == "PutItem" and '"ACTION#' in body)
         view = _heal(client, cid)
         assert view["status"] == "failed"
-        assert "could not finish" in view["messages"][-1]["content"]
         _follow_up_gets_a_reply(client, cid)
+        failed_turn_reply = next(m for m in client.get(cid)["messages"] if m["role"] == "assistant")
+        assert "could not finish" in failed_turn_reply["content"]  # the failure itself was said

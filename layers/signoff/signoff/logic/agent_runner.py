@@ -79,7 +79,6 @@ class AgentRunner:
         self._requester = requester
 
     def handle(self, message: WorkMessage) -> None:
-        logger.append_keys(conversation_id=message.conversation_id, turn_id=message.turn_id)
         if message.kind == "start_turn":
             self.start(message.conversation_id, message.turn_id)
         else:

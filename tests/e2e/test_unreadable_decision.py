@@ -1,0 +1,33 @@
+"""A decision Handover answers in a shape we cannot read (here: notes a number) is never acted on,
+and never strands the conversation: looked at again with backoff, then settled as not executed."""
+
+from __future__ import annotations
+
+from signoff.logic.reconciler import MAX_READ_FAILURES
+from tests.support import wait_for
+
+SEED = "Issue a €340 refund to customer #4821."
+
+
+def test_an_unreadable_decision_is_retried_then_settled_as_not_executed(stack, client):
+    from signoff import runtime
+
+    cid = client.start(SEED)["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
+    # The approver's tool sends a number as notes: Handover (this emulator) stores it as given.
+    client.resolve(decision_id, "approve", notes=123)
+    [approval_id] = client.approval_ids(cid)
+    wait_for(lambda: any(c["decision_id"] == decision_id for c in client.callbacks()), what="the callback")
+    reports = []
+    for _ in range(MAX_READ_FAILURES - 1):
+        reports.append(stack.run_scheduled("ReconcilerFunction"))
+        assert client.get(cid)["status"] == "awaiting_approval"  # looked at, not given up on yet
+    approval = runtime.table().get_approval(approval_id)
+    assert approval.read_failures >= MAX_READ_FAILURES - 1
+    reports.append(stack.run_scheduled("ReconcilerFunction"))
+    assert sum(r["unreadable_settled"] for r in reports) == 1
+    view = client.wait_status(cid, "idle")
+    action = view["actions"][0]
+    assert action["execution"]["status"] == "not_executed"
+    assert client.effects(cid) == []
+    assert "No usable approval" in client.reply(view) or "not" in client.reply(view)
