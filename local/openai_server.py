@@ -116,19 +116,9 @@ class OpenAIEmulator:
             conv = self.conversations.get(conv_id)
             if conv is None:
                 return _error(404, f"Conversation with id '{conv_id}' not found.")
-            calls = {i["call_id"] for i in conv["items"] if i.get("type") == "function_call"}
-            answered = {i["call_id"] for i in conv["items"] if i.get("type") == "function_call_output"}
-            for item in items:
-                if item.get("type") == "function_call_output":
-                    if item.get("call_id") not in calls:
-                        return _error(
-                            400,
-                            f"No tool call found for function call output with call_id {item.get('call_id')}.",
-                            "items",
-                        )
-                    if item["call_id"] in answered:
-                        return _error(400, f"Duplicate tool output for function call {item['call_id']}.", "items")
-                    answered.add(item["call_id"])
+            refused = _refused_outputs(conv["items"], items, "items")
+            if refused is not None:
+                return refused
             conv["items"].extend(items)
         return jsonify({"object": "list", "data": items, "first_id": None, "last_id": None, "has_more": False})
 
@@ -164,18 +154,11 @@ class OpenAIEmulator:
                 history = prev["_history"]
             else:
                 history = []
+            refused = _refused_outputs(history, new_items, "input")
+            if refused is not None:
+                return refused
             calls = {i["call_id"] for i in history if i.get("type") == "function_call"}
             answered = {i["call_id"] for i in history if i.get("type") == "function_call_output"}
-            for item in new_items:
-                if item.get("type") == "function_call_output":
-                    if item.get("call_id") not in calls:
-                        return _error(
-                            400,
-                            f"No tool call found for function call output with call_id {item.get('call_id')}.",
-                            "input",
-                        )
-                    if item["call_id"] in answered:
-                        return _error(400, f"Duplicate tool output for function call {item['call_id']}.", "input")
             pending = (
                 calls - answered - {i.get("call_id") for i in new_items if i.get("type") == "function_call_output"}
             )
@@ -214,6 +197,23 @@ class OpenAIEmulator:
             }
             self.responses[response["id"]] = {**response, "_history": full_history}
         return jsonify(response)
+
+
+def _refused_outputs(history: list[dict[str, Any]], new_items: list[dict[str, Any]], param: str):
+    """The real API's 400 for an output that answers no call, or a call answered already; else None."""
+    calls = {i["call_id"] for i in history if i.get("type") == "function_call"}
+    answered = {i["call_id"] for i in history if i.get("type") == "function_call_output"}
+    for item in new_items:
+        if item.get("type") != "function_call_output":
+            continue
+        if item.get("call_id") not in calls:
+            return _error(
+                400, f"No tool call found for function call output with call_id {item.get('call_id')}.", param
+            )
+        if item["call_id"] in answered:
+            return _error(400, f"Duplicate tool output for function call {item['call_id']}.", param)
+        answered.add(item["call_id"])
+    return None
 
 
 def _text_of(item: dict[str, Any]) -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -10,7 +14,36 @@ import requests
 from local.environment import settings_changed
 from local.evidence import effects, submission_counts, wait_for
 
-__all__ = ["SignoffClient", "assistant_for", "settings_changed", "wait_for"]
+__all__ = ["SignoffClient", "assistant_for", "captured_product_logs", "settings_changed", "wait_for"]
+
+
+@contextmanager
+def captured_product_logs(level: int = logging.DEBUG) -> Iterator[io.StringIO]:
+    """Every product log line, as the handlers' JSON formatter writes it, into a buffer.
+
+    The use cases' child loggers carry a level of their own (set from the environment when their
+    module was first imported), so each logger of the ``signoff`` family is set, not only the parent.
+    """
+    from local.lambda_runtime import load_handler
+    from local.template import SamTemplate
+
+    for fn in SamTemplate().functions():  # their Logger sets up the product logger and its formatter
+        load_handler(fn.code_uri, fn.handler)
+    product = logging.getLogger("signoff")
+    buffer = io.StringIO()
+    capture = logging.StreamHandler(buffer)
+    capture.setFormatter(product.handlers[0].formatter)
+    family = [logging.getLogger(n) for n in list(logging.Logger.manager.loggerDict) if n.startswith("signoff")]
+    levels = [member.level for member in family]
+    product.addHandler(capture)
+    for member in family:
+        member.setLevel(level)
+    try:
+        yield buffer
+    finally:
+        product.removeHandler(capture)
+        for member, previous in zip(family, levels, strict=True):
+            member.setLevel(previous)
 
 
 def assistant_for(stack) -> str:

@@ -32,5 +32,7 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    deadline.start(context.get_remaining_time_in_millis())
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    with deadline.invocation(context.get_remaining_time_in_millis()):
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )

@@ -18,8 +18,8 @@ metrics = Metrics()  # each pass: what the safety net had to do (a rising line m
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    deadline.start(context.get_remaining_time_in_millis())
-    report = runtime.reconciler().run_once()
+    with deadline.invocation(context.get_remaining_time_in_millis()):
+        report = runtime.reconciler().run_once()
     logger.info("reconcile pass", extra={"checked": report.checked, "settled": report.settled})
     for name, value in (
         ("ApprovalsSettledByReconciler", report.settled),

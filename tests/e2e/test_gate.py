@@ -264,3 +264,25 @@ def test_a_server_that_reuses_call_ids_gets_a_new_action_each_turn(client):
     assert [a["arguments"]["customer_id"] for a in view["actions"]] == ["61", "62"]
     assert all(a["execution"]["status"] == "executed" for a in view["actions"])
     assert len(client.effects(cid)) == 2
+
+
+def test_an_answer_that_comes_after_its_turn_failed_never_runs_the_call(client):
+    """The turn was given up on (say its worker's lease ran out) while a decision was pending, and
+    the crash came before its calls were settled: the late approval is recorded, the call is not run,
+    and the approval leaves the reconciler's list."""
+    from signoff import runtime
+    from signoff.domain.models import Message, iso, utc_now
+
+    table = runtime.table()
+    cid = client.start(SEED)["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
+    conversation, _, [action] = table.load_conversation(cid)
+    reply = Message(role="assistant", content="Sorry.", created_at=iso(utc_now()))
+    assert table.fail_turn(cid, conversation.active_turn_id, "given up", reply)  # and nothing after it
+    client.resolve(decision_id, "approve")
+    wait_for(lambda: table.get_action(cid, action.turn_id, action.call_id).settled, what="the call settled")
+    settled = table.get_action(cid, action.turn_id, action.call_id)
+    assert settled.execution.status.value == "not_executed" and settled.verdict is None
+    assert client.effects(cid) == []
+    due = {a.approval_id for a in table.due_work(utc_now(), limit=1000).approvals}
+    assert not set(action.approval_ids) & due

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import logging
-
 import requests
 
-from tests.support import wait_for
+from tests.support import captured_product_logs, wait_for
 
 
 def test_a_full_scenario_logs_no_secret(stack, client):
-    from local.lambda_runtime import load_handler
-    from local.template import SamTemplate
     from signoff import runtime
 
-    for fn in SamTemplate().functions():  # their Logger set up the product logger and its JSON formatter
-        load_handler(fn.code_uri, fn.handler)
-    product = logging.getLogger("signoff")
-    formatter = product.handlers[0].formatter
-    buffer = io.StringIO()
-    capture = logging.StreamHandler(buffer)
-    capture.setFormatter(formatter)
-    previous = product.level
-    product.addHandler(capture)
-    product.setLevel(logging.DEBUG)
-    try:
+    with captured_product_logs() as buffer:
         cid = client.start("Issue a €340 refund to customer #4821.")["conversation_id"]
         [decision] = client.pending_decision_ids(cid)
         client.resolve(decision, "approve", notes="fine")
@@ -46,9 +31,6 @@ def test_a_full_scenario_logs_no_secret(stack, client):
         client.wait_status(denied, "idle")
         client.get_json("/approvals", params={"conversation_id": cid})
         wait_for(lambda: "turn completed" in buffer.getvalue(), what="log lines")
-    finally:
-        product.removeHandler(capture)
-        product.setLevel(previous)
     logs = buffer.getvalue()
     assert len(logs.splitlines()) > 10  # the capture saw the scenario
 

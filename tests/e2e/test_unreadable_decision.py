@@ -30,4 +30,4 @@ def test_an_unreadable_decision_is_retried_then_settled_as_not_executed(stack, c
     action = view["actions"][0]
     assert action["execution"]["status"] == "not_executed"
     assert client.effects(cid) == []
-    assert "No usable approval" in client.reply(view) or "not" in client.reply(view)
+    assert "issue_refund was not done (No usable approval could be obtained" in client.reply(view)

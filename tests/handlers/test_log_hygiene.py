@@ -3,13 +3,12 @@ stack, where every function shares one process) reuses the logger."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import sys
 
-from local.lambda_runtime import invoke, load_handler
+from local.lambda_runtime import invoke
 from local.template import SamTemplate
+from tests.support import captured_product_logs
 
 TEMPLATE = SamTemplate()
 
@@ -35,26 +34,13 @@ def _worker_event(conversation_id: str, turn_id: str) -> dict:
 
 def test_a_second_invocation_carries_none_of_the_first_ones_keys(stack):
     worker, reconciler = TEMPLATE.function("AgentWorkerFunction"), TEMPLATE.function("ReconcilerFunction")
-    load_handler(worker.code_uri, worker.handler)
-    logger = sys.modules["signoff_fn_functions_agent_worker"].logger  # every function logs as "signoff"
-    handler = logger.registered_handler
-    buffer = io.StringIO()
-    family = [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict) if name.startswith("signoff")]
-    levels = [member.level for member in family]
-    previous_stream = handler.setStream(buffer)
-    for member in family:  # the use cases' child loggers too, whichever was made first
-        member.setLevel(logging.INFO)
-    try:
+    with captured_product_logs(logging.INFO) as buffer:
         # A turn nobody queued: the worker notes the conversation, logs "already started", and is done.
         first_conversation = "conv_" + "a" * 32
         invoke(worker, _worker_event(first_conversation, "turn_" + "b" * 32))
         first_lines = buffer.getvalue().splitlines()
         invoke(reconciler, {"source": "aws.scheduler", "detail": {}})
         second_lines = buffer.getvalue().splitlines()[len(first_lines) :]
-    finally:
-        handler.setStream(previous_stream)
-        for member, level in zip(family, levels, strict=True):
-            member.setLevel(level)
     first = [json.loads(line) for line in first_lines if line.startswith("{")]
     second = [json.loads(line) for line in second_lines if line.startswith("{")]
     assert any(entry.get("conversation_id") == first_conversation for entry in first), first_lines

@@ -19,14 +19,16 @@ def _in_invocation(remaining_millis: int, fn):
     """Run ``fn`` as inside an invocation with that much time left (a fresh context, as Lambda's)."""
 
     def run():
-        deadline.start(remaining_millis)
-        return fn()
+        with deadline.invocation(remaining_millis):
+            return fn()
 
-    return contextvars.copy_context().run(run)
+    return contextvars.Context().run(run)
 
 
 def test_outside_an_invocation_there_is_no_limit():
-    assert contextvars.copy_context().run(deadline.remaining) == math.inf
+    assert contextvars.Context().run(deadline.remaining) == math.inf
+    _in_invocation(10_000, deadline.remaining)
+    assert deadline.remaining() == math.inf  # the clock ends with its invocation
 
 
 def test_the_openai_client_fits_every_attempt_in_what_is_left():
@@ -36,7 +38,7 @@ def test_the_openai_client_fits_every_attempt_in_what_is_left():
     assert plenty.timeout == 60 and plenty.max_retries == 2
     short = _in_invocation(33_000, bound.bounded)  # 30 s of work left after the safety margin
     assert short.max_retries == 2 and short.timeout * (short.max_retries + 1) <= 30.01
-    assert contextvars.copy_context().run(bound.bounded) is base
+    assert contextvars.Context().run(bound.bounded) is base
 
 
 class _Down(requests.Session):

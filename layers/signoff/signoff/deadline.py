@@ -1,6 +1,6 @@
 """The time an invocation has left, so no step starts that the Lambda timeout would cut short.
 
-Handlers start the clock from ``context.get_remaining_time_in_millis()``; adapters and use cases
+Handlers run inside ``invocation(context.get_remaining_time_in_millis())``; adapters and use cases
 ask ``remaining()`` before a step that can take long (a model call, a retried Handover request).
 Outside an invocation there is no limit.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 _deadline: ContextVar[float | None] = ContextVar("signoff_deadline", default=None)
@@ -16,8 +18,14 @@ _deadline: ContextVar[float | None] = ContextVar("signoff_deadline", default=Non
 SAFETY_MARGIN_SECONDS = 3.0  # left for the writes that record what a step did
 
 
-def start(remaining_millis: int) -> None:
-    _deadline.set(time.monotonic() + remaining_millis / 1000 - SAFETY_MARGIN_SECONDS)
+@contextmanager
+def invocation(remaining_millis: int) -> Iterator[None]:
+    """The clock of one invocation, from its remaining time; gone when the invocation ends."""
+    token = _deadline.set(time.monotonic() + remaining_millis / 1000 - SAFETY_MARGIN_SECONDS)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 def remaining() -> float:

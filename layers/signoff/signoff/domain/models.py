@@ -186,6 +186,22 @@ class Approval(Record):
     created_at: str
     read_failures: int = 0  # looks at the decision that found it unreadable
 
+    @classmethod
+    def for_call(cls, action: Action, approval_id: str, approver: str, created_at: str, **state: Any) -> Approval:
+        """One approver's approval of exactly this call (its tool, digest and ids)."""
+        return cls(
+            approval_id=approval_id,
+            conversation_id=action.conversation_id,
+            turn_id=action.turn_id,
+            call_id=action.call_id,
+            tool=action.tool,
+            digest=action.digest,
+            approver=approver,
+            summary=action.summary,
+            created_at=created_at,
+            **state,
+        )
+
 
 class ToolCall(Record):
     """A function call the model asked for; ``arguments`` is the raw JSON text it sent."""

@@ -40,6 +40,7 @@ from signoff.domain.tokens import issue_token
 from signoff.domain.tools import ToolRegistry
 from signoff.domain.verdict import Verdict, verdict_of
 from signoff.logic.executor import ActionExecutor
+from signoff.logic.turn_failure import NOT_RUN_BECAUSE_TURN_ENDED
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
@@ -117,13 +118,22 @@ class ApprovalSettler:
             action = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
             assert action is not None
         if not action.verdict_recorded:
+            if not action.settled and self._turn_has_ended(action):
+                # Its turn failed (or was given up on) before the answer came: it never runs.
+                self._table.abandon_action(action, NOT_RUN_BECAUSE_TURN_ENDED)
+                action = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
+                assert action is not None
             if action.settled:
-                # The turn ended without this call (abandoned): an answer can no longer change it.
+                # An answer can no longer change this call: out of the reconciler's list.
                 for other in action.approval_ids:
                     self._table.retire_approval(other)
             return  # otherwise a quorum still waits on others
         self._executor.run_approved(action)
         self._resume_if_ready(action.conversation_id, action.turn_id)
+
+    def _turn_has_ended(self, action: Action) -> bool:
+        turn = self._table.get_turn(action.conversation_id, action.turn_id)
+        return turn is None or turn.status in (TurnStatus.FAILED, TurnStatus.COMPLETED)
 
     def decide(self, action: Action) -> bool:
         """Record the call's verdict if the answers so far decide it; True if this call did."""
@@ -207,20 +217,7 @@ class ApprovalRequester:
         now = utc_now()
         due = now + timedelta(seconds=self._settings.reconcile_after_seconds)
         return [
-            (
-                Approval(
-                    approval_id=approval_id,
-                    conversation_id=action.conversation_id,
-                    turn_id=action.turn_id,
-                    call_id=action.call_id,
-                    tool=action.tool,
-                    digest=action.digest,
-                    approver=approver,
-                    summary=action.summary,
-                    created_at=iso(now),
-                ),
-                due,
-            )
+            (Approval.for_call(action, approval_id, approver, iso(now)), due)
             for approver, approval_id in zip(approvers, action.approval_ids, strict=False)
         ]
 

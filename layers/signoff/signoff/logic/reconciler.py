@@ -176,17 +176,7 @@ class Reconciler:
             for approval_id in action.approval_ids:
                 if approval_id in present:
                     continue
-                missing = Approval(
-                    approval_id=approval_id,
-                    conversation_id=action.conversation_id,
-                    turn_id=action.turn_id,
-                    call_id=action.call_id,
-                    tool=action.tool,
-                    digest=action.digest,
-                    summary=action.summary,
-                    state=ApprovalState.SETTLED,
-                    created_at=iso(utc_now()),
-                )
+                missing = Approval.for_call(action, approval_id, "", iso(utc_now()), state=ApprovalState.SETTLED)
                 if self._table.put_approval(missing, utc_now()):
                     logger.warning("approval missing; settled as not requested", extra={"call_id": action.call_id})
                     settled += 1
