@@ -14,10 +14,11 @@ SAM_CLI_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := layers/signoff:.
 
-.PHONY: help venv local demo bench reliability test lint browser-deps build deploy clean
+.PHONY: help venv local sam-local demo bench reliability test lint browser-deps build deploy clean
 
 help:
 	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
+	@echo "make sam-local  the functions under sam local (Docker or Finch), moto and the emulators beside them"
 	@echo "make demo    the refund scenario end to end, approved then denied"
 	@echo "make bench   import time of each function (the cold-start cost of its code)"
 	@echo "make reliability  drills (duplicates, crashes, faults, forgeries); writes reliability.json"
@@ -43,6 +44,11 @@ venv: $(VENV)/.installed
 
 local: $(VENV)/.installed
 	$(PY) -m local.stack
+
+# The functions in containers (sam local start-api / start-lambda), pointed at moto and the emulators.
+# Needs Docker or Finch and `make build`; says so and stops where they are missing.
+sam-local: $(VENV)/.installed
+	SAM=$(SAM) $(PY) -m local.samlocal
 
 demo: $(VENV)/.installed
 	$(PY) -m local.demo

@@ -101,3 +101,16 @@ def resolve(value: Any, created: CreatedResources, parameters: dict[str, Any]) -
             text = text.replace("${" + key + "}", str(replacement))
         return text
     return value
+
+
+def function_environments(
+    template: SamTemplate, created: CreatedResources, parameters: dict[str, Any], overrides: dict[str, str]
+) -> dict[str, dict[str, str]]:
+    """Every function's environment as the template declares it, resolved against the local
+    resources, then ``overrides`` applied to the variables each function declares."""
+    environments = {}
+    for fn in template.functions():
+        env = {key: str(resolve(value, created, parameters)) for key, value in fn.environment.items()}
+        env.update({key: value for key, value in overrides.items() if key in env})
+        environments[fn.logical_id] = env
+    return environments

@@ -77,7 +77,7 @@ def run_pass(stack: EmbeddedStack, answer: str, approver: str, notes: str) -> di
 def main() -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     config = StackConfig.from_env()
-    config.api_port = config.handover_port = config.openai_port = config.aws_port = 0
+    config.api_port = config.handover_port = config.openai_port = config.aws_port = config.lambda_port = 0
     config.extra_env = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
     stack = EmbeddedStack(config).start()
     try:

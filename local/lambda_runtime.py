@@ -100,3 +100,18 @@ def invoke(fn: FunctionDef, event: dict[str, Any]) -> Any:
             _in_flight -= 1
         CURRENT_INVOCATION.reset(invocation_token)
         CURRENT_FUNCTION.reset(token)
+
+
+def sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:
+    """An SQS message (as ``receive_message`` returns it) as a record of the event Lambda gets."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": "us-east-1",
+    }

@@ -18,18 +18,21 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
-from local.aws_resources import CreatedResources, create_resources, resolve
+from local.aws_resources import CreatedResources, create_resources, function_environments
 from local.drills.crashes import CrashInjector, SimulatedCrash
 from local.faults import DynamoThrottle
 from local.gateway import ApiGateway
 from local.handover_server import HandoverEmulator
 from local.handover_server import create_app as handover_app
-from local.lambda_runtime import in_flight, invoke
+from local.lambda_endpoint import LambdaInvokeEndpoint
+from local.lambda_runtime import in_flight, invoke, sqs_record
 from local.openai_server import OpenAIEmulator
 from local.openai_server import create_app as openai_app
 from local.servers import BackgroundServer
@@ -68,6 +71,8 @@ class StackConfig:
     public_url: str | None = None
     agent_api: str = "responses"
     assistant_id: str | None = None
+    lambda_port: int = 3004  # the Lambda Invoke API over the in-process functions
+    functions_in_process: bool = True  # False: only the services (moto, emulators), for `sam local`
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -94,6 +99,7 @@ class StackConfig:
             public_url=env.get("SIGNOFF_PUBLIC_URL") or None,
             agent_api=env.get("SIGNOFF_AGENT_API", "responses"),
             assistant_id=env.get("OPENAI_ASSISTANT_ID") or None,
+            lambda_port=_env_int("SIGNOFF_LAMBDA_PORT", 3004),
         )
 
 
@@ -111,6 +117,8 @@ class EmbeddedStack:
         self.duplicate_deliveries = os.environ.get("SIGNOFF_QUEUE_DUPLICATE_DELIVERIES", "") in ("1", "true")
         self.deliveries = 0
         self.throttle: DynamoThrottle | None = None
+        self._pumps_paused = threading.Event()
+        self._pumps_idle = threading.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> EmbeddedStack:
@@ -154,11 +162,14 @@ class EmbeddedStack:
             },
             queue_visibility_seconds=cfg.queue_visibility_seconds,
         )
+        if not cfg.functions_in_process:
+            return self  # `sam local` runs the functions, in containers
         self.gateway = ApiGateway(self.template)
         gateway_server = BackgroundServer(self.gateway, port=cfg.api_port, name="gateway")
         self.api_url = gateway_server.url
         self._set_function_environment()
         self._servers.append(gateway_server.start())
+        self.lambda_url = self._serve(LambdaInvokeEndpoint(self.template), cfg.lambda_port, "lambda").url
         self._start_queue_pumps()
         self._start_schedules()
         return self
@@ -178,9 +189,10 @@ class EmbeddedStack:
         self._servers.append(server)
         return server
 
-    def _set_function_environment(self) -> None:
+    def function_parameters(self) -> dict[str, Any]:
+        """The template's parameters as the local stack sets them (``!Ref`` values of the functions' env)."""
         cfg = self.config
-        parameters = {
+        return {
             **self.template.parameter_defaults(),
             "AgentApi": cfg.agent_api,
             "OpenAIAssistantId": self._assistant_id(),
@@ -190,11 +202,14 @@ class EmbeddedStack:
             "DecisionTimeoutMinutes": str(cfg.decision_timeout_minutes),
             "AWS::Region": "us-east-1",
         }
+
+    def _set_function_environment(self) -> None:
+        cfg = self.config
+        parameters = self.function_parameters()
         assert self.resources is not None
         env: dict[str, str] = {}
-        for fn in self.template.functions():
-            for key, value in fn.environment.items():
-                env[key] = str(resolve(value, self.resources, parameters))
+        for function_env in function_environments(self.template, self.resources, parameters, {}).values():
+            env.update(function_env)
         env.update(
             {
                 "PUBLIC_API_URL": cfg.public_url or self.api_url,
@@ -203,6 +218,7 @@ class EmbeddedStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_DEV": os.environ.get("POWERTOOLS_DEV", "false"),
+                "AWS_ENDPOINT_URL": self.aws_url,
                 **cfg.extra_env,
             }
         )
@@ -243,6 +259,10 @@ class EmbeddedStack:
         succeeded."""
         sqs = boto3.client("sqs")
         while not self._stop.is_set():
+            if self._pumps_paused.is_set():  # someone else delivers the queue for now (a test's driver)
+                self._pumps_idle.set()
+                self._stop.wait(0.05)
+                continue
             try:
                 received = sqs.receive_message(
                     QueueUrl=url, MaxNumberOfMessages=min(10, batch_size), WaitTimeSeconds=1, AttributeNames=["All"]
@@ -254,7 +274,7 @@ class EmbeddedStack:
                 continue
             if not received:
                 continue
-            event = {"Records": [_sqs_record(m, arn) for m in received]}
+            event = {"Records": [sqs_record(m, arn) for m in received]}
             failed = self._deliver(fn, event, received)
             for message in received:
                 if message["MessageId"] not in failed:
@@ -294,6 +314,18 @@ class EmbeddedStack:
     def _tick(self, fn) -> None:
         while not self._stop.wait(self.config.reconcile_interval_seconds):
             self.run_scheduled(fn.logical_id)
+
+    @contextmanager
+    def pumps_paused(self) -> Iterator[None]:
+        """The queue pump stands aside (after finishing what it holds) until the block ends."""
+        self._pumps_idle.clear()
+        self._pumps_paused.set()
+        try:
+            if not self._pumps_idle.wait(timeout=30):
+                raise TimeoutError("the queue pump did not stand aside")
+            yield
+        finally:
+            self._pumps_paused.clear()
 
     def quiescent(self) -> bool:
         """Nothing runs and nothing waits to run: no invocation in flight, no callback on its way,
@@ -347,6 +379,7 @@ Signoff is running locally.
   Handover API   {self.handover_url}     (Bearer {cfg.handover_local_key if self.handover else "<HANDOVER_API_KEY>"})
   OpenAI API     {self.openai_url}  {"(scripted model)" if self.openai else "(real)"}, agent API: {cfg.agent_api}
   AWS (moto)     {self.aws_url}
+  Lambda API     {self.lambda_url}  (invoke the functions by logical id, as `sam local start-lambda` does)
 
 Try the seed scenario:
 
@@ -360,20 +393,6 @@ then approve it in the inbox and read the reply:
 
 Ctrl-C stops everything.
 """
-
-
-def _sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": message.get("MessageAttributes", {}),
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": "us-east-1",
-    }
 
 
 def main() -> None:

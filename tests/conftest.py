@@ -26,6 +26,7 @@ def stack():
         handover_port=0,
         openai_port=0,
         aws_port=0,
+        lambda_port=0,
         # The tests run the reconciler themselves, so its schedule stays out of the way.
         reconcile_interval_seconds=3600,
         reconcile_after_seconds=0,

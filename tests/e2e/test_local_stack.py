@@ -42,7 +42,7 @@ def test_demo_passes_show_both_outcomes(stack, capsys):
 
 
 def test_the_local_stack_serves_the_seed_scenario_and_stops_on_ctrl_c(tmp_path):
-    ports = {name: _free_port() for name in ("API", "HANDOVER", "OPENAI", "AWS")}
+    ports = {name: _free_port() for name in ("API", "HANDOVER", "OPENAI", "AWS", "LAMBDA")}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIGNOFF_"))},
         **{f"SIGNOFF_{name}_PORT": str(port) for name, port in ports.items()},
