@@ -7,8 +7,10 @@ accepted, whichever of the three APIs carried them.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
 
 import boto3
@@ -30,8 +32,19 @@ def wait_for[T](condition: Callable[[], T], *, timeout: float = 15.0, what: str 
     raise TimedOut(f"timed out waiting for {what}; last value: {last!r}")
 
 
+@cache
+def aws_client(service: str, endpoint: str | None) -> Any:
+    """One boto3 client per service and endpoint: building them per call is slow, and they leak."""
+    return boto3.client(service, endpoint_url=endpoint)
+
+
+def local_client(service: str) -> Any:
+    """A client for the AWS the environment points at (moto, in the local stack)."""
+    return aws_client(service, os.environ.get("AWS_ENDPOINT_URL"))
+
+
 def _scan(table: str, **kwargs: Any) -> Iterable[dict]:
-    ddb = boto3.client("dynamodb")
+    ddb = local_client("dynamodb")
     kwargs["TableName"] = table
     while True:
         page = ddb.scan(**kwargs)

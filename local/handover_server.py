@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from typing import Any
 
 import requests
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from local.faults import FaultPlan
 from local.inbox import register_inbox
@@ -28,6 +30,90 @@ from local.request_log import RequestLog
 
 STATUSES_BY_ACTION = {"approve": "approved", "deny": "denied", "modify": "modified"}
 URGENCIES = {"low", "medium", "high", "critical"}
+CHANNELS = {"email", "webhook", "slack"}
+RESPONSE_TYPES = {"approve_deny", "choose", "text_input", "number_input", "confirm", "schedule", "file_upload"}
+PERMITTING = {"approved", "modified", "scheduled"}
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Bounds the SDK documents (context images, attachments) and ones we chose where it is silent
+# (text lengths, a week's timeout): the real service has limits, and so must its stand-in.
+MAX_ACTION_CHARS, MAX_CONTEXT_CHARS, MAX_NOTES_CHARS = 1000, 10_000, 5000
+MAX_TIMEOUT_MINUTES = 7 * 24 * 60
+MAX_CONTEXT_IMAGES, MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES = 5, 5, 10 * 1024 * 1024
+BLOCKED_ATTACHMENT_SUFFIXES = (".exe", ".dll", ".bat", ".cmd", ".sh", ".js", ".msi", ".com", ".scr", ".jar")
+
+
+def _http_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://")) and len(value) <= 2048
+
+
+def create_problems(body: dict[str, Any]) -> list[str]:
+    """Why a create request is refused (empty: it is fine), checked as the SDK documents the fields."""
+    problems = []
+    action, approver = body.get("action"), body.get("approver")
+    if not isinstance(action, str) or not action.strip():
+        problems.append("action is required")
+    elif len(action) > MAX_ACTION_CHARS:
+        problems.append(f"action must be at most {MAX_ACTION_CHARS} characters")
+    if not isinstance(approver, str) or not EMAIL.match(approver):
+        problems.append("approver must be an email address")
+    context = body.get("context")
+    if context is not None and (not isinstance(context, str) or len(context) > MAX_CONTEXT_CHARS):
+        problems.append(f"context must be text of at most {MAX_CONTEXT_CHARS} characters")
+    if body.get("urgency", "medium") not in URGENCIES:
+        problems.append("urgency must be low, medium, high or critical")
+    timeout = body.get("timeout_minutes", 60)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= MAX_TIMEOUT_MINUTES:
+        problems.append(f"timeout_minutes must be a whole number from 1 to {MAX_TIMEOUT_MINUTES}")
+    if body.get("channel", "email") not in CHANNELS:
+        problems.append("channel must be email, webhook or slack")
+    options = body.get("options")
+    if options is not None and (
+        not isinstance(options, list)
+        or not 1 <= len(options) <= 10
+        or not all(isinstance(o, str) and 0 < len(o) <= 50 for o in options)
+        or len(set(options)) != len(options)
+    ):
+        problems.append("options must be 1 to 10 distinct names of at most 50 characters")
+    if body.get("callback_url") is not None and not _http_url(body["callback_url"]):
+        problems.append("callback_url must be an http(s) URL")
+    response_type = body.get("response_type")
+    if response_type is not None and (
+        not isinstance(response_type, dict) or response_type.get("type") not in RESPONSE_TYPES
+    ):
+        problems.append(f"response_type.type must be one of {', '.join(sorted(RESPONSE_TYPES))}")
+    images = body.get("context_images")
+    if images is not None and (
+        not isinstance(images, list) or len(images) > MAX_CONTEXT_IMAGES or not all(_http_url(i) for i in images)
+    ):
+        problems.append(f"context_images must be at most {MAX_CONTEXT_IMAGES} http(s) URLs")
+    if "enforce" in body and not isinstance(body["enforce"], bool):
+        problems.append("enforce must be true or false")
+    return problems
+
+
+def resolve_problems(body: dict[str, Any], options: list[str]) -> list[str]:
+    """Why an answer is refused: the action must be approve, deny, modify or one of the decision's
+    own options, and every field must have its type."""
+    problems = []
+    if body.get("action") not in {*STATUSES_BY_ACTION, *options}:
+        problems.append(f"action must be one of {', '.join(sorted({*STATUSES_BY_ACTION, *options}))}")
+    notes = body.get("notes")
+    if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_NOTES_CHARS):
+        problems.append(f"notes must be text of at most {MAX_NOTES_CHARS} characters")
+    resolved_by = body.get("resolved_by")
+    if resolved_by is not None and (not isinstance(resolved_by, str) or not 0 < len(resolved_by) <= 254):
+        problems.append("resolved_by must be text (who answered)")
+    data = body.get("response_data")
+    if data is not None and not isinstance(data, dict):
+        problems.append("response_data must be an object")
+    elif isinstance(data, dict) and "execute_at" in data:
+        try:
+            when = datetime.fromisoformat(str(data["execute_at"]).replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            problems.append("response_data.execute_at must be an ISO 8601 time with a time zone")
+    return problems
 
 
 def _now() -> datetime:
@@ -89,6 +175,7 @@ class HandoverEmulator:
             "context_images": body.get("context_images") or [],
             "attachments": [],
             "enforce": bool(body.get("enforce", False)),
+            "channel": body.get("channel") or "email",
             "_approver": body["approver"],
             "_callback_url": body.get("callback_url"),
         }
@@ -97,20 +184,51 @@ class HandoverEmulator:
         return {k: decision[k] for k in ("id", "status", "expires_at", "created_at")}
 
     def public(self, decision: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in decision.items() if not k.startswith("_")}
+        """The decision as the API shows it; ``action_permitted`` only when ``enforce`` was asked for."""
+        shown = {k: v for k, v in decision.items() if not k.startswith("_") and k != "channel"}
+        if decision.get("enforce"):
+            shown["action_permitted"] = decision["status"] in PERMITTING
+        return shown
 
-    def resolve(self, decision_id: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-        action = body.get("action")
-        if action not in STATUSES_BY_ACTION:
-            return None, "action must be approve, deny or modify"
+    def attach(self, decision_id: str, name: str, data: bytes, content_type: str) -> tuple[list | None, str | None]:
+        """Add a file to a pending decision: the list of attachments, or why not."""
+        if not name or name.lower().endswith(BLOCKED_ATTACHMENT_SUFFIXES):
+            return None, "this file type is not accepted"
+        if len(data) > MAX_ATTACHMENT_BYTES:
+            return None, f"a file may be at most {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB"
         with self._lock:
             decision = self.decisions.get(decision_id)
             if decision is None:
                 return None, "not_found"
             if decision["status"] != "pending":
                 return None, "already_resolved"
-            status = STATUSES_BY_ACTION[action]
+            if len(decision["attachments"]) >= MAX_ATTACHMENTS:
+                return None, f"a decision may have at most {MAX_ATTACHMENTS} attachments"
+            decision["attachments"].append(
+                {
+                    "name": name,
+                    "url": f"/_emulator/attachments/{decision_id}/{name}",
+                    "type": content_type,
+                    "size": len(data),
+                }
+            )
+            return list(decision["attachments"]), None
+
+    def resolve(self, decision_id: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        action = body.get("action")
+        with self._lock:
+            decision = self.decisions.get(decision_id)
+            if decision is None:
+                return None, "not_found"
+            problems = resolve_problems(body, decision["options"])
+            if problems:
+                return None, "; ".join(problems)
+            if decision["status"] != "pending":
+                return None, "already_resolved"
             data = body.get("response_data")
+            if action not in STATUSES_BY_ACTION:  # one of the decision's own options: chosen, as "choose" answers
+                action, data = "approve", {**(data or {}), "chosen": action}
+            status = STATUSES_BY_ACTION[action]
             execute_at = data.get("execute_at") if action == "approve" and isinstance(data, dict) else None
             if execute_at:  # a schedule answer: approved to run at that time
                 status = "scheduled"
@@ -223,15 +341,33 @@ def create_app(emulator: HandoverEmulator) -> Flask:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error(400, "Body must be a JSON object", "invalid_body")
-        problems = [f for f in ("action", "approver") if not isinstance(body.get(f), str) or not body.get(f)]
+        problems = create_problems(body)
         if problems:
-            return _error(400, f"Missing required field(s): {', '.join(problems)}", "validation_error")
-        if body.get("urgency", "medium") not in URGENCIES:
-            return _error(400, "urgency must be low, medium, high or critical", "validation_error")
-        timeout = body.get("timeout_minutes", 60)
-        if not isinstance(timeout, int) or timeout < 1:
-            return _error(400, "timeout_minutes must be a positive integer", "validation_error")
+            return _error(400, "; ".join(problems), "validation_error")
         return jsonify(emulator.create(body)), 201
+
+    @app.post("/decisions/<decision_id>/attachments")
+    def upload_attachment(decision_id: str):
+        upload = request.files.get("file")
+        if upload is None:
+            return _error(400, "Send the file as multipart form field 'file'", "validation_error")
+        attachments, problem = emulator.attach(
+            decision_id, upload.filename or "", upload.read(), upload.mimetype or "application/octet-stream"
+        )
+        if problem == "not_found":
+            return _error(404, "Decision not found", "not_found")
+        if problem == "already_resolved":
+            return _error(409, "Decision is already resolved", "already_resolved")
+        if problem:
+            return _error(400, problem, "validation_error")
+        return jsonify({"attachments": attachments}), 201
+
+    @app.get("/decisions/<decision_id>/attachments")
+    def list_attachments(decision_id: str):
+        decision = emulator.decisions.get(decision_id)
+        if decision is None:
+            return _error(404, "Decision not found", "not_found")
+        return jsonify({"attachments": decision["attachments"]})
 
     @app.get("/decisions/<decision_id>")
     def get_decision(decision_id: str):
@@ -257,6 +393,16 @@ def create_app(emulator: HandoverEmulator) -> Flask:
     @app.get("/_emulator/log")
     def log():
         return jsonify(emulator.log.entries())
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        """Unknown routes and methods answer in Handover's error shape, never as an HTML page."""
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.code or 500, "bad_request")
+        return _error(exc.code or 500, exc.description or exc.name, code)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        return _error(500, "Internal error", "internal_error")
 
     register_inbox(app, emulator)
 

@@ -42,7 +42,7 @@ PAGE = """<!doctype html>
   .buttons { display: flex; gap: 8px; }
   button { font: inherit; font-weight: 600; padding: 7px 16px; border-radius: 5px; border: 0; cursor: pointer; }
   button.approve { background: #1f883d; color: #fff; } button.deny { background: #cf222e; color: #fff; }
-  button.modify { background: #0969da; color: #fff; }
+  button.modify { background: #0969da; color: #fff; } button.option { background: #6e7781; color: #fff; }
   table { width: 100%; border-collapse: collapse; background: #fff; border-radius: 8px; overflow: hidden; }
   th, td { text-align: left; padding: 8px 10px; border-bottom: 1px solid #eceef2; font-size: 13px;
            vertical-align: top; }
@@ -74,6 +74,9 @@ PAGE = """<!doctype html>
       {% if "approve" in d.options %}<button class="approve" name="action" value="approve">Approve</button>{% endif %}
       {% if "deny" in d.options %}<button class="deny" name="action" value="deny">Deny</button>{% endif %}
       {% if "modify" in d.options %}<button class="modify" name="action" value="modify">Modify</button>{% endif %}
+      {% for option in d.options if option not in ("approve", "deny", "modify") %}
+      <button class="option" name="action" value="{{ option }}">{{ option }}</button>
+      {% endfor %}
     </div>
   </form>
 </article>

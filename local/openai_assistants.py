@@ -18,17 +18,10 @@ import time
 import uuid
 from typing import Any
 
+from local.openai_requests import ApiError, refuse_unsupported, select_calls
 from local.scripted_model import describe_outputs, respond_to_user
 
 TERMINAL = {"cancelled", "failed", "completed", "incomplete", "expired"}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
 
 
 def _id(prefix: str) -> str:
@@ -132,28 +125,27 @@ class AssistantsEmulator:
                 raise ApiError(400, f"Can't add messages to {thread_id} while a run {active['id']} is active.")
             return self._append_message(thread_id, body.get("role", "user"), _content_text(body.get("content")))
 
-    def list_messages(self, thread_id: str, order: str, limit: int) -> dict[str, Any]:
+    def list_messages(self, thread_id: str, order: str) -> list[dict[str, Any]]:
         with self._lock:
             messages = list(self._thread(thread_id)["_messages"])
-        if order == "desc":
-            messages.reverse()
-        data = messages[:limit]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": len(messages) > limit,
-        }
+        return list(reversed(messages)) if order == "desc" else messages
 
     # -- runs ----------------------------------------------------------------------------
     def create_run(self, thread_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        refuse_unsupported(body)
+        extra = body.get("additional_messages") or []
+        if not isinstance(extra, list) or not all(
+            isinstance(m, dict) and m.get("role") in ("user", "assistant") and "content" in m for m in extra
+        ):
+            raise ApiError(400, "Invalid value for 'additional_messages'.", "additional_messages")
         with self._lock:
             self._thread(thread_id)
             assistant = self.get_assistant(body.get("assistant_id", ""))
             active = self._active_run(thread_id)
             if active:
                 raise ApiError(400, f"Thread {thread_id} already has an active run {active['id']}.")
+            for message in extra:  # added to the thread before the run starts, as the API does
+                self._append_message(thread_id, message["role"], _content_text(message["content"]))
             created = time.time()
             run = {
                 "id": _id("run"),
@@ -219,13 +211,10 @@ class AssistantsEmulator:
             return
         user = [m for m in self.threads[run["thread_id"]]["_messages"] if m["role"] == "user"]
         text = user[-1]["content"][0]["text"]["value"] if user else ""
-        offered = {(t.get("function") or {}).get("name") for t in run["tools"]}
-        reply, calls = respond_to_user(text)
-        calls = [c for c in calls if c.name in offered]
-        if reply is None and not calls:
-            reply = "I can't do that with the tools I have."
-        if reply is not None:
-            self._complete(run, reply)
+        reply, planned = respond_to_user(text)
+        calls = select_calls(planned, run["tools"], run)
+        if not calls or (reply is not None and run["tool_choice"] == "auto"):
+            self._complete(run, reply or "I can't do that with the tools I have.")
             return
         run["status"] = "requires_action"
         run["required_action"] = {
@@ -277,14 +266,15 @@ class AssistantsEmulator:
             run.update(status="cancelling", required_action=None)
             return _public(run)
 
-    def list_runs(self, thread_id: str) -> dict[str, Any]:
+    def list_runs(self, thread_id: str, order: str) -> list[dict[str, Any]]:
         with self._lock:
             self._thread(thread_id)
             runs = [r for r in self.runs.values() if r["thread_id"] == thread_id]
             for run in runs:
                 self._expire_if_due(run)
-            data = [_public(r) for r in sorted(runs, key=lambda r: r["created_at"], reverse=True)]
-        return {"object": "list", "data": data, "first_id": None, "last_id": None, "has_more": False}
+            # Creation order to the sub-second (``created_at`` alone ties within a second).
+            ordered = sorted(runs, key=lambda r: r["_expires_precise"], reverse=order == "desc")
+            return [_public(r) for r in ordered]
 
 
 def _public(run: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from local.openai_assistants import ApiError
+from local.openai_requests import ApiError, check_chat_messages, refuse_unsupported, select_calls
 from local.scripted_model import describe_outputs, respond_to_user
 
 
@@ -24,9 +24,9 @@ def _text(content: Any) -> str:
 
 
 def chat_completion(body: dict[str, Any], *, sequential_call_ids: bool = False) -> dict[str, Any]:
+    refuse_unsupported(body)
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "[] is too short - 'messages'", "messages")
+    check_chat_messages(messages)
     names: dict[str, str] = {}
     open_calls: list[str] = []
     for message in messages:
@@ -74,11 +74,12 @@ def chat_completion(body: dict[str, Any], *, sequential_call_ids: bool = False) 
         )
     else:
         users = [m for m in messages if m.get("role") == "user"]
-        offered = {(t.get("function") or {}).get("name") for t in body.get("tools") or []}
-        reply, calls = respond_to_user(_text(users[-1].get("content")) if users else "")
-        calls = [c for c in calls if c.name in offered]
-        if reply is None and not calls:
-            reply = "I can't do that with the tools I have."
+        reply, planned = respond_to_user(_text(users[-1].get("content")) if users else "")
+        calls = select_calls(planned, body.get("tools") or [], body)
+        if calls and reply is not None and body.get("tool_choice", "auto") == "auto":
+            calls = []
+        if not calls:
+            reply = reply or "I can't do that with the tools I have."
     message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None, "annotations": []}
     if calls:
         message["tool_calls"] = [

@@ -22,10 +22,12 @@ import uuid
 from typing import Any
 
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from local.faults import FaultPlan
-from local.openai_assistants import ApiError, AssistantsEmulator
+from local.openai_assistants import AssistantsEmulator
 from local.openai_chat import chat_completion
+from local.openai_requests import ApiError, check_input_items, refuse_unsupported, select_calls
 from local.request_log import RequestLog
 from local.scripted_model import describe_outputs, reply_without_tools, respond_to_user
 
@@ -34,8 +36,10 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
 
 
-def _error(status: int, message: str, param: str | None = None, code: str | None = None):
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+def _error(
+    status: int, message: str, param: str | None = None, code: str | None = None, kind: str = "invalid_request_error"
+):
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return jsonify(body), status
 
 
@@ -53,7 +57,7 @@ class OpenAIEmulator:
 
     # -- the model's turn ----------------------------------------------------------------
     def _generate(
-        self, history: list[dict[str, Any]], new_items: list[dict[str, Any]], tools: list[dict]
+        self, history: list[dict[str, Any]], new_items: list[dict[str, Any]], tools: list[dict], body: dict[str, Any]
     ) -> list[dict]:
         outputs = [i for i in new_items if i.get("type") == "function_call_output"]
         if outputs:
@@ -65,10 +69,9 @@ class OpenAIEmulator:
             if item.get("type") == "message" and item.get("role") == "user":
                 user_text = _text_of(item)
                 break
-        offered = {t.get("name") or (t.get("function") or {}).get("name") for t in tools or []}
-        reply, calls = respond_to_user(user_text)
-        calls = [c for c in calls if c.name in offered]
-        if reply is not None or not calls:
+        reply, planned = respond_to_user(user_text)
+        calls = select_calls(planned, tools, body)
+        if not calls or (reply is not None and body.get("tool_choice", "auto") == "auto"):
             return [self._message(reply or reply_without_tools(user_text))]
         return [
             {
@@ -109,9 +112,11 @@ class OpenAIEmulator:
 
     def add_items(self, conv_id: str, raw_items: list[Any]):
         """Items added to a Conversation without a model response (e.g. outputs for open calls)."""
-        items = [_normalise(i) for i in raw_items if isinstance(i, dict)]
-        if len(items) != len(raw_items):
-            return _error(400, "Invalid value for 'items': each item must be an object.", "items")
+        try:
+            check_input_items(raw_items, "items")
+        except ApiError as exc:
+            return _error(exc.status, exc.message, exc.param)
+        items = [_normalise(i) for i in raw_items]
         with self._lock:
             conv = self.conversations.get(conv_id)
             if conv is None:
@@ -123,6 +128,11 @@ class OpenAIEmulator:
         return jsonify({"object": "list", "data": items, "first_id": None, "last_id": None, "has_more": False})
 
     def create_response(self, body: dict[str, Any]):
+        try:
+            refuse_unsupported(body)
+            check_input_items(body.get("input"), "input")
+        except ApiError as exc:
+            return _error(exc.status, exc.message, exc.param)
         conversation = body.get("conversation")
         previous = body.get("previous_response_id")
         if conversation and previous:
@@ -164,7 +174,7 @@ class OpenAIEmulator:
             )
             if pending:
                 return _error(400, f"No tool output found for function call {sorted(pending)[0]}.", "input")
-            output = self._generate(history, new_items, body.get("tools") or [])
+            output = self._generate(history, new_items, body.get("tools") or [], body)
             full_history = [*history, *new_items, *output]
             if conv_id:
                 self.conversations[conv_id]["items"] = full_history
@@ -191,7 +201,7 @@ class OpenAIEmulator:
                     "input_tokens": 10,
                     "output_tokens": 10,
                     "total_tokens": 20,
-                    "input_tokens_details": {"cached_tokens": 0},
+                    "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                     "output_tokens_details": {"reasoning_tokens": 0},
                 },
             }
@@ -216,6 +226,30 @@ def _refused_outputs(history: list[dict[str, Any]], new_items: list[dict[str, An
     return None
 
 
+def _page(items: list[dict[str, Any]], args: Any):
+    """A cursor page as the API lists things: ``limit`` (1-100, default 20) items after ``after``."""
+    try:
+        limit = int(args.get("limit", "20"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise ApiError(400, "Invalid 'limit': integer below minimum value or above maximum value (1-100).", "limit")
+    after = args.get("after")
+    if after:
+        ids = [i.get("id") for i in items]
+        if after not in ids:
+            raise ApiError(400, f"Invalid 'after': no item with id {after!r}.", "after")
+        items = items[ids.index(after) + 1 :]
+    data = items[:limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": len(items) > limit,
+    }
+
+
 def _text_of(item: dict[str, Any]) -> str:
     content = item.get("content")
     if isinstance(content, str):
@@ -233,8 +267,7 @@ def _normalise(item: dict[str, Any]) -> dict[str, Any]:
     if item["type"] == "message" and isinstance(item.get("content"), str):
         kind = "output_text" if item.get("role") == "assistant" else "input_text"
         item["content"] = [{"type": kind, "text": item["content"]}]
-    if item["type"] == "message":
-        item.setdefault("status", "completed")
+    item.setdefault("status", "completed")  # the API reports every stored item's status
     return item
 
 
@@ -269,7 +302,7 @@ def register_assistants(app: Flask, assistants: AssistantsEmulator) -> None:
         "/v1/threads/<tid>/messages",
         "messages_list",
         lambda tid: guarded(
-            assistants.list_messages, tid, request.args.get("order", "desc"), int(request.args.get("limit", "20"))
+            lambda: _page(assistants.list_messages(tid, request.args.get("order", "desc")), request.args)
         ),
     )
     app.add_url_rule(
@@ -278,7 +311,11 @@ def register_assistants(app: Flask, assistants: AssistantsEmulator) -> None:
         lambda tid: guarded(assistants.create_run, tid, body()),
         methods=["POST"],
     )
-    app.add_url_rule("/v1/threads/<tid>/runs", "runs_list", lambda tid: guarded(assistants.list_runs, tid))
+    app.add_url_rule(
+        "/v1/threads/<tid>/runs",
+        "runs_list",
+        lambda tid: guarded(lambda: _page(assistants.list_runs(tid, request.args.get("order", "desc")), request.args)),
+    )
     app.add_url_rule(
         "/v1/threads/<tid>/runs/<rid>", "runs_get", lambda tid, rid: guarded(assistants.retrieve_run, tid, rid)
     )
@@ -351,15 +388,7 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
         items = list(conv["items"])
         if request.args.get("order", "desc") == "desc":
             items.reverse()
-        return jsonify(
-            {
-                "object": "list",
-                "data": items,
-                "first_id": items[0]["id"] if items and "id" in items[0] else None,
-                "last_id": None,
-                "has_more": False,
-            }
-        )
+        return jsonify(_page(items, request.args))
 
     @app.post("/v1/responses")
     def responses_create():
@@ -397,6 +426,23 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
     @app.get("/_emulator/log")
     def log():
         return jsonify(emulator.log.entries())
+
+    @app.errorhandler(ApiError)
+    def _refused(exc: ApiError):
+        return _error(exc.status, exc.message, exc.param)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        """Unknown routes and methods answer in OpenAI's error shape, never as an HTML page."""
+        if exc.code == 405:
+            return _error(405, f"Method {request.method} is not allowed on {request.path}.", None, "method_not_allowed")
+        if exc.code == 404:
+            return _error(404, f"Invalid URL ({request.method} {request.path})", None, "unknown_url")
+        return _error(exc.code or 400, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        return _error(500, "The server had an error while processing your request.", None, None, "server_error")
 
     return app
 

@@ -28,11 +28,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import requests
 
 from local.drills.crash_matrix import CrashMatrix
-from local.evidence import TimedOut, effect_call, effects, submission_counts
+from local.evidence import TimedOut, effect_call, effects, local_client, submission_counts
 from local.evidence import wait_for as _wait_for
 
 SEED = "Issue a €340 refund to customer #4821."
@@ -193,7 +192,7 @@ class Drills:
 
     def expire_leases(self, cid: str) -> None:
         """Let a running turn's lease run out now, as it would after a dead worker's timeout."""
-        ddb = boto3.client("dynamodb")
+        ddb = local_client("dynamodb")
         past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         items = ddb.query(
             TableName=self._table_name(),
@@ -364,7 +363,7 @@ class Drills:
 
     def poison_message(self, r: ScenarioResult) -> None:
         """A message the worker cannot read goes to the dead-letter queue, where it can be seen."""
-        sqs = boto3.client("sqs")
+        sqs = local_client("sqs")
         refs = self.stack.resources.refs
         sqs.send_message(QueueUrl=refs["WorkQueue"], MessageBody='{"kind": "format_disk"}')
 

@@ -27,6 +27,7 @@ import boto3
 
 from local.aws_resources import CreatedResources, create_resources, function_environments
 from local.drills.crashes import CrashInjector, SimulatedCrash
+from local.evidence import local_client
 from local.faults import DynamoThrottle
 from local.gateway import ApiGateway
 from local.handover_server import HandoverEmulator
@@ -257,7 +258,7 @@ class EmbeddedStack:
     def _pump(self, fn, url: str, arn: str, batch_size: int) -> None:
         """The SQS event source mapping: receive (up to the trigger's batch size), invoke, delete what
         succeeded."""
-        sqs = boto3.client("sqs")
+        sqs = local_client("sqs")
         while not self._stop.is_set():
             if self._pumps_paused.is_set():  # someone else delivers the queue for now (a test's driver)
                 self._pumps_idle.set()
@@ -333,7 +334,7 @@ class EmbeddedStack:
         if in_flight() or (self.handover and self.handover.callbacks_in_flight):
             return False
         assert self.resources is not None
-        attributes = boto3.client("sqs").get_queue_attributes(
+        attributes = local_client("sqs").get_queue_attributes(
             QueueUrl=self.resources.refs["WorkQueue"],
             AttributeNames=[
                 "ApproximateNumberOfMessages",

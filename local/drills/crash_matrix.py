@@ -26,12 +26,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import requests
 
 from local.drills.crashes import CrashPlan, work_message
 from local.environment import settings_changed
-from local.evidence import TimedOut, effect_call, effects, submission_counts, wait_for
+from local.evidence import TimedOut, effect_call, effects, local_client, submission_counts, wait_for
 
 SEED = "Issue a €340 refund to customer #4821."
 TWO_GATED_ONE_UNGATED = "Refund €340 to customer #4821 and €120 to customer #4822, and look up customer #55."
@@ -125,6 +124,8 @@ class MatrixReport:
             **self.summary(),
             "writes_per_flow": self.writes_per_flow,
             "failures": [asdict(p) for p in self.failures()],
+            # Points whose invocation made fewer writes than the dry run counted (judged all the same).
+            "not_fired": [f"{p.flow} [{p.backend}] after write {p.after_writes}" for p in self.points if not p.fired],
         }
 
 
@@ -287,7 +288,7 @@ class CrashMatrix:
         if runtime.settings().agent_api == "chat":
             from signoff.dal.chat_history import ChatHistoryTable
 
-            history = ChatHistoryTable(boto3.client("dynamodb"), runtime.settings().table_name).load(cid)
+            history = ChatHistoryTable(local_client("dynamodb"), runtime.settings().table_name).load(cid)
             seen: dict[str, int] = {}
             for message in history:
                 if message.get("role") == "tool" and message.get("tool_call_id") in call_ids:

@@ -28,11 +28,17 @@ _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_t
 
 
 @cache
+def _dynamodb():
+    """One DynamoDB client per sandbox: a client is costly to build, and many leak memory."""
+    return boto3.client("dynamodb", config=_BOTO_CONFIG)
+
+
+@cache
 def table() -> SignoffTable:
     from signoff.dal.table import SignoffTable
 
     cfg = settings()
-    client = boto3.client("dynamodb", config=_BOTO_CONFIG)
+    client = _dynamodb()
     return SignoffTable(
         client, cfg.table_name, cfg.stall_after_seconds, cfg.audit_retention_days, cfg.running_lease_seconds
     )
@@ -182,7 +188,7 @@ def agent_backend() -> AgentBackend:
         from signoff.adapters.openai_chat import ChatCompletionsBackend
         from signoff.dal.chat_history import ChatHistoryTable
 
-        history = ChatHistoryTable(boto3.client("dynamodb", config=_BOTO_CONFIG), cfg.table_name)
+        history = ChatHistoryTable(_dynamodb(), cfg.table_name)
         return ChatCompletionsBackend(client(), cfg.openai_model, cfg.agent_instructions, definitions, history)
 
     return AgentBackendRouter(cfg.agent_api, {"responses": responses, "assistants": assistants, "chat": chat})
@@ -218,6 +224,6 @@ def reset() -> None:
     """Forget cached clients and settings (tests change the environment between stacks)."""
     from aws_lambda_powertools.utilities import parameters
 
-    for fn in (table, work_queue, _handover_client, tools, _openai_client, _file_policy, settings):
+    for fn in (_dynamodb, table, work_queue, _handover_client, tools, _openai_client, _file_policy, settings):
         fn.cache_clear()
     parameters.clear_caches()
