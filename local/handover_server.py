@@ -128,6 +128,15 @@ def _error(status: int, message: str, code: str):
     return jsonify({"error": message, "code": code}), status
 
 
+def _refusal(problem: str):
+    """An emulator's "why not" as Handover's answer: 404, 409, or 400 with the problem."""
+    if problem == "not_found":
+        return _error(404, "Decision not found", "not_found")
+    if problem == "already_resolved":
+        return _error(409, "Decision is already resolved", "already_resolved")
+    return _error(400, problem, "validation_error")
+
+
 class HandoverEmulator:
     def __init__(self, api_key: str = "ho_local_dev", minute_seconds: float = 60.0):
         self.api_key = api_key
@@ -354,12 +363,8 @@ def create_app(emulator: HandoverEmulator) -> Flask:
         attachments, problem = emulator.attach(
             decision_id, upload.filename or "", upload.read(), upload.mimetype or "application/octet-stream"
         )
-        if problem == "not_found":
-            return _error(404, "Decision not found", "not_found")
-        if problem == "already_resolved":
-            return _error(409, "Decision is already resolved", "already_resolved")
         if problem:
-            return _error(400, problem, "validation_error")
+            return _refusal(problem)
         return jsonify({"attachments": attachments}), 201
 
     @app.get("/decisions/<decision_id>/attachments")
@@ -382,12 +387,8 @@ def create_app(emulator: HandoverEmulator) -> Flask:
         if not isinstance(body, dict):
             return _error(400, "Body must be a JSON object", "invalid_body")
         decision, problem = emulator.resolve(decision_id, body)
-        if problem == "not_found":
-            return _error(404, "Decision not found", "not_found")
-        if problem == "already_resolved":
-            return _error(409, "Decision is already resolved", "already_resolved")
         if problem:
-            return _error(400, problem, "validation_error")
+            return _refusal(problem)
         return jsonify(decision)
 
     @app.get("/_emulator/log")

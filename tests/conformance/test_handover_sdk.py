@@ -175,3 +175,10 @@ def test_approve_in_sdk_0_4_0_breaks_on_its_own_create_result(sdk):
     SDK is noticed; Signoff never calls ``approve()`` (it never waits on a human)."""
     with pytest.raises(AttributeError, match="get"):
         sdk.approve("Send an email", APPROVER, max_wait=1)
+
+
+def test_poll_returns_once_the_decision_is_answered(sdk):
+    decision = sdk.create("Send an email", APPROVER)
+    sdk.resolve(decision.id, "deny", notes="no")
+    polled = sdk.poll(decision.id, interval=0.01, max_wait=5)
+    assert polled.status is DecisionStatus.DENIED and polled.response_notes == "no"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import settings_changed
+from tests.support import settings_changed, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,6 +161,30 @@ def _traffic(client, api: str) -> None:
     client.post(f"/conversations/{approved}/messages", json={"message": "Please look up customer #1."})
     client.wait_status(approved, "idle")
     client.get_json("/approvals", params={"conversation_id": approved})
+    _worker_dies_and_the_reconciler_ends_the_turn(client)
+
+
+def _worker_dies_and_the_reconciler_ends_the_turn(client) -> None:
+    """The worker dies right after claiming a turn; once its lease is over the reconciler fails the
+    turn (a transaction that also writes the reply saying so) and settles its calls."""
+    from local.drills.crash_matrix import MATRIX_SETTINGS
+    from local.drills.crashes import CrashPlan
+
+    stack = client.stack
+    with settings_changed(**MATRIX_SETTINGS):
+        plan = stack.crashes.arm(CrashPlan("AgentWorkerFunction", 1))
+        try:
+            cid = client.start("Please look up customer #3.")["conversation_id"]
+            wait_for(lambda: plan.done.is_set(), what="the worker's crash")
+        finally:
+            stack.crashes.disarm()
+
+        def failed():
+            if stack.quiescent():
+                stack.run_scheduled("ReconcilerFunction")
+            return client.get(cid)["status"] == "failed"
+
+        wait_for(failed, timeout=30, what="the reconciler to end the turn")
 
 
 def test_what_each_function_does_is_exactly_what_it_may_do(stack, client, translated):

@@ -57,6 +57,10 @@ class OutOfTime(BackendUnavailable):
     """Too little of the invocation is left for a model call; the turn is handed back and retried."""
 
 
+class CallStillRunning(BackendUnavailable):
+    """A call of the failed turn before is still held by a live claim: the new turn waits its turn."""
+
+
 class AgentRunner:
     def __init__(
         self,
@@ -278,7 +282,7 @@ class AgentRunner:
                     self._executor.settle_turn(action.conversation_id, action.turn_id)
                     action = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
                     if action is None or not action.settled:
-                        raise RuntimeError("a call of the failed turn is still executing; retried later")
+                        raise CallStillRunning("a call of the failed turn is still executing; retried later")
                 outputs.append(
                     render_output(action)
                     if action is not None
