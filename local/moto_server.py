@@ -3,6 +3,11 @@
 moto's DynamoDB backend is not safe under concurrent requests (a transaction deep-copies the
 table while another request changes it). A real table is; so the local stack serialises
 requests to moto, which keeps every conditional write atomic as DynamoDB's are.
+
+moto also keeps every model object it ever made (for its dashboard and ``reset``), and a DynamoDB
+transaction makes a copy of the whole table as its rollback point: kept forever, a long run of
+the local stack grew by gigabytes (a scale-20 reliability run was killed for memory). The server
+here never resets, so nothing needs that list: models are not tracked.
 """
 
 from __future__ import annotations
@@ -10,9 +15,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from moto.core.common_models import BaseModel
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
+
+
+def _untracked(cls, *args: Any, **kwargs: Any) -> Any:
+    return super(BaseModel, cls).__new__(cls)
+
+
+BaseModel.__new__ = _untracked  # type: ignore[method-assign,assignment]
 
 
 class _OneAtATime:
