@@ -32,3 +32,32 @@ def test_the_reconciler_schedule_is_named_per_stack_and_says_minute_in_the_singu
 
 def test_the_worker_takes_one_turn_per_invocation():
     assert TEMPLATE.sqs_batch_size("AgentWorkerFunction") == 1
+
+
+def _evaluate(value, parameters: dict[str, str]):
+    """The few intrinsics the SSM statement uses (Sub, Split, Join), evaluated for a parameter value."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        text = value["Fn::Sub"]
+        for key, replacement in parameters.items():
+            text = text.replace("${" + key + "}", replacement)
+        return text
+    if isinstance(value, dict) and "Fn::Split" in value:
+        separator, source = value["Fn::Split"]
+        return _evaluate(source, parameters).split(separator)
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_evaluate(parts, parameters))
+    return value
+
+
+def test_the_policy_parameter_arn_is_right_for_flat_and_hierarchical_names():
+    parameters = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012"}
+    for function in ("AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"):
+        [optional] = [p for p in _props(function)["Policies"] if "Fn::If" in p]
+        [statement] = optional["Fn::If"][1]["Statement"]
+        for name, arn_tail in (
+            ("/signoff/policy", "parameter/signoff/policy"),
+            ("signoff-policy", "parameter/signoff-policy"),
+        ):
+            arn = _evaluate(statement["Resource"], {**parameters, "PolicyParameterName": name})
+            assert arn == f"arn:aws:ssm:eu-west-1:123456789012:{arn_tail}", (function, name, arn)
