@@ -61,3 +61,35 @@ def test_the_policy_parameter_arn_is_right_for_flat_and_hierarchical_names():
         ):
             arn = _evaluate(statement["Resource"], {**parameters, "PolicyParameterName": name})
             assert arn == f"arn:aws:ssm:eu-west-1:123456789012:{arn_tail}", (function, name, arn)
+
+
+def test_every_function_logs_to_a_group_with_the_retention_parameter():
+    for fn in TEMPLATE.functions():
+        group = _props(fn.logical_id)["LoggingConfig"]["LogGroup"]["Ref"]
+        resource = TEMPLATE.resources[group]
+        assert resource["Type"] == "AWS::Logs::LogGroup", fn.logical_id
+        assert resource["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert "${AWS::StackName}" in resource["Properties"]["LogGroupName"]["Fn::Sub"]  # two stacks never collide
+
+
+def test_every_alarm_notifies_the_topic_and_every_function_is_watched():
+    alarms = TEMPLATE.of_type("AWS::CloudWatch::Alarm")
+    for name, alarm in alarms.items():
+        for key in ("AlarmActions", "OKActions"):
+            assert alarm["Properties"][key] == {
+                "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+            }, (name, key)
+    watched = {
+        (a["Properties"]["MetricName"], a["Properties"]["Dimensions"][0]["Value"]["Ref"])
+        for a in alarms.values()
+        if a["Properties"]["Namespace"] == "AWS/Lambda"
+    }
+    for fn in TEMPLATE.functions():
+        assert {("Errors", fn.logical_id), ("Throttles", fn.logical_id)} <= watched, fn.logical_id
+    assert any(a["Properties"]["Namespace"] == "AWS/ApiGateway" for a in alarms.values())
+
+
+def test_the_table_is_protected_from_deletion_and_kept_on_replacement():
+    table = TEMPLATE.resources["SignoffTable"]
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
