@@ -93,3 +93,10 @@ def test_the_table_is_protected_from_deletion_and_kept_on_replacement():
     table = TEMPLATE.resources["SignoffTable"]
     assert table["Properties"]["DeletionProtectionEnabled"] is True
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_worker_cannot_take_the_whole_account_concurrency():
+    work = _props("AgentWorkerFunction")["Events"]["Work"]["Properties"]
+    assert work["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerMaxConcurrency"}
+    parameter = TEMPLATE.doc["Parameters"]["WorkerMaxConcurrency"]
+    assert parameter["MinValue"] == 2 and parameter["Default"] < 10  # SQS's minimum; a new account's limit
