@@ -30,4 +30,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ("MissingApprovalsSettled", report.missing_approvals_settled),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    # Rising means the safety net falls behind (or something is stuck): alarmed on in the template.
+    metrics.add_metric(name="OldestDueAgeSeconds", unit=MetricUnit.Seconds, value=report.oldest_due_age_seconds)
     return asdict(report)

@@ -132,5 +132,39 @@ def test_reconciler_and_callback_publish_metrics(stack, monkeypatch, capsys):
     call("ApprovalCallbackFunction", event("approval_callback.json"))
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for e in emitted for d in e["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"ApprovalsSettledByReconciler", "TurnsRedriven", "CallbackForged"} <= names
+    assert {"ApprovalsSettledByReconciler", "TurnsRedriven", "CallbackForged", "OldestDueAgeSeconds"} <= names
     assert all(d["Namespace"] == "Signoff" for e in emitted for d in e["_aws"]["CloudWatchMetrics"])
+    # Every alarm on a Signoff metric watches one the functions really emit, with their dimensions.
+    for alarm in TEMPLATE.of_type("AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        if props["Namespace"] == "Signoff":
+            assert props["MetricName"] in names
+            assert all(e.get(d["Name"]) == d["Value"] for d in props["Dimensions"] for e in emitted)
+
+
+def test_the_reconciler_reports_how_long_the_oldest_due_item_waited(stack):
+    """A turn that fell due two hours ago (a lost queue message nobody re-drove): the pass says so."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat(timespec="milliseconds")
+    cid, tid = f"conv_{uuid.uuid4().hex}", f"turn_{uuid.uuid4().hex}"
+    boto3.client("dynamodb").put_item(
+        TableName=stack.resources.refs["SignoffTable"],
+        Item={
+            "pk": {"S": f"CONV#{cid}"},
+            "sk": {"S": f"TURN#{tid}"},
+            "type": {"S": "turn"},
+            "conversation_id": {"S": cid},
+            "turn_id": {"S": tid},
+            "status": {"S": "completed"},
+            "created_at": {"S": two_hours_ago},
+            "due_bucket": {"S": "DUE"},
+            "due_at": {"S": two_hours_ago.replace("+00:00", "Z")},
+        },
+    )
+    report = call("ReconcilerFunction", event("reconciler_schedule.json"))
+    assert report["oldest_due_age_seconds"] >= 7200
+    assert call("ReconcilerFunction", event("reconciler_schedule.json"))["oldest_due_age_seconds"] < 7200  # handled

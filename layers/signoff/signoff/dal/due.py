@@ -15,6 +15,7 @@ class DueWork:
     approvals: list[Approval] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)  # scheduled calls whose time has come
+    oldest_due_at: str | None = None  # when the longest-waiting item fell due (the index is in due order)
 
 
 class DueRecords(TableBase):
@@ -30,6 +31,7 @@ class DueRecords(TableBase):
         lists = {"approval": work.approvals, "turn": work.turns, "action": work.actions}
         for item in page.get("Items", []):
             data = from_item(item)
+            work.oldest_due_at = work.oldest_due_at or data.get("due_at")
             lists[data["type"]].append(_record(data))
         return work
 

@@ -52,6 +52,7 @@ class ReconcileReport:
     scheduled_run: int = 0
     unreadable_settled: int = 0
     missing_approvals_settled: int = 0
+    oldest_due_age_seconds: float = 0.0  # how long the longest-waiting due item had waited (alarmed on)
 
 
 class Reconciler:
@@ -77,6 +78,9 @@ class Reconciler:
         report = ReconcileReport()
         now = utc_now()
         work = self._table.due_work(now, limit=limit)
+        if work.oldest_due_at:
+            fell_due = datetime.fromisoformat(work.oldest_due_at.replace("Z", "+00:00"))
+            report.oldest_due_age_seconds = max(0.0, (now - fell_due).total_seconds())
         for approval in work.approvals:
             report.checked += 1
             self._approval(approval, now, report)
