@@ -44,6 +44,11 @@ def refuse_unsupported(body: dict[str, Any]) -> None:
         raise _not_supported("response_format", f"the {response_format.get('type')!r} response format")
 
 
+def _require_object(value: Any, param: str) -> None:
+    if not isinstance(value, dict):
+        raise ApiError(400, f"Invalid type for '{param}': expected an object, but got a {type(value).__name__}.", param)
+
+
 def check_input_items(items: Any, param: str) -> None:
     """Responses ``input`` (or Conversation ``items``): text, or a list of typed items."""
     if isinstance(items, str):
@@ -51,12 +56,7 @@ def check_input_items(items: Any, param: str) -> None:
     if not isinstance(items, list):
         raise ApiError(400, f"Invalid type for '{param}': expected a string or an array of input items.", param)
     for n, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ApiError(
-                400,
-                f"Invalid type for '{param}[{n}]': expected an object, but got a {type(item).__name__}.",
-                f"{param}[{n}]",
-            )
+        _require_object(item, f"{param}[{n}]")
         kind = item.get("type", "message" if "role" in item else None)
         if kind not in INPUT_ITEM_TYPES:
             raise ApiError(
@@ -78,12 +78,7 @@ def check_chat_messages(messages: Any) -> None:
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "[] is too short - 'messages'", "messages")
     for n, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise ApiError(
-                400,
-                f"Invalid type for 'messages[{n}]': expected an object, but got a {type(message).__name__}.",
-                f"messages[{n}]",
-            )
+        _require_object(message, f"messages[{n}]")
         if message.get("role") not in MESSAGE_ROLES:
             raise ApiError(
                 400,
