@@ -26,9 +26,12 @@ def create_resources(
     *,
     prefix: str = "signoff-local",
     queue_visibility_seconds: int | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> CreatedResources:
-    """Create every table, queue and secret the template declares. ``secret_values`` maps a secret's
-    logical id to its value; secrets the template generates get a random value when not given."""
+    """Create every table, queue and secret the template declares (those whose condition holds for
+    ``parameters``). ``secret_values`` maps a secret's logical id to its value; secrets the template
+    generates get a random value when not given."""
+    parameters = parameters if parameters is not None else template.parameter_defaults()
     created = CreatedResources()
     dynamodb = boto3.client("dynamodb")
     for logical_id, res in template.of_type("AWS::DynamoDB::Table").items():
@@ -42,7 +45,11 @@ def create_resources(
         }
         if props.get("GlobalSecondaryIndexes"):
             kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-        dynamodb.create_table(**kwargs)
+        if props.get("StreamSpecification"):
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        described = dynamodb.create_table(**kwargs)["TableDescription"]
+        if "LatestStreamArn" in described:
+            created.attrs[(logical_id, "StreamArn")] = described["LatestStreamArn"]
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
@@ -71,7 +78,7 @@ def create_resources(
         created.attrs[(logical_id, "QueueName")] = f"{prefix}-{logical_id}"
 
     sm = boto3.client("secretsmanager")
-    for logical_id, res in template.of_type("AWS::SecretsManager::Secret").items():
+    for logical_id, res in template.of_type("AWS::SecretsManager::Secret", parameters).items():
         props = res.get("Properties", {})
         value = secret_values.get(logical_id)
         if value is None:
@@ -83,8 +90,16 @@ def create_resources(
     return created
 
 
-def resolve(value: Any, created: CreatedResources, parameters: dict[str, Any]) -> Any:
+def resolve(
+    value: Any, created: CreatedResources, parameters: dict[str, Any], template: SamTemplate | None = None
+) -> Any:
     """Resolve the intrinsic functions used in the template's environment variables."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        if template is None:
+            raise KeyError("!If needs the template's conditions")
+        condition, when_true, when_false = value["Fn::If"]
+        chosen = when_true if template.condition(condition, parameters) else when_false
+        return resolve(chosen, created, parameters, template)
     if isinstance(value, dict) and "Ref" in value:
         name = value["Ref"]
         if name in created.refs:
@@ -110,7 +125,7 @@ def function_environments(
     resources, then ``overrides`` applied to the variables each function declares."""
     environments = {}
     for fn in template.functions():
-        env = {key: str(resolve(value, created, parameters)) for key, value in fn.environment.items()}
+        env = {key: str(resolve(value, created, parameters, template)) for key, value in fn.environment.items()}
         env.update({key: value for key, value in overrides.items() if key in env})
         environments[fn.logical_id] = env
     return environments

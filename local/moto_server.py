@@ -28,12 +28,40 @@ def _untracked(cls, *args: Any, **kwargs: Any) -> Any:
 BaseModel.__new__ = _untracked  # type: ignore[method-assign,assignment]
 
 
+# One DynamoDB request at a time, across every server in the process; the stream reader takes it too.
+DYNAMODB_LOCK = threading.Lock()
+
+
+def drain_stream(table_name: str, account_id: str = "123456789012", region: str = "us-east-1") -> list[dict[str, Any]]:
+    """Take every record waiting on a table's stream, oldest first, and drop them from moto's shard.
+
+    What Lambda's DynamoDB event source mapping does, read in-process: moto's own stream API keeps
+    every record and every iterator forever, a transaction deep-copies them all as its rollback
+    point, and a rolled-back transaction swaps in a new shard its iterators never see.
+    """
+    from moto.dynamodb.models import dynamodb_backends
+
+    with DYNAMODB_LOCK:
+        table = dynamodb_backends[account_id][region].tables.get(table_name)
+        shard = table.stream_shard if table is not None else None
+        if shard is None or not shard.items:
+            return []
+        records = [dict(item.record) for item in shard.items]
+        shard.starting_sequence_number += len(shard.items)  # the next record keeps counting on
+        shard.items = []
+    for record in records:
+        created = record["dynamodb"].get("ApproximateCreationDateTime")
+        if hasattr(created, "timestamp"):  # moto keeps a datetime; Lambda sends epoch seconds
+            record["dynamodb"] = {**record["dynamodb"], "ApproximateCreationDateTime": int(created.timestamp())}
+    return records
+
+
 class _OneAtATime:
     """DynamoDB requests one at a time; everything else (SQS long polls above all) as it comes."""
 
     def __init__(self, app: Any):
         self._app = app
-        self._lock = threading.Lock()
+        self._lock = DYNAMODB_LOCK
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):

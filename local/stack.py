@@ -12,6 +12,7 @@ Real OpenAI / Handover are used where OPENAI_API_KEY / HANDOVER_API_KEY are set.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import signal
@@ -74,6 +75,9 @@ class StackConfig:
     assistant_id: str | None = None
     lambda_port: int = 3004  # the Lambda Invoke API over the in-process functions
     functions_in_process: bool = True  # False: only the services (moto, emulators), for `sam local`
+    webhook_secret: str = field(default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+    notify_url_prefixes: str = "http://127.0.0.1,http://localhost"
+    notify_retry_base_seconds: int = 1  # a failed notification is tried again after 1, 2, 4, ... s
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -101,6 +105,9 @@ class StackConfig:
             agent_api=env.get("SIGNOFF_AGENT_API", "responses"),
             assistant_id=env.get("OPENAI_ASSISTANT_ID") or None,
             lambda_port=_env_int("SIGNOFF_LAMBDA_PORT", 3004),
+            notify_url_prefixes=env.get("SIGNOFF_NOTIFY_URL_PREFIXES", "http://127.0.0.1,http://localhost"),
+            notify_retry_base_seconds=_env_int("SIGNOFF_NOTIFY_RETRY_BASE_SECONDS", 1),
+            **({"webhook_secret": env["SIGNOFF_WEBHOOK_SECRET"]} if env.get("SIGNOFF_WEBHOOK_SECRET") else {}),
         )
 
 
@@ -160,6 +167,7 @@ class EmbeddedStack:
                 "HandoverApiKeySecret": cfg.handover_api_key or cfg.handover_local_key,
                 "ClientApiKeysSecret": cfg.api_key,
                 "CallbackSigningKeySecret": secrets.token_urlsafe(48),
+                "WebhookSigningSecret": cfg.webhook_secret,
             },
             queue_visibility_seconds=cfg.queue_visibility_seconds,
         )
@@ -172,6 +180,7 @@ class EmbeddedStack:
         self._servers.append(gateway_server.start())
         self.lambda_url = self._serve(LambdaInvokeEndpoint(self.template), cfg.lambda_port, "lambda").url
         self._start_queue_pumps()
+        self._start_stream_pumps()
         self._start_schedules()
         return self
 
@@ -201,6 +210,7 @@ class EmbeddedStack:
             "HandoverBaseUrl": self.handover_url,
             "ApproverEmail": cfg.approver_email,
             "DecisionTimeoutMinutes": str(cfg.decision_timeout_minutes),
+            "NotifyUrlPrefixes": cfg.notify_url_prefixes,
             "AWS::Region": "us-east-1",
         }
 
@@ -216,6 +226,7 @@ class EmbeddedStack:
                 "PUBLIC_API_URL": cfg.public_url or self.api_url,
                 "RECONCILE_AFTER_SECONDS": str(cfg.reconcile_after_seconds),
                 "STALL_AFTER_SECONDS": str(cfg.stall_after_seconds),
+                "NOTIFY_RETRY_BASE_SECONDS": str(cfg.notify_retry_base_seconds),
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_DEV": os.environ.get("POWERTOOLS_DEV", "false"),
@@ -280,6 +291,37 @@ class EmbeddedStack:
             for message in received:
                 if message["MessageId"] not in failed:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _start_stream_pumps(self) -> None:
+        assert self.resources is not None
+        for trigger in self.template.stream_triggers():
+            table_name = self.resources.refs[trigger.table]
+            thread = threading.Thread(
+                target=self._stream_pump, args=(trigger, table_name), name=f"stream-{trigger.table}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _stream_pump(self, trigger, table_name: str) -> None:
+        """The DynamoDB stream event source mapping: records in order, filtered by the trigger's
+        patterns, in batches; a failed batch is retried (a few times, as MaximumRetryAttempts)."""
+        from local.moto_server import drain_stream
+
+        fn = self.template.function(trigger.function)
+        waiting: list[dict[str, Any]] = []
+        while not self._stop.is_set():
+            waiting += [r for r in drain_stream(table_name) if trigger.matches(r)]
+            if not waiting:
+                self._stop.wait(0.1)
+                continue
+            batch, waiting = waiting[: trigger.batch_size], waiting[trigger.batch_size :]
+            for attempt in range(1, 4):
+                try:
+                    invoke(fn, {"Records": batch})
+                    break
+                except (Exception, SimulatedCrash):
+                    self._report(f"stream invocation failed (attempt {attempt})")
+                    self._stop.wait(0.2 * attempt)
 
     def _deliver(self, fn, event: dict[str, Any], received: list[dict[str, Any]]) -> set[str]:
         """Invoke the function with a batch (twice at once when drilling at-least-once delivery);
@@ -381,6 +423,7 @@ Signoff is running locally.
   OpenAI API     {self.openai_url}  {"(scripted model)" if self.openai else "(real)"}, agent API: {cfg.agent_api}
   AWS (moto)     {self.aws_url}
   Lambda API     {self.lambda_url}  (invoke the functions by logical id, as `sam local start-lambda` does)
+  Notifications  signed with {cfg.webhook_secret}  (notify_url prefixes: {cfg.notify_url_prefixes})
 
 Try the seed scenario:
 

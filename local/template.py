@@ -6,6 +6,7 @@ come from the template itself; nothing here restates them.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ for _name in (
     "If",
     "Equals",
     "Not",
+    "And",
+    "Or",
     "Select",
     "Split",
     "FindInMap",
@@ -68,6 +71,47 @@ class Route:
 
 
 @dataclass(frozen=True)
+class StreamTrigger:
+    table: str
+    function: str
+    batch_size: int
+    patterns: list[dict[str, Any]]
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        """Lambda's event filtering for the pattern forms the template uses (values, prefix, exists);
+        no patterns: every record."""
+        return not self.patterns or any(_matches(pattern, record) for pattern in self.patterns)
+
+
+def _matches(pattern: dict[str, Any], value: Any) -> bool:
+    """Every key of the pattern matches: a list holds the rules for a leaf, a dict goes one level down."""
+    if not isinstance(value, dict):
+        return False
+    return all(
+        _matches_rules(sub, value.get(key, _MISSING)) if isinstance(sub, list) else _matches(sub, value.get(key))
+        for key, sub in pattern.items()
+    )
+
+
+_MISSING = object()
+
+
+def _matches_rules(rules: list[Any], value: Any) -> bool:
+    for rule in rules:
+        if isinstance(rule, dict) and "exists" in rule:
+            if (value is not _MISSING) == bool(rule["exists"]):
+                return True
+        elif isinstance(rule, dict) and "prefix" in rule:
+            if isinstance(value, str) and value.startswith(rule["prefix"]):
+                return True
+        elif isinstance(rule, dict):
+            raise ValueError(f"unsupported filter rule {rule!r}")
+        elif value is not _MISSING and value == rule:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
 class FunctionDef:
     logical_id: str
     code_uri: str
@@ -82,8 +126,34 @@ class SamTemplate:
         self.doc = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
         self.resources: dict[str, Any] = self.doc["Resources"]
 
-    def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
+    def of_type(self, cfn_type: str, parameters: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Resources of a type; given the parameters, only those whose ``Condition`` holds."""
+        return {
+            k: v
+            for k, v in self.resources.items()
+            if v["Type"] == cfn_type
+            and (parameters is None or "Condition" not in v or self.condition(v["Condition"], parameters))
+        }
+
+    def condition(self, name: str, parameters: dict[str, Any]) -> bool:
+        """A named condition of the template, evaluated for the given parameter values."""
+        return bool(self._evaluate(self.doc["Conditions"][name], parameters))
+
+    def _evaluate(self, expr: Any, parameters: dict[str, Any]) -> Any:
+        if isinstance(expr, dict) and "Ref" in expr:
+            return parameters.get(expr["Ref"], self.parameter_defaults().get(expr["Ref"]))
+        if isinstance(expr, dict) and "Condition" in expr:
+            return self.condition(expr["Condition"], parameters)
+        if isinstance(expr, dict) and "Fn::Equals" in expr:
+            left, right = (self._evaluate(x, parameters) for x in expr["Fn::Equals"])
+            return str(left) == str(right)
+        if isinstance(expr, dict) and "Fn::Not" in expr:
+            return not self._evaluate(expr["Fn::Not"][0], parameters)
+        if isinstance(expr, dict) and "Fn::And" in expr:
+            return all(self._evaluate(x, parameters) for x in expr["Fn::And"])
+        if isinstance(expr, dict) and "Fn::Or" in expr:
+            return any(self._evaluate(x, parameters) for x in expr["Fn::Or"])
+        return expr
 
     def parameter_defaults(self) -> dict[str, Any]:
         return {k: v.get("Default") for k, v in self.doc.get("Parameters", {}).items()}
@@ -144,6 +214,22 @@ class SamTemplate:
             for event in (fn["Properties"].get("Events") or {}).values():
                 if event["Type"] == "SQS":
                     triggers[event["Properties"]["Queue"]["Fn::GetAtt"][0]] = logical_id
+        return triggers
+
+    def stream_triggers(self) -> list[StreamTrigger]:
+        """Every DynamoDB stream trigger: the table, the function, its batch size and filter patterns."""
+        triggers = []
+        for logical_id, fn in self.of_type("AWS::Serverless::Function").items():
+            for event in (fn["Properties"].get("Events") or {}).values():
+                if event["Type"] != "DynamoDB":
+                    continue
+                props = event["Properties"]
+                patterns = [json.loads(f["Pattern"]) for f in (props.get("FilterCriteria") or {}).get("Filters", [])]
+                triggers.append(
+                    StreamTrigger(
+                        props["Stream"]["Fn::GetAtt"][0], logical_id, int(props.get("BatchSize", 100)), patterns
+                    )
+                )
         return triggers
 
     def scheduled_functions(self) -> list[str]:

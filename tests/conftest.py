@@ -14,6 +14,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 # As in Lambda, where the template sets it before any import: a use case's child logger made at
 # test collection must name the same service as the handlers' logger, or its records go nowhere.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "signoff")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Signoff")  # as the template sets it, before any Metrics()
 
 from local.stack import EmbeddedStack, StackConfig
 from tests.support import SignoffClient

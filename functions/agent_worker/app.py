@@ -18,21 +18,30 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import deadline, runtime
 from signoff.domain.ports import WorkMessage
+from signoff.observability import metrics, tracer
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _processor() -> BatchProcessor:
+    """One per invocation: a processor holds its batch's results, and must not share them."""
+    return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> None:
     message = WorkMessage.model_validate_json(record.body)
     # The handler's logger owns the invocation's keys (cleared at the next invocation).
     logger.append_keys(conversation_id=message.conversation_id, turn_id=message.turn_id)
+    tracer.put_annotation("conversation_id", message.conversation_id)
+    tracer.put_annotation("turn_id", message.turn_id)
     runtime.agent_runner().handle(message)
 
 
 @logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context.get_remaining_time_in_millis()):
         return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+            event=event, record_handler=record_handler, processor=_processor(), context=context
         )

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import runtime
 from signoff.api.errors import json_response
 from signoff.domain.ports import ApprovalServiceError
 from signoff.logic.callback import CallbackOutcome, ForgedCallback, UnknownApproval
+from signoff.observability import count, metrics, tracer
 
 logger = Logger()
-metrics = Metrics()  # CallbackSettled, CallbackDuplicate, CallbackForged, ... (alarm on CallbackForged)
 
 _STATUS = {
     CallbackOutcome.SETTLED: 200,
@@ -34,11 +33,12 @@ def _error(status: int, code: str, message: str) -> dict[str, Any]:
     return json_response(status, {"error": {"code": code, "message": message}})
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = _handle(event)
-    metrics.add_metric(name=_METRIC.get(response["statusCode"], "CallbackOther"), unit=MetricUnit.Count, value=1)
+    count(_METRIC.get(response["statusCode"], "CallbackOther"))  # the forged count is on the dashboard
     return response
 
 

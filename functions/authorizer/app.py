@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import runtime
+from signoff.observability import tracer
 
 logger = Logger()
 
@@ -29,6 +30,7 @@ def _presented_key(event: dict[str, Any]) -> str | None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)  # the response names the caller
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     key = _presented_key(event)
     if key is None:

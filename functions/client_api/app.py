@@ -27,9 +27,11 @@ from signoff.api.requests import PostMessage, StartConversation, parse_audit_que
 from signoff.config import settings
 from signoff.dal.idempotency import client_request_config, client_request_persistence
 from signoff.dal.table import ConversationBusy, ConversationNotFound
+from signoff.domain.notifications import url_allowed
 from signoff.logic.audit import InvalidAuditQuery
 from signoff.logic.conversations import QueueUnavailable, StartedTurn
 from signoff.logic.ids import CONVERSATION_ID
+from signoff.observability import metrics, tracer
 
 logger = Logger()
 app = APIGatewayHttpResolver()
@@ -114,9 +116,17 @@ def _body[M: BaseModel](model: type[M]) -> M:
 @app.post("/conversations")
 def create_conversation() -> Response:
     body = _body(StartConversation)
+    if body.notify_url is not None and not url_allowed(body.notify_url, list(settings().notify_url_prefixes)):
+        raise ApiError(
+            422,
+            "notify_url_not_allowed",
+            "notify_url must be an http(s) URL starting with one of the prefixes this deployment allows "
+            "(template parameter NotifyUrlPrefixes).",
+        )
     service = runtime.conversation_service()
     started = _with_idempotency(
-        lambda req: service.start(req["message"], req.get("metadata")), body.model_dump(mode="json")
+        lambda req: service.start(req["message"], req.get("metadata"), req.get("notify_url")),
+        body.model_dump(mode="json"),
     )
     return _json(202, started.model_dump(mode="json"))
 
@@ -153,6 +163,8 @@ def list_approvals() -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _idempotency_config.register_lambda_context(context)
     return app.resolve(event, context)

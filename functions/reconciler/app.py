@@ -5,18 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import deadline, runtime
+from signoff.observability import count, metrics, seconds, tracer
 
 logger = Logger()
-metrics = Metrics()  # each pass: what the safety net had to do (a rising line means lost callbacks)
 
 
-@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics  # each pass: what the safety net had to do (a rising line means lost callbacks)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context.get_remaining_time_in_millis()):
         report = runtime.reconciler().run_once()
@@ -29,7 +29,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ("UnreadableDecisionsSettled", report.unreadable_settled),
         ("MissingApprovalsSettled", report.missing_approvals_settled),
     ):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        count(name, value)
     # Rising means the safety net falls behind (or something is stuck): alarmed on in the template.
-    metrics.add_metric(name="OldestDueAgeSeconds", unit=MetricUnit.Seconds, value=report.oldest_due_age_seconds)
+    seconds("OldestDueAgeSeconds", report.oldest_due_age_seconds)
     return asdict(report)

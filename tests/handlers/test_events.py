@@ -168,3 +168,21 @@ def test_the_reconciler_reports_how_long_the_oldest_due_item_waited(stack):
     report = call("ReconcilerFunction", event("reconciler_schedule.json"))
     assert report["oldest_due_age_seconds"] >= 7200
     assert call("ReconcilerFunction", event("reconciler_schedule.json"))["oldest_due_age_seconds"] < 7200  # handled
+
+
+def test_notifier_stream_event_queues_one_notification_and_ignores_other_changes(stack):
+    """The stream event (a conversation with a notify_url that went idle) → one notification; the
+    same change without a status change, or without a notify_url, → none."""
+    assert call("NotifierFunction", event("notifier_stream.json")) == {"queued": 1}
+    unchanged = event("notifier_stream.json")
+    unchanged["Records"][0]["dynamodb"]["OldImage"]["status"] = {"S": "idle"}
+    assert call("NotifierFunction", unchanged) == {"queued": 0}
+    silent = event("notifier_stream.json")
+    del silent["Records"][0]["dynamodb"]["NewImage"]["notify_url"]
+    assert call("NotifierFunction", silent) == {"queued": 0}
+
+
+def test_notifier_delivery_event_that_cannot_be_delivered_is_handed_back(stack):
+    """Nothing listens on port 9: the message is reported failed, so SQS brings it back later."""
+    result = call("NotifierFunction", event("notifier_delivery.json"))
+    assert result == {"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]}

@@ -50,6 +50,10 @@ class Settings:
     policy_parameter: str | None
     policy_file: str | None
     audit_retention_days: int
+    notify_queue_url: str
+    webhook_secret: str  # the secret's id (ARN or name), not its value
+    notify_url_prefixes: tuple[str, ...]
+    notify_retry_base_seconds: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +90,11 @@ class Settings:
             policy_parameter=env.get("POLICY_PARAMETER") or None,
             policy_file=env.get("POLICY_FILE") or None,
             audit_retention_days=_int("AUDIT_RETENTION_DAYS", 400),
+            notify_queue_url=env.get("NOTIFY_QUEUE_URL", ""),
+            webhook_secret=env.get("WEBHOOK_SECRET_SECRET", "signoff/webhook-secret"),
+            # No notify_url is accepted unless its prefix is listed: no requests to arbitrary hosts.
+            notify_url_prefixes=tuple(p.strip() for p in env.get("NOTIFY_URL_PREFIXES", "").split(",") if p.strip()),
+            notify_retry_base_seconds=_int("NOTIFY_RETRY_BASE_SECONDS", 30),
         )
 
 

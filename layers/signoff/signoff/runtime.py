@@ -220,6 +220,26 @@ def agent_runner() -> AgentRunner:
     )
 
 
+def notification_queue():
+    from signoff.adapters.sqs import SqsNotificationQueue
+
+    return SqsNotificationQueue(boto3.client("sqs", config=_BOTO_CONFIG), settings().notify_queue_url)
+
+
+def notification_relay():
+    """Built per call so a rotated webhook secret is picked up once the secret cache expires."""
+    from signoff.adapters.webhooks import WebhookSender
+    from signoff.logic.notifications import NotificationRelay
+
+    cfg = settings()
+    return NotificationRelay(
+        notification_queue(),
+        WebhookSender(lambda: _secret(cfg.webhook_secret)),
+        list(cfg.notify_url_prefixes),
+        cfg.notify_retry_base_seconds,
+    )
+
+
 def reset() -> None:
     """Forget cached clients and settings (tests change the environment between stacks)."""
     from aws_lambda_powertools.utilities import parameters

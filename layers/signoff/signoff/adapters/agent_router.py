@@ -11,6 +11,7 @@ from typing import Any
 
 from signoff.domain.models import AgentStep, Conversation, ToolCall, ToolOutput
 from signoff.domain.ports import AgentBackend
+from signoff.observability import traced
 
 APIS = ("responses", "assistants", "chat")
 
@@ -24,7 +25,7 @@ class AgentBackendRouter:
         self._built: dict[str, AgentBackend] = {}
 
     def _for(self, conversation: Conversation) -> AgentBackend:
-        api = conversation.backend_state.get("api") or self._default
+        api = self._api(conversation)
         if api not in self._built:
             self._built[api] = self._factories[api]()
         return self._built[api]
@@ -32,14 +33,22 @@ class AgentBackendRouter:
     def prepare(self, conversation: Conversation) -> dict[str, Any]:
         return self._for(conversation).prepare(conversation)
 
+    def _api(self, conversation: Conversation) -> str:
+        return conversation.backend_state.get("api") or self._default
+
     def start_turn(self, conversation: Conversation, text: str) -> AgentStep:
-        return self._for(conversation).start_turn(conversation, text)
+        with traced("agent start_turn", api=self._api(conversation), conversation_id=conversation.conversation_id):
+            return self._for(conversation).start_turn(conversation, text)
 
     def submit_tool_outputs(self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]) -> AgentStep:
-        return self._for(conversation).submit_tool_outputs(conversation, pause_ref, outputs)
+        with traced(
+            "agent submit_tool_outputs", api=self._api(conversation), conversation_id=conversation.conversation_id
+        ):
+            return self._for(conversation).submit_tool_outputs(conversation, pause_ref, outputs)
 
     def step_after(self, conversation: Conversation, pause_ref: str, call_ids: list[str]) -> AgentStep | None:
-        return self._for(conversation).step_after(conversation, pause_ref, call_ids)
+        with traced("agent step_after", api=self._api(conversation), conversation_id=conversation.conversation_id):
+            return self._for(conversation).step_after(conversation, pause_ref, call_ids)
 
     def open_calls(self, conversation: Conversation) -> list[ToolCall]:
         return self._for(conversation).open_calls(conversation)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from signoff import deadline
 from signoff.domain.models import Decision, DecisionStatus
 from signoff.domain.ports import ApprovalServiceError, DecisionRequest, UnreadableDecision
+from signoff.observability import traced
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -78,14 +79,16 @@ class HandoverClient:
         self._sleep = sleep
 
     def create_decision(self, request: DecisionRequest) -> str:
-        data = self._call("POST", "/decisions", json=request.model_dump())
+        with traced("handover create_decision"):
+            data = self._call("POST", "/decisions", json=request.model_dump())
         try:
             return _CreatedDecision.model_validate(data).id
         except ValidationError as exc:
             raise HandoverError("Handover's create answer has no decision id") from exc
 
     def get_decision(self, decision_id: str) -> Decision:
-        data = self._call("GET", f"/decisions/{requests.utils.quote(decision_id, safe='')}")
+        with traced("handover get_decision", decision_id=decision_id):
+            data = self._call("GET", f"/decisions/{requests.utils.quote(decision_id, safe='')}")
         status = data.get("status") if isinstance(data, dict) else None
         if status not in {s.value for s in DecisionStatus}:
             raise UnknownDecisionStatus(f"unknown decision status {status!r}")

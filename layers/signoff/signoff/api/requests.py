@@ -16,9 +16,11 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from signoff.api.errors import ApiError
+from signoff.domain.notifications import MAX_NOTIFY_URL_LENGTH
 
 MAX_METADATA_BYTES = 4096
 MAX_JSON_DEPTH = 32  # far beyond any real request; deep enough bodies would exhaust the parser's stack
+
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
@@ -27,6 +29,8 @@ class StartConversation(BaseModel):
 
     message: str = Field(min_length=1)
     metadata: dict[str, Any] | None = None
+    # Where Signoff POSTs signed turn events; allowed prefixes only (checked by the handler).
+    notify_url: str | None = Field(default=None, min_length=1, max_length=MAX_NOTIFY_URL_LENGTH)
 
     @field_validator("metadata")
     @classmethod

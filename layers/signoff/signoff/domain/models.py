@@ -77,6 +77,7 @@ class Conversation(Record):
     metadata: dict[str, Any] = Field(default_factory=dict)
     backend_state: dict[str, Any] = Field(default_factory=dict)
     unanswered_turn_id: str | None = None  # a failed turn whose calls the agent API may still hold open
+    notify_url: str | None = None  # where the client hears of its turns (see domain/notifications)
 
 
 class Message(Record):

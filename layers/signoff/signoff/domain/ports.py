@@ -7,6 +7,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from signoff.domain.models import AgentStep, Conversation, Decision, ToolCall, ToolOutput
+from signoff.domain.notifications import Notification
 
 
 class BackendUnavailable(RuntimeError):
@@ -102,3 +103,19 @@ class EffectLog(Protocol):
     """Where demo tools record what they did; writing the same key twice keeps the first."""
 
     def record_effect(self, key: str, tool: str, arguments: dict[str, Any], result: dict[str, Any]) -> dict: ...
+
+
+class DeliveryFailed(RuntimeError):
+    """The client's endpoint did not take the notification (no answer, or not 2xx)."""
+
+
+class NotificationSender(Protocol):
+    """Delivers one notification to its client URL; raises DeliveryFailed when it was not taken."""
+
+    def send(self, notification: Notification) -> None: ...
+
+
+class NotificationQueue(Protocol):
+    """Notifications waiting for delivery (at least once; each keeps its id across attempts)."""
+
+    def send(self, notification: Notification) -> None: ...

@@ -42,6 +42,7 @@ from signoff.logic.approvals import ApprovalRequester
 from signoff.logic.executor import ActionExecutor
 from signoff.logic.ids import new_approval_id
 from signoff.logic.turn_failure import NOT_RUN_BECAUSE_TURN_ENDED, fail_turn
+from signoff.observability import count
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
@@ -132,6 +133,7 @@ class AgentRunner:
         if isinstance(step, Reply):
             reply = Message(role="assistant", content=step.text, created_at=iso(utc_now()))
             if self._table.complete_turn(turn.conversation_id, turn.turn_id, reply):
+                count("TurnsCompleted")
                 logger.info("turn completed")
             return
         assert isinstance(step, Pause)

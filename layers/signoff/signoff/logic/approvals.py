@@ -41,6 +41,7 @@ from signoff.domain.tools import ToolRegistry
 from signoff.domain.verdict import Verdict, verdict_of
 from signoff.logic.executor import ActionExecutor
 from signoff.logic.turn_failure import NOT_RUN_BECAUSE_TURN_ENDED
+from signoff.observability import count, seconds
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
@@ -98,6 +99,11 @@ class ApprovalSettler:
         if decision is not None and not decision.status.is_terminal:
             return SettleResult.PENDING
         won = self._table.settle_approval(approval, decision)
+        if won and decision is not None:
+            count("ApprovalsAnswered")
+            waited = _seconds_between(approval.created_at, decision.resolved_at)
+            if waited is not None:
+                seconds("TimeToDecisionSeconds", waited)
         self.finish(approval.approval_id)
         return SettleResult.SETTLED if won else SettleResult.ALREADY_SETTLED
 
@@ -239,6 +245,7 @@ class ApprovalRequester:
                 self._table.settle_approval(approval, None)
                 continue
             self._table.attach_decision(approval, decision_id)
+            count("ApprovalsRequested")
             logger.info("decision requested", extra={"call_id": action.call_id, "decision_id": decision_id})
         self._settler.decide(action)
 
@@ -274,6 +281,11 @@ class ApprovalRequester:
             callback_url=f"{self._settings.public_api_url}/callbacks/handover/{token}",
             options=options,
         )
+
+
+def _seconds_between(start: str, end: str | None) -> float | None:
+    began, ended = _parse_time(start), _parse_time(end) if end else utc_now()
+    return max(0.0, (ended - began).total_seconds()) if began and ended else None
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -42,7 +42,7 @@ class ConversationService:
         self._table = table
         self._queue = queue
 
-    def start(self, text: str, metadata: dict[str, Any] | None = None) -> StartedTurn:
+    def start(self, text: str, metadata: dict[str, Any] | None = None, notify_url: str | None = None) -> StartedTurn:
         now = iso(utc_now())
         conversation_id, turn_id = new_conversation_id(), new_turn_id()
         conversation = Conversation(
@@ -51,6 +51,7 @@ class ConversationService:
             active_turn_id=turn_id,
             created_at=now,
             metadata=metadata or {},
+            notify_url=notify_url,
         )
         self._table.create_conversation(
             conversation,
@@ -82,6 +83,7 @@ class ConversationService:
             "status": conversation.status.value,
             "created_at": conversation.created_at,
             "metadata": conversation.metadata,
+            "notify_url": conversation.notify_url,
             "messages": [m.model_dump() for m in messages],
             "actions": [_action_view(a) for a in actions],
         }

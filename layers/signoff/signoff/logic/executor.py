@@ -16,6 +16,7 @@ from signoff.domain.binding import approval_matches
 from signoff.domain.limits import bounded_result
 from signoff.domain.models import Action, DecisionStatus, Execution, ExecutionStatus
 from signoff.domain.tools import InvalidToolArguments, ToolContext, ToolRegistry
+from signoff.observability import count, traced
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
@@ -88,6 +89,7 @@ class ActionExecutor:
     def _finish(self, action: Action, execution: Execution) -> None:
         execution = execution.model_copy(update={"result": bounded_result(execution.result)})
         self._table.finish_execution(action, execution)
+        count(f"Actions{execution.status.value.title().replace('_', '')}")  # ActionsExecuted, ActionsFailed, ...
         logger.info(
             "action settled",
             extra={"tool": action.tool, "call_id": action.call_id, "execution": execution.status.value},
@@ -107,7 +109,8 @@ class ActionExecutor:
             call_id=action.call_id,
         )
         try:
-            result = spec.run(args, ctx)
+            with traced(f"tool {action.tool}", tool=action.tool, call_id=action.call_id):
+                result = spec.run(args, ctx)
         except Exception as exc:  # a tool's failure is an outcome the model should hear about
             logger.exception("tool failed", extra={"tool": action.tool, "call_id": action.call_id})
             return Execution(status=ExecutionStatus.FAILED, result={"error": type(exc).__name__})

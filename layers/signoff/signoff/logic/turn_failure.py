@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from signoff.domain.models import Message, iso, utc_now
+from signoff.observability import count
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
@@ -38,5 +39,6 @@ def fail_turn(table: SignoffTable, conversation_id: str, turn_id: str, why: str)
         if action.execution is None:
             table.abandon_action(action, NOT_RUN_BECAUSE_TURN_ENDED)
     if ended:
+        count("TurnsFailed")
         logger.warning("turn failed", extra={"why": why})
     return ended

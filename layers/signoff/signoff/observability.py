@@ -1,0 +1,36 @@
+"""The product's metrics and tracer, one of each per sandbox (Powertools keeps their state shared).
+
+Use cases count what an operator watches (approvals asked and answered, time to decision, what
+each call came to, how turns end); each handler flushes them with ``metrics.log_metrics``. Trace
+annotations carry ids and names only: never an argument value, a key or a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+metrics = Metrics()
+tracer = Tracer()
+
+
+def count(name: str, value: int = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def seconds(name: str, value: float) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=value)
+
+
+@contextmanager
+def traced(name: str, **annotations: str) -> Iterator[Any]:
+    """A subsegment around a call out (Handover, the agent API, a tool), annotated with ids only."""
+    with tracer.provider.in_subsegment(f"## {name}") as subsegment:
+        for key, value in annotations.items():
+            if value:
+                subsegment.put_annotation(key, value)
+        yield subsegment
