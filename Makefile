@@ -14,7 +14,7 @@ SAM_CLI_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := layers/signoff:.
 
-.PHONY: help venv local sam-local demo bench reliability test lint browser-deps build deploy clean
+.PHONY: help venv local sam-local demo bench reliability test lint browser-deps build deploy deploy-guided clean
 
 help:
 	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
@@ -24,7 +24,7 @@ help:
 	@echo "make reliability  drills (duplicates, crashes, faults, forgeries); writes reliability.json"
 	@echo "make test    lint, template checks and the test suite"
 	@echo "make build   sam build (needs Python 3.13)"
-	@echo "make deploy  sam deploy --guided"
+	@echo "make deploy  sam deploy with samconfig.toml's [default] (ENV=prod for [prod]); deploy-guided to choose"
 
 $(VENV)/.installed: requirements-dev.txt layers/signoff/requirements.txt
 	@test -x "$(PY313)" || { echo "Python 3.13 not found (install it, or set PY313=/path/to/python3.13)"; exit 1; }
@@ -82,8 +82,14 @@ test: lint browser-deps
 build: $(VENV)/.installed $(SAM_VENV)/.installed
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(SAM) build
 
+# ENV names a samconfig.toml environment (default, prod, ...): no prompts, no keys typed.
+ENV ?= default
 deploy: build
-	$(SAM) deploy --guided
+	$(SAM) deploy --config-env $(ENV)
+
+# The first time, to choose the stack name, region and parameters interactively.
+deploy-guided: build
+	$(SAM) deploy --guided --config-env $(ENV)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .ruff_cache test-output

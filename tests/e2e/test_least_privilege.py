@@ -24,7 +24,9 @@ ALLOWED_MANAGED = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # its own log group
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # tracing (X-Ray has no resource-level permissions)
 }
-WORKER_MANAGED = {"arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"}  # added by SAM for SQS
+SQS_TRIGGER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"  # added by SAM for SQS
+STREAM_TRIGGER = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"  # and for a stream
+TRIGGER_MANAGED = {"AgentWorker": {SQS_TRIGGER}, "Notifier": {SQS_TRIGGER, STREAM_TRIGGER}}
 
 
 TRANSLATE = """
@@ -74,6 +76,8 @@ def _resource_names(resource) -> list[str]:
         for logical in (
             "SignoffTable",
             "WorkQueue",
+            "NotifyQueue",
+            "WebhookSigningSecret",
             "OpenAIApiKeySecret",
             "HandoverApiKeySecret",
             "CallbackSigningKeySecret",
@@ -105,7 +109,7 @@ def test_no_wildcards_and_only_expected_managed_policies(translated):
         if resource["Type"] != "AWS::IAM::Role" or not name.endswith("FunctionRole"):
             continue
         managed = set(resource["Properties"].get("ManagedPolicyArns", []))
-        allowed = ALLOWED_MANAGED | (WORKER_MANAGED if name.startswith("AgentWorker") else set())
+        allowed = ALLOWED_MANAGED | TRIGGER_MANAGED.get(name.removesuffix("FunctionRole"), set())
         assert managed <= allowed, (name, managed - allowed)
         for statement in _statements(resource):
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -125,6 +129,7 @@ def test_each_secret_is_readable_only_where_needed(translated):
         "OpenAIApiKeySecret": {"AgentWorkerFunction"},
         "HandoverApiKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"},
         "CallbackSigningKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction"},
+        "WebhookSigningSecret": {"NotifierFunction"},
     }
 
 
@@ -161,7 +166,24 @@ def _traffic(client, api: str) -> None:
     client.post(f"/conversations/{approved}/messages", json={"message": "Please look up customer #1."})
     client.wait_status(approved, "idle")
     client.get_json("/approvals", params={"conversation_id": approved})
+    _a_client_is_notified_after_one_refusal(client)
     _worker_dies_and_the_reconciler_ends_the_turn(client)
+
+
+def _a_client_is_notified_after_one_refusal(client) -> None:
+    """The notifier queues the event, the receiver refuses it once, the retry is delayed, then taken."""
+    from local.receivers.webhook import WebhookReceiver
+
+    receiver = WebhookReceiver(client.stack.config.webhook_secret).start()
+    try:
+        receiver.refuse_next(1)
+        response = client.post(
+            "/conversations", json={"message": "Please look up customer #4.", "notify_url": receiver.url}
+        )
+        cid = response.json()["conversation_id"]
+        wait_for(lambda: any(e["conversation_id"] == cid for e in receiver.events()), timeout=30, what="the event")
+    finally:
+        receiver.stop()
 
 
 def _worker_dies_and_the_reconciler_ends_the_turn(client) -> None:

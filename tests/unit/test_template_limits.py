@@ -100,3 +100,36 @@ def test_the_worker_cannot_take_the_whole_account_concurrency():
     assert work["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerMaxConcurrency"}
     parameter = TEMPLATE.doc["Parameters"]["WorkerMaxConcurrency"]
     assert parameter["MinValue"] == 2 and parameter["Default"] < 10  # SQS's minimum; a new account's limit
+
+
+def _overrides(text: str) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in text.split())
+
+
+def test_each_samconfig_environment_deploys_without_a_prompt():
+    """`make deploy` and `make deploy ENV=prod`: every required parameter is set, only parameters the
+    template has are named, the two stacks differ, and no key is ever typed into samconfig."""
+    import tomllib
+
+    config = tomllib.loads((TEMPLATE.path.parent / "samconfig.toml").read_text())
+    parameters = TEMPLATE.doc["Parameters"]
+    required = {name for name, spec in parameters.items() if "Default" not in spec}
+    stacks = set()
+    for env in ("default", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        overrides = _overrides(deploy["parameter_overrides"])
+        assert required <= set(overrides) <= set(parameters), env
+        assert not any(parameters[name].get("NoEcho") for name in overrides), env
+        assert deploy["capabilities"] == "CAPABILITY_IAM" and deploy["resolve_s3"] is True
+        stacks.add(config[env]["global"]["parameters"]["stack_name"])
+    assert len(stacks) == 2
+
+
+def test_no_key_is_a_template_parameter():
+    """Keys live in Secrets Manager (created once, or existing ARNs): a deploy never retypes or resets one."""
+    for name, spec in TEMPLATE.doc["Parameters"].items():
+        assert not spec.get("NoEcho"), name
+    for secret in ("OpenAIApiKeySecret", "HandoverApiKeySecret"):
+        props = _props(secret)
+        assert "SecretString" not in props and "GenerateSecretString" in props
+        assert TEMPLATE.resources[secret]["Condition"].startswith("Create")
