@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import deadline, runtime
 from signoff.domain.ports import WorkMessage
-from signoff.observability import metrics, tracer
+from signoff.observability import log_keys, metrics, tracer
 
 logger = Logger()
 
@@ -30,11 +30,10 @@ def _processor() -> BatchProcessor:
 
 def record_handler(record: SQSRecord) -> None:
     message = WorkMessage.model_validate_json(record.body)
-    # The handler's logger owns the invocation's keys (cleared at the next invocation).
-    logger.append_keys(conversation_id=message.conversation_id, turn_id=message.turn_id)
     tracer.put_annotation("conversation_id", message.conversation_id)
     tracer.put_annotation("turn_id", message.turn_id)
-    runtime.agent_runner().handle(message)
+    with log_keys(logger, conversation_id=message.conversation_id, turn_id=message.turn_id):
+        runtime.agent_runner().handle(message)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signoff import runtime
 from signoff.domain.notifications import Notification
 from signoff.logic.notifications import RecordChange
-from signoff.observability import metrics, tracer
+from signoff.observability import log_keys, metrics, tracer
 
 logger = Logger()
 
@@ -59,7 +59,9 @@ def _processor() -> BatchProcessor:
 def record_handler(record: SQSRecord) -> None:
     notification = Notification.model_validate_json(record.body)
     attempt = int(record.attributes.approximate_receive_count or 1)
-    delay = runtime.notification_relay().deliver(notification, attempt)
+    event = notification.event
+    with log_keys(logger, conversation_id=event.conversation_id, turn_id=event.turn_id):
+        delay = runtime.notification_relay().deliver(notification, attempt)
     if delay is not None:
         try:
             runtime.notification_queue().retry_later(record.receipt_handle, delay)

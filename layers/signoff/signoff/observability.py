@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 metrics = Metrics()
@@ -24,6 +24,17 @@ def count(name: str, value: int = 1) -> None:
 
 def seconds(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=value)
+
+
+@contextmanager
+def log_keys(logger: Logger, **keys: str) -> Iterator[None]:
+    """Keys on every log line of what runs inside (the use cases' too), then gone. Kept per thread:
+    one sandbox runs one invocation, but the local stack runs many in one process."""
+    logger.thread_safe_append_keys(**keys)
+    try:
+        yield
+    finally:
+        logger.thread_safe_remove_keys(list(keys))
 
 
 @contextmanager

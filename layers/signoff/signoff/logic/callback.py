@@ -72,6 +72,10 @@ class ApprovalCallback:
             "callback handled",
             extra={
                 "approval_id": approval_id,
+                "conversation_id": approval.conversation_id,
+                "turn_id": approval.turn_id,
+                "call_id": approval.call_id,
+                "decision_id": approval.decision_id,
                 "decision_status": decision.status.value,
                 "result": result.value,
             },
