@@ -126,7 +126,7 @@ class EmbeddedStack:
         self.deliveries = 0
         self.throttle: DynamoThrottle | None = None
         self._pumps_paused = threading.Event()
-        self._pumps_idle = threading.Event()
+        self._pumps_idle: dict[str, threading.Event] = {}  # per queue pump: standing aside now
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> EmbeddedStack:
@@ -260,19 +260,20 @@ class EmbeddedStack:
             fn = self.template.function(function_id)
             url, arn = self.resources.refs[queue_id], self.resources.attrs[(queue_id, "Arn")]
             batch = self.template.sqs_batch_size(function_id)
+            self._pumps_idle[queue_id] = threading.Event()
             thread = threading.Thread(
-                target=self._pump, args=(fn, url, arn, batch), name=f"pump-{queue_id}", daemon=True
+                target=self._pump, args=(queue_id, fn, url, arn, batch), name=f"pump-{queue_id}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
 
-    def _pump(self, fn, url: str, arn: str, batch_size: int) -> None:
+    def _pump(self, queue_id: str, fn, url: str, arn: str, batch_size: int) -> None:
         """The SQS event source mapping: receive (up to the trigger's batch size), invoke, delete what
         succeeded."""
         sqs = local_client("sqs")
         while not self._stop.is_set():
             if self._pumps_paused.is_set():  # someone else delivers the queue for now (a test's driver)
-                self._pumps_idle.set()
+                self._pumps_idle[queue_id].set()
                 self._stop.wait(0.05)
                 continue
             try:
@@ -360,11 +361,12 @@ class EmbeddedStack:
 
     @contextmanager
     def pumps_paused(self) -> Iterator[None]:
-        """The queue pump stands aside (after finishing what it holds) until the block ends."""
-        self._pumps_idle.clear()
+        """Every queue pump stands aside (after finishing what it holds) until the block ends."""
+        for idle in self._pumps_idle.values():
+            idle.clear()
         self._pumps_paused.set()
         try:
-            if not self._pumps_idle.wait(timeout=30):
+            if not all(idle.wait(timeout=30) for idle in self._pumps_idle.values()):
                 raise TimeoutError("the queue pump did not stand aside")
             yield
         finally:
