@@ -1,8 +1,8 @@
 """Deploy rehearsal: the template as `sam deploy` would send it, created in moto's CloudFormation.
 
-SAM's own translator turns template.yaml into CloudFormation (managed policies looked up in
-moto's IAM), the code URIs point at an uploaded artifact as `sam package` would make them, and
-the stack is created under each given name in one account. What moto's CloudFormation cannot
+SAM's own translator turns template.yaml into CloudFormation (``translate``), the code URIs
+point at an uploaded artifact as `sam package` would make them, and the stack is created under
+each given name in one account. What moto's CloudFormation cannot
 create is listed, not hidden, so the tests can cover those resources with template assertions.
 
     python -m local.rehearsal.deploy [stack-name ...]     (prints the report as JSON)
@@ -11,7 +11,6 @@ create is listed, not hidden, so the tests can cover those resources with templa
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import os
@@ -21,8 +20,9 @@ import zipfile
 from collections import Counter
 from typing import Any
 
+from local.rehearsal.translate import ARTIFACT, translated_template
+
 REGION = "us-east-1"
-ARTIFACT = "s3://signoff-artifacts/code.zip"
 # Parameters an operator would set: every optional branch of the template is taken at least once.
 PARAMETERS = {
     "ApproverEmail": "approver@example.com",
@@ -30,24 +30,6 @@ PARAMETERS = {
     "AlarmTopicArn": f"arn:aws:sns:{REGION}:123456789012:signoff-alarms",
     "NotifyUrlPrefixes": "https://hooks.example.com/",
 }
-
-
-def translated_template() -> dict[str, Any]:
-    """template.yaml through SAM's translator, code URIs as `sam package` leaves them."""
-    import boto3
-    from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
-    from samtranslator.translator.transform import transform
-
-    from local.template import SamTemplate
-
-    doc = copy.deepcopy(SamTemplate().doc)
-    for resource in doc["Resources"].values():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Serverless::Function":
-            props["CodeUri"] = ARTIFACT
-        elif resource["Type"] == "AWS::Serverless::LayerVersion":
-            props["ContentUri"] = ARTIFACT
-    return transform(doc, {"AWS::Region": REGION}, ManagedPolicyLoader(boto3.client("iam", region_name=REGION)))
 
 
 def _upload_artifact() -> None:

@@ -7,18 +7,13 @@ must be allowed to it, and what it is allowed must be used: no wildcards, no spa
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
+from local.rehearsal.translate import sam_python, translated_template
 from tests.support import settings_changed, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
 
 ALLOWED_MANAGED = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # its own log group
@@ -29,33 +24,12 @@ STREAM_TRIGGER = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutio
 TRIGGER_MANAGED = {"AgentWorker": {SQS_TRIGGER}, "Notifier": {SQS_TRIGGER, STREAM_TRIGGER}}
 
 
-TRANSLATE = """
-import copy, json, sys
-from samtranslator.translator.transform import transform
-sys.path.insert(0, sys.argv[1])
-from local.template import SamTemplate
-doc = copy.deepcopy(SamTemplate().doc)
-for resource in doc["Resources"].values():
-    for key in ("CodeUri", "ContentUri"):
-        if key in resource.get("Properties", {}):
-            resource["Properties"][key] = "s3://bucket/key"
-class NoManagedPolicies:
-    def load(self):
-        return {}
-print(json.dumps(transform(doc, {}, NoManagedPolicies())))
-"""
-
-
 @pytest.fixture(scope="module")
 def translated() -> dict:
-    """template.yaml as CloudFormation, by SAM's own translator (from the SAM CLI's venv, whose
-    pinned pydantic differs from the Lambda layer's)."""
-    python = Path(os.environ.get("SIGNOFF_SAM_PYTHON", ROOT / ".tools" / "sam" / "bin" / "python"))
-    if not python.exists():
-        pytest.skip(f"the SAM CLI venv is missing ({python}); `make test` installs it")
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": ""}
-    out = subprocess.run([str(python), "-c", TRANSLATE, str(ROOT)], capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout)
+    """template.yaml as CloudFormation, by SAM's own translator (in the SAM CLI's venv)."""
+    if not sam_python().exists():
+        pytest.skip(f"the SAM CLI venv is missing ({sam_python()}); `make test` installs it")
+    return translated_template()
 
 
 def _statements(role: dict) -> list[dict]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from local.rehearsal.deploy import PARAMETERS
+from local.rehearsal.translate import sam_python
 from local.template import SamTemplate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,8 @@ NOT_IN_MOTO = {
 
 @pytest.fixture(scope="module")
 def report() -> dict:
+    if not sam_python().exists():
+        pytest.skip(f"the SAM CLI venv is missing ({sam_python()}); `make test` installs it")
     # Its own process: moto's in-process mock resets every backend when it ends (the stack's too).
     done = subprocess.run(
         [sys.executable, "-m", "local.rehearsal.deploy", *STACKS],
