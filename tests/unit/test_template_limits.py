@@ -133,3 +133,18 @@ def test_no_key_is_a_template_parameter():
         props = _props(secret)
         assert "SecretString" not in props and "GenerateSecretString" in props
         assert TEMPLATE.resources[secret]["Condition"].startswith("Create")
+
+
+def test_api_access_logs_name_the_route_never_the_path_or_a_header():
+    """A callback's path holds its token and requests carry API keys: neither may reach the access log."""
+    import json
+
+    settings = _props("HttpApi")["AccessLogSettings"]
+    fields = json.loads(settings["Format"])
+    values = " ".join(fields.values())
+    assert "$context.routeKey" in values and "$context.status" in values
+    for leak in ("$context.path", "$context.rawPath", "$input", "header", "$context.authorizer.principal"):
+        assert leak not in values, leak
+    group = TEMPLATE.resources[settings["DestinationArn"]["Fn::GetAtt"][0]]["Properties"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert "${AWS::StackName}" in group["LogGroupName"]["Fn::Sub"]
