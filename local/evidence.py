@@ -83,10 +83,10 @@ def conversation_count(table: str, *, with_turns: bool = False) -> int:
     return sum(page["Count"] for page in pages)
 
 
-def submission_counts(log: list[dict[str, Any]], call_ids: Iterable[str]) -> dict[str, int]:
-    """How often outputs for each call reached the model: accepted requests only, on any of the
-    three APIs (Responses input items, Assistants tool outputs, Chat Completions tool messages)."""
-    counts = dict.fromkeys(call_ids, 0)
+def submitted_outputs(log: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Every (call id, output) that reached the model: accepted requests only, on any of the three
+    APIs (Responses input items, Assistants tool outputs, Chat Completions tool messages)."""
+    sent: list[tuple[str, str]] = []
     for entry in log:
         if (entry.get("status") or 500) >= 400:
             continue  # refused: it never reached the model
@@ -96,20 +96,27 @@ def submission_counts(log: list[dict[str, Any]], call_ids: Iterable[str]) -> dic
         if path.startswith("/v1/conversations/") and path.endswith("/items") and entry.get("method") == "POST":
             items = body.get("items")  # outputs added to a Conversation without a response
         if isinstance(items, list):
-            sent = [i.get("call_id") for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"]
+            sent += [
+                (i.get("call_id"), i.get("output"))
+                for i in items
+                if isinstance(i, dict) and i.get("type") == "function_call_output"
+            ]
         elif path.endswith("/submit_tool_outputs"):
-            sent = [o.get("tool_call_id") for o in body.get("tool_outputs") or []]
+            sent += [(o.get("tool_call_id"), o.get("output")) for o in body.get("tool_outputs") or []]
         elif path == "/v1/chat/completions":
-            messages = body.get("messages") or []
             trailing = []
-            for message in reversed(messages):  # only the tool messages this request adds
+            for message in reversed(body.get("messages") or []):  # only the tool messages this request adds
                 if message.get("role") != "tool":
                     break
-                trailing.append(message.get("tool_call_id"))
-            sent = trailing
-        else:
-            sent = []
-        for call_id in sent:
-            if call_id in counts:
-                counts[call_id] += 1
+                trailing.append((message.get("tool_call_id"), message.get("content")))
+            sent += reversed(trailing)
+    return sent
+
+
+def submission_counts(log: list[dict[str, Any]], call_ids: Iterable[str]) -> dict[str, int]:
+    """How often outputs for each call reached the model."""
+    counts = dict.fromkeys(call_ids, 0)
+    for call_id, _ in submitted_outputs(log):
+        if call_id in counts:
+            counts[call_id] += 1
     return counts

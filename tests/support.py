@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from local.environment import settings_changed
-from local.evidence import effects, submission_counts, wait_for
+from local.evidence import effects, submission_counts, submitted_outputs, wait_for
 
 __all__ = ["SignoffClient", "assistant_for", "captured_product_logs", "settings_changed", "wait_for"]
 
@@ -146,6 +146,10 @@ class SignoffClient:
     def effects(self, conversation_id: str) -> list[dict[str, Any]]:
         """Side effects of the demo tools recorded for one conversation."""
         return effects(self.stack.resources.refs["SignoffTable"], conversation_id)
+
+    def outputs(self, call_ids: list[str]) -> list[str]:
+        """What the model was told of these calls (each output as submitted)."""
+        return [output for call_id, output in submitted_outputs(self.openai_log()) if call_id in call_ids]
 
     def submissions(self, call_id: str) -> int:
         """How many times outputs for ``call_id`` reached the agent API."""

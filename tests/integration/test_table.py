@@ -240,3 +240,50 @@ def test_due_work_lists_approvals_until_retired(table):
     table.retire_approval(first.approval_id)
     due = {a.approval_id for a in table.due_approvals(utc_now())}
     assert first.approval_id not in due and second.approval_id in due
+
+
+# -- budgets -------------------------------------------------------------------------------------
+def _charge(limit: str = "100", amount: str = "30", group: str | None = None):
+    from decimal import Decimal
+
+    from signoff.domain.budgets import Budget, BudgetCharge
+
+    budget = Budget(name="b", tools=["t"], sum="amount", group_by=["customer_id"], window_hours=24, limit=limit)
+    return BudgetCharge(budget, {"customer_id": group or uuid.uuid4().hex}, Decimal(amount))
+
+
+def test_twenty_writers_racing_for_one_budget_take_exactly_what_fits(table):
+    """Each reserves 30 of 100 at once: three win, the rest see no room, and nothing is lost."""
+    charge, now = _charge(), utc_now()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda n: table.reserve_budget(charge, f"call-{n}", now, True), range(20)))
+    assert sum(r.taken for r in results) == 3
+    assert str(table.budget_total(charge, now)) == "90"
+
+
+def test_a_reservation_counts_once_and_comes_back_once(table):
+    charge, now = _charge(amount="60"), utc_now()
+    assert table.reserve_budget(charge, "call-a", now, True).taken
+    again = table.reserve_budget(charge, "call-a", now, True)  # a retry of the same call
+    assert again.taken and str(again.total_before) == "0"
+    assert not table.reserve_budget(charge, "call-b", now, True).taken  # 60 + 60 > 100
+    assert table.release_budget(charge, "call-a", now)
+    assert not table.release_budget(charge, "call-a", now)
+    assert table.reserve_budget(charge, "call-b", now, True).taken
+
+
+def test_a_reservation_older_than_the_window_no_longer_counts(table):
+    from datetime import timedelta
+
+    charge, now = _charge(amount="80"), utc_now()
+    assert table.reserve_budget(charge, "old", now - timedelta(hours=25), True).taken
+    assert str(table.budget_total(charge, now)) == "0"
+    assert table.reserve_budget(charge, "new", now, True).taken
+    assert not table.reserve_budget(charge, "newer", now, True).taken
+
+
+def test_without_the_limit_a_reservation_always_counts(table):
+    """What a human approved is counted even past the limit (only a hard cap could refuse it)."""
+    charge, now = _charge(amount="150"), utc_now()
+    assert table.reserve_budget(charge, "approved", now, False).taken
+    assert str(table.budget_total(charge, now)) == "150"

@@ -111,13 +111,19 @@ def _file_policy(path: str | None):
 def executor():
     from signoff.logic.executor import ActionExecutor
 
-    return ActionExecutor(table(), tools(), settings().execution_lease_seconds)
+    return ActionExecutor(table(), tools(), settings().execution_lease_seconds, budget_keeper())
+
+
+def budget_keeper():
+    from signoff.logic.budgets import BudgetKeeper
+
+    return BudgetKeeper(table(), policy)
 
 
 def settler() -> ApprovalSettler:
     from signoff.logic.approvals import ApprovalSettler
 
-    return ApprovalSettler(table(), executor(), work_queue(), tools(), policy)
+    return ApprovalSettler(table(), executor(), work_queue(), tools(), policy, budget_keeper())
 
 
 def conversation_service() -> ConversationService:
@@ -206,7 +212,7 @@ def agent_runner() -> AgentRunner:
         reconcile_after_seconds=cfg.reconcile_after_seconds,
     )
     requester = ApprovalRequester(
-        table(), approval_service(), tools(), policy, settler(), signing_key(), request_settings
+        table(), approval_service(), tools(), policy, settler(), signing_key(), request_settings, budget_keeper()
     )
     return AgentRunner(
         table(),
@@ -217,6 +223,7 @@ def agent_runner() -> AgentRunner:
         requester,
         work_queue(),
         model_call_seconds=cfg.min_model_call_seconds,
+        budgets=budget_keeper(),
     )
 
 

@@ -8,6 +8,7 @@ Item types (pk / sk):
 - ``APPROVAL#<id>`` / ``APPROVAL``     one approver's sign-off on one call (also in the audit index)
 - ``CHAT#<id>`` / ``<seq>``            Chat Completions message list (chat_history.py)
 - ``EFFECT#<key>`` / ``EFFECT``        side effect of a demo tool, written once per key
+- ``BUDGET#<budget>#<group>`` / ``BUDGET`` a budget's reservations in its window, per group
 - ``IDEMPOTENCY#...``                  Powertools idempotency records
 
 Every state transition is a conditional write; see docs/architecture.md.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from signoff.dal.actions import ActionRecords
 from signoff.dal.approvals import ApprovalRecords
 from signoff.dal.audit import AuditRecords
+from signoff.dal.budgets import BudgetRecords
 from signoff.dal.conversations import ConversationBusy, ConversationNotFound, ConversationRecords
 from signoff.dal.due import DueRecords, DueWork
 from signoff.dal.effects import EffectRecords
@@ -25,5 +27,7 @@ from signoff.dal.effects import EffectRecords
 __all__ = ["ConversationBusy", "ConversationNotFound", "DueWork", "SignoffTable"]
 
 
-class SignoffTable(ConversationRecords, ActionRecords, ApprovalRecords, DueRecords, AuditRecords, EffectRecords):
+class SignoffTable(
+    ConversationRecords, ActionRecords, ApprovalRecords, DueRecords, AuditRecords, EffectRecords, BudgetRecords
+):
     pass

@@ -149,6 +149,7 @@ class Action(Record):
     changes: dict[str, Any] | None = None
     execution: Execution | None = None
     error: str | None = None
+    gated_by_budget: str | None = None  # why a budget asks for sign-off although no rule does
 
     @property
     def settled(self) -> bool:

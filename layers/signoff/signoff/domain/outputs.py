@@ -85,6 +85,8 @@ def _render(action: Action) -> str:
         notes = (action.decision.notes if action.decision else None) or "none"
         return f"Decision: {status}. Approver notes: {notes}"
     body: dict[str, Any] = {"tool": action.tool}
+    if action.gated_by_budget:
+        body["gated_by_budget"] = action.gated_by_budget  # no rule asked for sign-off; a budget did
     if action.gated:
         body["decision"] = action.verdict.value if action.verdict else "not_requested"
         if action.decision and action.decision.resolved_by:

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from signoff.domain.budgets import Budget
+
 Urgency = Literal["low", "medium", "high", "critical"]
 MAX_TIMEOUT_MINUTES = 7 * 24 * 60  # Handover decisions and our continuations both cover a week
 
@@ -109,6 +111,17 @@ class ApprovalPolicy(_Strict):
     version: Literal[1] = 1
     defaults: PolicyDefaults = Field(default_factory=PolicyDefaults)
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
+    budgets: list[Budget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_budget_names(self) -> ApprovalPolicy:
+        names = [b.name for b in self.budgets]
+        if len(set(names)) != len(names):
+            raise ValueError("budget names must be unique")
+        return self
+
+    def budgets_for(self, name: str) -> list[Budget]:
+        return [b for b in self.budgets if name in b.tools]
 
     def for_tool(self, name: str) -> ToolPolicy:
         """A tool the policy does not name needs approval (fail closed)."""

@@ -39,6 +39,7 @@ from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.ports import AgentBackend, BackendRejected, BackendUnavailable, WorkMessage, WorkQueue
 from signoff.domain.tools import InvalidToolArguments, ToolRegistry
 from signoff.logic.approvals import ApprovalRequester
+from signoff.logic.budgets import call_key_of
 from signoff.logic.executor import ActionExecutor
 from signoff.logic.ids import new_approval_id
 from signoff.logic.turn_failure import NOT_RUN_BECAUSE_TURN_ENDED, fail_turn
@@ -46,6 +47,7 @@ from signoff.observability import count
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
+    from signoff.logic.budgets import BudgetKeeper
 
 logger = Logger(child=True)
 
@@ -73,7 +75,9 @@ class AgentRunner:
         requester: ApprovalRequester,
         queue: WorkQueue,
         model_call_seconds: float = 0.0,
+        budgets: BudgetKeeper | None = None,
     ):
+        self._budgets = budgets
         self._model_call_seconds = model_call_seconds
         self._policy = policy
         self._queue = queue
@@ -205,7 +209,7 @@ class AgentRunner:
         except (json.JSONDecodeError, TypeError):
             arguments = {}
         spec = self._tools.get(call.name)
-        error, summary, gated, approval_ids, required = None, "", False, [], 1
+        error, summary, gated, approval_ids, required, budget_note = None, "", False, [], 1, None
         if len(call.arguments.encode("utf-8")) > MAX_ARGUMENTS_BYTES:
             arguments = truncated(call.arguments, MAX_ARGUMENTS_BYTES)[0]
             error = f"the arguments are larger than {MAX_ARGUMENTS_BYTES} bytes; not executed"
@@ -220,6 +224,15 @@ class AgentRunner:
                 summary = spec.summary(parsed)
                 policy = self._policy()
                 gated = spec.is_sign_off_request or policy.requires_approval(call.name, arguments)
+                if not gated and self._budgets:
+                    # Taken now, one call after another: the calls of this pause and of other
+                    # conversations never pass a budget together unseen.
+                    key = call_key_of(turn.conversation_id, turn.turn_id, call.call_id)
+                    admission = self._budgets.admit_ungated(key, call.name, arguments)
+                    if admission.refused:
+                        error = f"not executed: {admission.refused}"
+                    elif admission.needs_sign_off:
+                        gated, budget_note = True, "; ".join(admission.needs_sign_off)
                 if gated:
                     approvers, required = policy.approvers(call.name, "-")
                     approval_ids = [new_approval_id() for _ in approvers]
@@ -238,6 +251,7 @@ class AgentRunner:
             quorum_required=required,
             execution=Execution(status=ExecutionStatus.NOT_EXECUTED) if error else None,
             error=error,
+            gated_by_budget=budget_note,
         )
 
     def _retry_later(self, turn: Turn, kind: str, exc: Exception) -> None:
@@ -265,7 +279,7 @@ class AgentRunner:
             raise OutOfTime("too little time left in this invocation for a model call")
 
     def _fail(self, turn: Turn, exc: Exception) -> None:
-        fail_turn(self._table, turn.conversation_id, turn.turn_id, _why(exc))
+        fail_turn(self._table, self._executor, turn.conversation_id, turn.turn_id, _why(exc))
 
     def _answer_open_calls(self, conversation: Conversation, failed_turn_id: str) -> None:
         """Before a new turn: the agent API may still hold calls of the failed turn open (a model
@@ -277,7 +291,7 @@ class AgentRunner:
             for call in open_calls:
                 action = known.get(call.call_id)
                 if action is not None and action.execution is None:
-                    self._table.abandon_action(action, NOT_RUN_BECAUSE_TURN_ENDED)
+                    self._executor.abandon(action, NOT_RUN_BECAUSE_TURN_ENDED)
                     action = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
                 if action is not None and not action.settled:
                     # Someone holds its claim: settle it once their lease runs out, then answer.

@@ -45,6 +45,7 @@ from signoff.observability import count, seconds
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
+    from signoff.logic.budgets import BudgetKeeper
 
 logger = Logger(child=True)
 
@@ -88,12 +89,14 @@ class ApprovalSettler:
         queue: WorkQueue,
         tools: ToolRegistry,
         policy: Callable[[], ApprovalPolicy],
+        budgets: BudgetKeeper | None = None,
     ):
         self._table = table
         self._executor = executor
         self._queue = queue
         self._tools = tools
         self._policy = policy
+        self._budgets = budgets
 
     def settle(self, approval: Approval, decision: Decision | None) -> SettleResult:
         if decision is not None and not decision.status.is_terminal:
@@ -126,7 +129,7 @@ class ApprovalSettler:
         if not action.verdict_recorded:
             if not action.settled and self._turn_has_ended(action):
                 # Its turn failed (or was given up on) before the answer came: it never runs.
-                self._table.abandon_action(action, NOT_RUN_BECAUSE_TURN_ENDED)
+                self._executor.abandon(action, NOT_RUN_BECAUSE_TURN_ENDED)
                 action = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
                 assert action is not None
             if action.settled:
@@ -162,7 +165,18 @@ class ApprovalSettler:
         return recorded
 
     def _plan(self, action: Action, verdict: Verdict) -> VerdictPlan:
-        """What a verdict means for the call before anything runs."""
+        """What a verdict means for the call before anything runs (a call allowed to run counts on
+        its budgets from here; only a hard cap can still refuse it)."""
+        plan = self._plan_verdict(action, verdict)
+        allowed = plan.execution is None or plan.execution.status is ExecutionStatus.SCHEDULED
+        if allowed and self._budgets:
+            arguments = plan.approved_arguments if plan.approved_arguments is not None else action.arguments
+            refusal = self._budgets.admit_approved(action, arguments)
+            if refusal:
+                return VerdictPlan.refused(refusal)
+        return plan
+
+    def _plan_verdict(self, action: Action, verdict: Verdict) -> VerdictPlan:
         if verdict.status is DecisionStatus.APPROVED:
             return VerdictPlan()
         if verdict.status is DecisionStatus.MODIFIED:
@@ -207,6 +221,7 @@ class ApprovalRequester:
         settler: ApprovalSettler,
         signing_key: bytes,
         settings: RequestSettings,
+        budgets: BudgetKeeper | None = None,
     ):
         self._table = table
         self._service = service
@@ -215,6 +230,7 @@ class ApprovalRequester:
         self._settler = settler
         self._key = signing_key
         self._settings = settings
+        self._budgets = budgets
 
     def approvals_for(self, action: Action) -> list[tuple[Approval, datetime]]:
         """The approvals a gated call needs (one per approver), each with when the reconciler should
@@ -266,6 +282,10 @@ class ApprovalRequester:
             context_parts.append(
                 f"{action.quorum_required} of {len(action.approval_ids)} approvers must approve; any denial denies."
             )
+        if action.gated_by_budget:
+            context_parts.append(f"No rule asks for sign-off here; a budget does: {action.gated_by_budget}.")
+        if self._budgets:
+            context_parts += self._budgets.standing(action.tool, action.arguments)
         modifiable = policy.for_tool(action.tool).modifiable
         options = policy.options(action.tool)
         if "modify" in options:

@@ -130,4 +130,6 @@ def _action_view(action: Action) -> dict[str, Any]:
     }
     if action.error:
         view["error"] = action.error
+    if action.gated_by_budget:
+        view["gated_by_budget"] = action.gated_by_budget
     return view

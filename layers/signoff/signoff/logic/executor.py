@@ -20,15 +20,27 @@ from signoff.observability import count, traced
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
+    from signoff.logic.budgets import BudgetKeeper
 
 logger = Logger(child=True)
 
 
 class ActionExecutor:
-    def __init__(self, table: SignoffTable, tools: ToolRegistry, lease_seconds: int = 300):
+    def __init__(
+        self, table: SignoffTable, tools: ToolRegistry, lease_seconds: int = 300, budgets: BudgetKeeper | None = None
+    ):
         self._table = table
         self._tools = tools
         self._lease = lease_seconds
+        self._budgets = budgets
+
+    def abandon(self, action: Action, why: str) -> bool:
+        """A call that never started will never run (its turn ended): settled as not executed, and
+        whatever budget it held is given back. True if this call settled it."""
+        abandoned = self._table.abandon_action(action, why)
+        if abandoned and self._budgets:
+            self._budgets.release(action)
+        return abandoned
 
     def run_ungated(self, action: Action) -> None:
         if action.gated:
@@ -89,6 +101,8 @@ class ActionExecutor:
     def _finish(self, action: Action, execution: Execution) -> None:
         execution = execution.model_copy(update={"result": bounded_result(execution.result)})
         self._table.finish_execution(action, execution)
+        if self._budgets and execution.status in (ExecutionStatus.NOT_EXECUTED, ExecutionStatus.FAILED):
+            self._budgets.release(action)  # it did not run, or failed: it does not count
         count(f"Actions{execution.status.value.title().replace('_', '')}")  # ActionsExecuted, ActionsFailed, ...
         logger.info(
             "action settled",

@@ -147,7 +147,13 @@ class Reconciler:
             # (the next attempt checks whether the outputs already reached the model); before any
             # pause, the model's answer is unknown, so the turn fails and the user can send again.
             if not turn.pause_ref:
-                fail_turn(self._table, turn.conversation_id, turn.turn_id, "the worker stopped before it finished")
+                fail_turn(
+                    self._table,
+                    self._executor,
+                    turn.conversation_id,
+                    turn.turn_id,
+                    "the worker stopped before it finished",
+                )
                 report.turns_redriven += 1
                 return
             if self._table.release_turn(turn.conversation_id, turn.turn_id, for_resume=True) is None:

@@ -17,13 +17,14 @@ from signoff.observability import count
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
+    from signoff.logic.executor import ActionExecutor
 
 logger = Logger(child=True)
 
 NOT_RUN_BECAUSE_TURN_ENDED = "the turn ended before this call could run"
 
 
-def fail_turn(table: SignoffTable, conversation_id: str, turn_id: str, why: str) -> bool:
+def fail_turn(table: SignoffTable, executor: ActionExecutor, conversation_id: str, turn_id: str, why: str) -> bool:
     """True if this call ended the turn (it was not final yet)."""
     reply = Message(
         role="assistant",
@@ -37,7 +38,7 @@ def fail_turn(table: SignoffTable, conversation_id: str, turn_id: str, why: str)
     # Also after a crash between the two writes: the next failure attempt or turn finds the rest.
     for action in table.list_actions(conversation_id, turn_id):
         if action.execution is None:
-            table.abandon_action(action, NOT_RUN_BECAUSE_TURN_ENDED)
+            executor.abandon(action, NOT_RUN_BECAUSE_TURN_ENDED)
     if ended:
         count("TurnsFailed")
         logger.warning("turn failed", extra={"why": why})

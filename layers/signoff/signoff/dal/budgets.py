@@ -1,0 +1,102 @@
+"""Budget counters: one item per budget and group, holding the reservations of its window.
+
+A reservation is keyed by the call it is for, so taking it twice counts once. Every change is a
+read, then a write conditioned on the version read (optimistic concurrency): two calls racing
+for the last of a budget cannot both see room for themselves. Reservations older than the
+window are dropped at each write; the item expires (TTL) a day after its window if nothing
+touches it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from signoff.dal.base import TableBase, _key
+from signoff.domain.budgets import BudgetCharge, live_total, prune
+from signoff.domain.models import iso
+
+MAX_ATTEMPTS = 25
+
+
+class BudgetContention(RuntimeError):
+    """Too many writers raced for one counter; the caller fails closed."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    taken: bool
+    total_before: Decimal  # the group's live total without this call
+
+
+def _budget_key(group_id: str) -> dict:
+    return _key(f"BUDGET#{group_id}", "BUDGET")
+
+
+class BudgetRecords(TableBase):
+    def _budget_state(self, group_id: str) -> tuple[dict[str, dict[str, str]], int]:
+        item = self._get(_budget_key(group_id))
+        if item is None:
+            return {}, 0
+        return json.loads(item.get("reservations") or "{}"), int(item.get("version", 0))
+
+    def budget_total(self, charge: BudgetCharge, now: datetime) -> Decimal:
+        reservations, _ = self._budget_state(charge.group_id)
+        return live_total(reservations, now, charge.budget.window())
+
+    def reserve_budget(self, charge: BudgetCharge, call_key: str, now: datetime, enforce_limit: bool) -> Reservation:
+        """Add the call's amount to its group; with ``enforce_limit``, only if the total stays within."""
+        window = charge.budget.window()
+        for attempt in range(MAX_ATTEMPTS):
+            reservations, version = self._budget_state(charge.group_id)
+            live = prune(reservations, now, window)
+            if call_key in live:
+                rest = {k: v for k, v in live.items() if k != call_key}
+                return Reservation(True, live_total(rest, now, window))
+            total = live_total(live, now, window)
+            if enforce_limit and total + charge.amount > charge.budget.limit:
+                return Reservation(False, total)
+            live[call_key] = {"amount": str(charge.amount), "at": iso(now)}
+            if self._write_budget(charge.group_id, live, version, now + window):
+                return Reservation(True, total)
+            _back_off(attempt)
+        raise BudgetContention(charge.group_id)
+
+    def release_budget(self, charge: BudgetCharge, call_key: str, now: datetime) -> bool:
+        """Take the call's reservation back (it did not run); False if it held none."""
+        window = charge.budget.window()
+        for attempt in range(MAX_ATTEMPTS):
+            reservations, version = self._budget_state(charge.group_id)
+            if call_key not in reservations:
+                return False
+            live = prune({k: v for k, v in reservations.items() if k != call_key}, now, window)
+            if self._write_budget(charge.group_id, live, version, now + window):
+                return True
+            _back_off(attempt)
+        raise BudgetContention(charge.group_id)
+
+    def _write_budget(self, group_id: str, reservations: dict, version: int, window_end: datetime) -> bool:
+        condition = "attribute_not_exists(pk)" if version == 0 else "version = :read"
+        values = {
+            ":r": json.dumps(reservations, sort_keys=True),
+            ":next": version + 1,
+            ":ttl": int((window_end + timedelta(days=1)).timestamp()),
+        }
+        if version:
+            values[":read"] = version
+        return self._update(
+            _budget_key(group_id),
+            "SET reservations = :r, version = :next, #ttl = :ttl, #type = :type",
+            condition,
+            {**values, ":type": "budget"},
+            {"#ttl": "ttl", "#type": "type"},
+        )
+
+
+def _back_off(attempt: int) -> None:
+    """A short jittered pause before reading again (the other writer is done within milliseconds)."""
+    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not crypto

@@ -1,0 +1,102 @@
+"""Budgets: a sum of one argument of some tools, over a rolling window, per group of argument values.
+
+A call that would take its group's total over the limit needs sign-off even when no rule of its
+tool asks for it (``over_limit: "approve"``), or is refused (``"deny"``, a hard cap no sign-off
+lifts). What counts is what was allowed to run: a reservation is taken when a call may run
+(ungated, approved, modified — at the modified amount) and released when it ends without
+running or fails. A call whose amount or group cannot be read is not let through on the budget:
+it needs sign-off (or, under a hard cap, is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_WINDOW_HOURS = 31 * 24
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    tools: list[str] = Field(min_length=1)
+    sum: str = Field(min_length=1)
+    group_by: list[str] = Field(default_factory=list)
+    window_hours: int = Field(ge=1, le=MAX_WINDOW_HOURS)
+    limit: Decimal = Field(ge=0)
+    over_limit: Literal["approve", "deny"] = "approve"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Budget:
+        if len(set(self.group_by)) != len(self.group_by):
+            raise ValueError("group_by has duplicates")
+        return self
+
+    @property
+    def hard(self) -> bool:
+        return self.over_limit == "deny"
+
+    def window(self) -> timedelta:
+        return timedelta(hours=self.window_hours)
+
+
+@dataclass(frozen=True)
+class BudgetCharge:
+    """What one call would add to one budget: its group (readable values), and the amount."""
+
+    budget: Budget
+    group: dict[str, str]
+    amount: Decimal
+
+    @property
+    def group_id(self) -> str:
+        """The counter's key: the budget and its group's values, hashed (values may hold anything)."""
+        canonical = "\x1f".join(f"{k}={self.group[k]}" for k in self.budget.group_by)
+        return f"{self.budget.name}#{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
+
+    def describe(self) -> str:
+        group = ", ".join(f"{k}={v}" for k, v in self.group.items()) or "all calls"
+        return f"budget {self.budget.name!r} ({group}, {self.budget.window_hours} h)"
+
+
+class UnreadableCharge(ValueError):
+    """The call's amount or a group value is missing or not usable: the budget cannot vouch for it."""
+
+
+def charge_for(budget: Budget, arguments: dict[str, Any]) -> BudgetCharge:
+    try:
+        amount = Decimal(str(arguments[budget.sum]))
+    except (KeyError, InvalidOperation, ValueError) as exc:
+        raise UnreadableCharge(f"{budget.sum!r} is missing or not a number") from exc
+    if not amount.is_finite() or amount < 0:
+        raise UnreadableCharge(f"{budget.sum!r} must be a non-negative number")
+    group = {}
+    for key in budget.group_by:
+        value = arguments.get(key)
+        if value is None or isinstance(value, dict | list) or str(value).strip() == "":
+            raise UnreadableCharge(f"{key!r} is missing")
+        group[key] = str(value).strip().upper() if key == "currency" else str(value).strip()
+    return BudgetCharge(budget, group, amount)
+
+
+def money(value: Decimal) -> str:
+    """An amount as people write it: 100, 99.5 (not 1E+2 or 100.0)."""
+    return f"{value.normalize():f}"
+
+
+def live_total(reservations: dict[str, dict[str, str]], now: datetime, window: timedelta) -> Decimal:
+    """The sum of the reservations taken within the window before ``now``."""
+    return sum(
+        (Decimal(r["amount"]) for r in reservations.values() if datetime.fromisoformat(r["at"]) > now - window),
+        Decimal(0),
+    )
+
+
+def prune(reservations: dict[str, dict[str, str]], now: datetime, window: timedelta) -> dict[str, dict[str, str]]:
+    return {k: r for k, r in reservations.items() if datetime.fromisoformat(r["at"]) > now - window}
