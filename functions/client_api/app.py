@@ -23,13 +23,15 @@ from pydantic import BaseModel
 
 from signoff import runtime
 from signoff.api.errors import JSON_HEADERS, ApiError
-from signoff.api.requests import PostMessage, StartConversation, parse_audit_query, parse_body
+from signoff.api.requests import PostMessage, StartConversation, parse_audit_query, parse_body, parse_grant_query
 from signoff.config import settings
+from signoff.dal.audit import InvalidCursor
 from signoff.dal.idempotency import client_request_config, client_request_persistence
 from signoff.dal.table import ConversationBusy, ConversationNotFound
 from signoff.domain.notifications import url_allowed
 from signoff.logic.audit import InvalidAuditQuery
 from signoff.logic.conversations import QueueUnavailable, StartedTurn
+from signoff.logic.grants import grant_view
 from signoff.logic.ids import CONVERSATION_ID
 from signoff.observability import metrics, tracer
 
@@ -160,6 +162,25 @@ def list_approvals() -> Response:
     except InvalidAuditQuery as exc:
         raise ApiError(400, "invalid_query", str(exc)) from exc
     return _json(200, page)
+
+
+@app.get("/grants")
+def list_grants() -> Response:
+    query = parse_grant_query(app.current_event.query_string_parameters or {})
+    try:
+        page = runtime.grant_keeper().list(query.limit, query.cursor)
+    except InvalidCursor as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from exc
+    return _json(200, page)
+
+
+@app.delete("/grants/<grant_id>")
+def revoke_grant(grant_id: str) -> Response:
+    """Revoked at once: a call that has not taken a use yet can no longer take one."""
+    grant = runtime.grant_keeper().revoke(grant_id, by=f"client:{_principal()}")
+    if grant is None:
+        raise ApiError(404, "grant_not_found", "No such grant.")
+    return _json(200, grant_view(grant))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

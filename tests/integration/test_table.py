@@ -287,3 +287,55 @@ def test_without_the_limit_a_reservation_always_counts(table):
     charge, now = _charge(amount="150"), utc_now()
     assert table.reserve_budget(charge, "approved", now, False).taken
     assert str(table.budget_total(charge, now)) == "150"
+
+
+# -- grants --------------------------------------------------------------------------------------
+def _grant(table: SignoffTable, max_uses: int = 3, hours: int = 1):
+    from datetime import timedelta
+
+    from signoff.domain.grants import Grant, grant_id_for
+
+    scope, now = {"customer_id": uuid.uuid4().hex}, utc_now()
+    grant = Grant(
+        grant_id=grant_id_for("issue_refund", scope, uuid.uuid4().hex),
+        tool="issue_refund",
+        scope=scope,
+        caps={"amount": "300"},
+        origin_conversation_id="conv_x",
+        origin_call_id="call_x",
+        created_at=iso(now),
+        expires_at=iso(now + timedelta(hours=hours)),
+        max_uses=max_uses,
+        uses_left=max_uses,
+    )
+    assert table.put_grant(grant)
+    assert not table.put_grant(grant)  # one grant per decision, whatever retries
+    return grant
+
+
+def _use(n: int):
+    from signoff.domain.grants import GrantUse
+
+    return GrantUse(conversation_id="conv_y", turn_id="turn_y", call_id=f"call_{n}", digest="d", at=iso(utc_now()))
+
+
+def test_ten_calls_racing_for_a_grant_take_exactly_its_uses(table):
+    """The use is a conditional write on what is left, not on what a caller read earlier."""
+    grant = _grant(table, max_uses=3)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        left = list(pool.map(lambda n: table.take_grant_use(grant, _use(n), utc_now()), range(10)))
+    assert sorted(x for x in left if x is not None) == [0, 1, 2]
+    stored = table.get_grant(grant.grant_id)
+    assert stored is not None and stored.uses_left == 0 and len(stored.uses) == 3
+
+
+def test_a_revoked_or_expired_grant_gives_no_use_even_to_a_caller_that_read_it_live(table):
+    from datetime import timedelta
+
+    grant = _grant(table)
+    assert table.revoke_grant(grant.grant_id, "ops", utc_now())
+    assert not table.revoke_grant(grant.grant_id, "ops", utc_now())
+    assert table.take_grant_use(grant, _use(1), utc_now()) is None
+    expired = _grant(table)
+    assert table.take_grant_use(expired, _use(1), utc_now() + timedelta(hours=2)) is None
+    assert table.take_grant_use(expired, _use(2), utc_now()) == 2

@@ -114,6 +114,12 @@ def executor():
     return ActionExecutor(table(), tools(), settings().execution_lease_seconds, budget_keeper())
 
 
+def grant_keeper():
+    from signoff.logic.grants import GrantKeeper
+
+    return GrantKeeper(table(), policy)
+
+
 def budget_keeper():
     from signoff.logic.budgets import BudgetKeeper
 
@@ -123,7 +129,7 @@ def budget_keeper():
 def settler() -> ApprovalSettler:
     from signoff.logic.approvals import ApprovalSettler
 
-    return ApprovalSettler(table(), executor(), work_queue(), tools(), policy, budget_keeper())
+    return ApprovalSettler(table(), executor(), work_queue(), tools(), policy, budget_keeper(), grant_keeper())
 
 
 def conversation_service() -> ConversationService:
@@ -212,7 +218,15 @@ def agent_runner() -> AgentRunner:
         reconcile_after_seconds=cfg.reconcile_after_seconds,
     )
     requester = ApprovalRequester(
-        table(), approval_service(), tools(), policy, settler(), signing_key(), request_settings, budget_keeper()
+        table(),
+        approval_service(),
+        tools(),
+        policy,
+        settler(),
+        signing_key(),
+        request_settings,
+        budget_keeper(),
+        grant_keeper(),
     )
     return AgentRunner(
         table(),
@@ -224,6 +238,7 @@ def agent_runner() -> AgentRunner:
         work_queue(),
         model_call_seconds=cfg.min_model_call_seconds,
         budgets=budget_keeper(),
+        grants=grant_keeper(),
     )
 
 

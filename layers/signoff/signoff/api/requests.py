@@ -169,6 +169,22 @@ class AuditQueryParams(BaseModel):
         return value
 
 
+class GrantQueryParams(BaseModel):
+    """``GET /grants`` query string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=2048)
+
+
+def parse_grant_query(params: dict[str, str]) -> GrantQueryParams:
+    try:
+        return GrantQueryParams.model_validate(params)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_query", "The query string does not fit.", _problems(exc, "query")) from exc
+
+
 def parse_audit_query(params: dict[str, str]) -> AuditQueryParams:
     try:
         return AuditQueryParams.model_validate(params)

@@ -43,14 +43,15 @@ class ActionRecords(TableBase):
             _action_key(action.conversation_id, action.turn_id, action.call_id),
             "SET execution = :claim",
             "attribute_exists(pk) AND attribute_not_exists(execution) "
-            # A gated call only ever runs after a verdict that lets it (defence in depth).
-            "AND (gated = :false OR verdict IN (:approved, :modified))",
+            # A gated call only runs after a verdict that lets it, or under a grant (defence in depth).
+            "AND (gated = :false OR verdict IN (:approved, :modified) OR attribute_exists(#grant))",
             {
                 ":claim": {"status": ExecutionStatus.EXECUTING, "claimed_at": iso(utc_now())},
                 ":false": False,
                 ":approved": "approved",
                 ":modified": "modified",
             },
+            {"#grant": "grant"},
         )
 
     def settle_stale_execution(self, action: Action, lease_seconds: int) -> bool:

@@ -9,6 +9,7 @@ Item types (pk / sk):
 - ``CHAT#<id>`` / ``<seq>``            Chat Completions message list (chat_history.py)
 - ``EFFECT#<key>`` / ``EFFECT``        side effect of a demo tool, written once per key
 - ``BUDGET#<budget>#<group>`` / ``BUDGET`` a budget's reservations in its window, per group
+- ``GRANTSCOPE#<hash>`` / ``GRANT#<id>`` a standing approval (also in the audit index, bucket GRANTS)
 - ``IDEMPOTENCY#...``                  Powertools idempotency records
 
 Every state transition is a conditional write; see docs/architecture.md.
@@ -23,11 +24,19 @@ from signoff.dal.budgets import BudgetRecords
 from signoff.dal.conversations import ConversationBusy, ConversationNotFound, ConversationRecords
 from signoff.dal.due import DueRecords, DueWork
 from signoff.dal.effects import EffectRecords
+from signoff.dal.grants import GrantRecords
 
 __all__ = ["ConversationBusy", "ConversationNotFound", "DueWork", "SignoffTable"]
 
 
 class SignoffTable(
-    ConversationRecords, ActionRecords, ApprovalRecords, DueRecords, AuditRecords, EffectRecords, BudgetRecords
+    ConversationRecords,
+    ActionRecords,
+    ApprovalRecords,
+    DueRecords,
+    AuditRecords,
+    EffectRecords,
+    BudgetRecords,
+    GrantRecords,
 ):
     pass

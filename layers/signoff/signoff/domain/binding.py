@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from signoff.domain.canonical import action_digest
+from signoff.domain.grants import Grant
 from signoff.domain.models import Action, Approval, ApprovalState, DecisionStatus
 from signoff.domain.verdict import verdict_of
 
@@ -33,3 +34,18 @@ def approval_matches(action: Action, approvals: list[Approval]) -> bool:
             return False
         return action_digest(action.tool, action.approved_arguments, action.call_id) == action.approved_digest
     return True
+
+
+def grant_matches(action: Action, grant: Grant) -> bool:
+    """A call runs under a grant only if the grant recorded a use by exactly this call (same ids, same
+    digest of the arguments as stored now) for its tool."""
+    if action.grant is None or action.grant.id != grant.grant_id or grant.tool != action.tool:
+        return False
+    digest = action_digest(action.tool, action.arguments, action.call_id)
+    return digest == action.digest and any(
+        use.conversation_id == action.conversation_id
+        and use.turn_id == action.turn_id
+        and use.call_id == action.call_id
+        and use.digest == digest
+        for use in grant.uses
+    )

@@ -126,6 +126,13 @@ class Execution(Record):
     execute_at: str | None = None  # when a scheduled call is due
 
 
+class GrantRef(BaseModel):
+    """What a call run under a standing approval shows: which grant, and its uses left after this one."""
+
+    id: str
+    uses_left: int
+
+
 class Action(Record):
     """One tool call of a paused run, and what became of it."""
 
@@ -150,6 +157,7 @@ class Action(Record):
     execution: Execution | None = None
     error: str | None = None
     gated_by_budget: str | None = None  # why a budget asks for sign-off although no rule does
+    grant: GrantRef | None = None  # signed off by a standing approval instead of a decision
 
     @property
     def settled(self) -> bool:

@@ -87,7 +87,10 @@ def _render(action: Action) -> str:
     body: dict[str, Any] = {"tool": action.tool}
     if action.gated_by_budget:
         body["gated_by_budget"] = action.gated_by_budget  # no rule asked for sign-off; a budget did
-    if action.gated:
+    if action.grant is not None:
+        body["decision"] = "standing_approval"
+        body["grant"] = action.grant.model_dump()
+    elif action.gated:
         body["decision"] = action.verdict.value if action.verdict else "not_requested"
         if action.decision and action.decision.resolved_by:
             body["approver"] = action.decision.resolved_by
@@ -101,7 +104,13 @@ def _render(action: Action) -> str:
         body["execute_at"] = action.execution.execute_at
     if action.execution and action.execution.result is not None:
         body["result"] = action.execution.result
-    if action.gated:
+    if action.grant is not None:
+        done = {
+            ExecutionStatus.EXECUTED: "The action was executed.",
+            ExecutionStatus.FAILED: "The action was attempted and failed.",
+        }.get(execution, _NOT_RUN)
+        body["message"] = f"Approved by a standing approval ({action.grant.uses_left} uses left). {done}"
+    elif action.gated:
         body["message"] = _verdict_sentence(action, execution)
     elif execution is ExecutionStatus.EXECUTED:
         body["message"] = "The action was executed."

@@ -91,6 +91,7 @@ class ToolPolicy(_Strict):
     approver: str | None = None
     quorum: Quorum | None = None
     modifiable: list[str] = Field(default_factory=list)  # arguments an approver may change
+    grant_scope: list[str] = Field(default_factory=list)  # arguments a standing approval is tied to
 
     @model_validator(mode="after")
     def _rules_only_with_rules(self) -> ToolPolicy:
@@ -148,6 +149,17 @@ class ApprovalPolicy(_Strict):
     def timeout_minutes(self, name: str, fallback: int) -> int:
         minutes = self.for_tool(name).timeout_minutes or self.defaults.timeout_minutes or fallback
         return max(1, min(MAX_TIMEOUT_MINUTES, minutes))
+
+    def ungrantable(self, name: str) -> str | None:
+        """Why no standing approval may cover this tool's calls (None: it may)."""
+        policy = self.for_tool(name)
+        if policy.quorum:
+            return "it needs a quorum"
+        if self.urgency(name) == "critical":
+            return "it is critical"
+        if not policy.grant_scope:
+            return "the policy gives it no grant_scope"
+        return None
 
     def options(self, name: str) -> list[str]:
         """What the approver may answer; modify only where arguments may change and one person decides."""

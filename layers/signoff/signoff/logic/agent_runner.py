@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 
 from signoff import deadline
 from signoff.domain.canonical import action_digest
+from signoff.domain.grants import GrantUse
 from signoff.domain.limits import MAX_ARGUMENTS_BYTES, truncated
 from signoff.domain.models import (
     Action,
@@ -24,6 +25,7 @@ from signoff.domain.models import (
     Conversation,
     Execution,
     ExecutionStatus,
+    GrantRef,
     Message,
     Pause,
     Reply,
@@ -48,6 +50,7 @@ from signoff.observability import count
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
     from signoff.logic.budgets import BudgetKeeper
+    from signoff.logic.grants import GrantKeeper
 
 logger = Logger(child=True)
 
@@ -76,8 +79,10 @@ class AgentRunner:
         queue: WorkQueue,
         model_call_seconds: float = 0.0,
         budgets: BudgetKeeper | None = None,
+        grants: GrantKeeper | None = None,
     ):
         self._budgets = budgets
+        self._grants = grants
         self._model_call_seconds = model_call_seconds
         self._policy = policy
         self._queue = queue
@@ -142,7 +147,7 @@ class AgentRunner:
             return
         assert isinstance(step, Pause)
         actions = [self._to_action(turn, seq, call) for seq, call in enumerate(step.tool_calls)]
-        gated = [a for a in actions if a.gated and a.error is None]
+        gated = [a for a in actions if a.gated and a.error is None and a.grant is None]
         approvals = {a.call_id: self._requester.approvals_for(a) for a in gated}
         turn = turn.model_copy(update={"pause_ref": step.pause_ref})
         stored = [entry for entries in approvals.values() for entry in entries]
@@ -150,7 +155,9 @@ class AgentRunner:
             logger.info("pause already recorded")
             return
         for action in actions:
-            if not action.gated and action.error is None:
+            if action.error is None and action.grant is not None:
+                self._executor.run_granted(action)
+            elif not action.gated and action.error is None:
                 self._executor.run_ungated(action)
         for action in gated:
             self._requester.request(conversation, action, [approval for approval, _ in approvals[action.call_id]])
@@ -210,6 +217,7 @@ class AgentRunner:
             arguments = {}
         spec = self._tools.get(call.name)
         error, summary, gated, approval_ids, required, budget_note = None, "", False, [], 1, None
+        grant: GrantRef | None = None
         if len(call.arguments.encode("utf-8")) > MAX_ARGUMENTS_BYTES:
             arguments = truncated(call.arguments, MAX_ARGUMENTS_BYTES)[0]
             error = f"the arguments are larger than {MAX_ARGUMENTS_BYTES} bytes; not executed"
@@ -224,16 +232,18 @@ class AgentRunner:
                 summary = spec.summary(parsed)
                 policy = self._policy()
                 gated = spec.is_sign_off_request or policy.requires_approval(call.name, arguments)
+                key = call_key_of(turn.conversation_id, turn.turn_id, call.call_id)
                 if not gated and self._budgets:
                     # Taken now, one call after another: the calls of this pause and of other
                     # conversations never pass a budget together unseen.
-                    key = call_key_of(turn.conversation_id, turn.turn_id, call.call_id)
                     admission = self._budgets.admit_ungated(key, call.name, arguments)
                     if admission.refused:
                         error = f"not executed: {admission.refused}"
                     elif admission.needs_sign_off:
                         gated, budget_note = True, "; ".join(admission.needs_sign_off)
-                if gated:
+                if gated and error is None and not spec.is_sign_off_request and self._grants:
+                    grant, error = self._under_grant(key, turn, call, arguments)
+                if gated and grant is None and error is None:
                     approvers, required = policy.approvers(call.name, "-")
                     approval_ids = [new_approval_id() for _ in approvers]
         return Action(
@@ -252,7 +262,30 @@ class AgentRunner:
             execution=Execution(status=ExecutionStatus.NOT_EXECUTED) if error else None,
             error=error,
             gated_by_budget=budget_note,
+            grant=grant,
         )
+
+    def _under_grant(self, key: str, turn: Turn, call: ToolCall, arguments: dict) -> tuple[GrantRef | None, str | None]:
+        """A standing approval that covers the call takes the place of a decision: one of its uses,
+        and the call counts on its budgets as signed off (a hard cap can still refuse it)."""
+        assert self._grants is not None
+        grants = self._grants.covering(call.name, arguments)
+        if not grants:
+            return None, None
+        refusal = self._budgets.admit_approved(key, call.name, arguments) if self._budgets else None
+        if refusal:
+            return None, f"not executed: {refusal}"
+        use = GrantUse(
+            conversation_id=turn.conversation_id,
+            turn_id=turn.turn_id,
+            call_id=call.call_id,
+            digest=action_digest(call.name, arguments, call.call_id),
+            at=iso(utc_now()),
+        )
+        taken = self._grants.take_use(grants, use)
+        if taken is None and self._budgets:
+            self._budgets.release_call(key, call.name, arguments)
+        return taken, None
 
     def _retry_later(self, turn: Turn, kind: str, exc: Exception) -> None:
         """Hand the turn back (running → queued or awaiting_approval) and retry with a delay, a few times."""

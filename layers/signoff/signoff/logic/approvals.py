@@ -39,6 +39,7 @@ from signoff.domain.ports import ApprovalService, DecisionRequest, WorkMessage, 
 from signoff.domain.tokens import issue_token
 from signoff.domain.tools import ToolRegistry
 from signoff.domain.verdict import Verdict, verdict_of
+from signoff.logic.budgets import call_key
 from signoff.logic.executor import ActionExecutor
 from signoff.logic.turn_failure import NOT_RUN_BECAUSE_TURN_ENDED
 from signoff.observability import count, seconds
@@ -46,6 +47,7 @@ from signoff.observability import count, seconds
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
     from signoff.logic.budgets import BudgetKeeper
+    from signoff.logic.grants import GrantKeeper
 
 logger = Logger(child=True)
 
@@ -90,6 +92,7 @@ class ApprovalSettler:
         tools: ToolRegistry,
         policy: Callable[[], ApprovalPolicy],
         budgets: BudgetKeeper | None = None,
+        grants: GrantKeeper | None = None,
     ):
         self._table = table
         self._executor = executor
@@ -97,6 +100,7 @@ class ApprovalSettler:
         self._tools = tools
         self._policy = policy
         self._budgets = budgets
+        self._grants = grants
 
     def settle(self, approval: Approval, decision: Decision | None) -> SettleResult:
         if decision is not None and not decision.status.is_terminal:
@@ -137,6 +141,9 @@ class ApprovalSettler:
                 for other in action.approval_ids:
                     self._table.retire_approval(other)
             return  # otherwise a quorum still waits on others
+        if self._grants and action.verdict is DecisionStatus.APPROVED and approval.outcome is DecisionStatus.APPROVED:
+            # Before the call runs, and again on any retry: one grant per decision, never two.
+            self._grants.create_from(action, approval)
         self._executor.run_approved(action)
         self._resume_if_ready(action.conversation_id, action.turn_id)
 
@@ -171,7 +178,7 @@ class ApprovalSettler:
         allowed = plan.execution is None or plan.execution.status is ExecutionStatus.SCHEDULED
         if allowed and self._budgets:
             arguments = plan.approved_arguments if plan.approved_arguments is not None else action.arguments
-            refusal = self._budgets.admit_approved(action, arguments)
+            refusal = self._budgets.admit_approved(call_key(action), action.tool, arguments)
             if refusal:
                 return VerdictPlan.refused(refusal)
         return plan
@@ -222,7 +229,9 @@ class ApprovalRequester:
         signing_key: bytes,
         settings: RequestSettings,
         budgets: BudgetKeeper | None = None,
+        grants: GrantKeeper | None = None,
     ):
+        self._grants = grants
         self._table = table
         self._service = service
         self._tools = tools
@@ -286,6 +295,8 @@ class ApprovalRequester:
             context_parts.append(f"No rule asks for sign-off here; a budget does: {action.gated_by_budget}.")
         if self._budgets:
             context_parts += self._budgets.standing(action.tool, action.arguments)
+        if self._grants and not spec.is_sign_off_request:
+            context_parts.append(self._grants.note_for_approver(action.tool, action.arguments))
         modifiable = policy.for_tool(action.tool).modifiable
         options = policy.options(action.tool)
         if "modify" in options:

@@ -87,12 +87,12 @@ class BudgetKeeper:
             logger.info("budget stops a call", extra={"tool": tool, "refused": bool(refused)})
         return Admission(refused=refused, needs_sign_off=needs)
 
-    def admit_approved(self, action: Action, arguments: dict[str, Any]) -> str | None:
-        """A human approved the call (at these arguments): it counts on every budget. None when it may
-        run; otherwise why a hard cap refuses it."""
-        key, now = call_key(action), utc_now()
+    def admit_approved(self, key: str, tool: str, arguments: dict[str, Any]) -> str | None:
+        """A human (or their standing approval) signed the call off at these arguments: it counts on
+        every budget. None when it may run; otherwise why a hard cap refuses it."""
+        now = utc_now()
         taken: list[BudgetCharge] = []
-        for budget in self._policy().budgets_for(action.tool):
+        for budget in self._policy().budgets_for(tool):
             try:
                 charge = charge_for(budget, arguments)
             except UnreadableCharge as exc:
@@ -110,15 +110,17 @@ class BudgetKeeper:
 
     def release(self, action: Action) -> None:
         """The call did not run, or failed: its reservations go back (at whichever arguments took them)."""
-        key = call_key(action)
         for arguments in _argument_sets(action):
-            charges = []
-            for budget in self._policy().budgets_for(action.tool):
-                try:
-                    charges.append(charge_for(budget, arguments))
-                except UnreadableCharge:
-                    continue
-            self._release_all(charges, key)
+            self.release_call(call_key(action), action.tool, arguments)
+
+    def release_call(self, key: str, tool: str, arguments: dict[str, Any]) -> None:
+        charges = []
+        for budget in self._policy().budgets_for(tool):
+            try:
+                charges.append(charge_for(budget, arguments))
+            except UnreadableCharge:
+                continue
+        self._release_all(charges, key)
 
     def standing(self, tool: str, arguments: dict[str, Any]) -> list[str]:
         """For the approver: each budget of the call, its group's total and limit, and the call's amount."""

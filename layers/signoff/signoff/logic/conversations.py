@@ -132,4 +132,6 @@ def _action_view(action: Action) -> dict[str, Any]:
         view["error"] = action.error
     if action.gated_by_budget:
         view["gated_by_budget"] = action.gated_by_budget
+    if action.grant is not None:
+        view["grant"] = action.grant.model_dump()
     return view

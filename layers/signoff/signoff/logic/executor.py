@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from signoff.domain.binding import approval_matches
+from signoff.domain.binding import approval_matches, grant_matches
 from signoff.domain.limits import bounded_result
 from signoff.domain.models import Action, DecisionStatus, Execution, ExecutionStatus
 from signoff.domain.tools import InvalidToolArguments, ToolContext, ToolRegistry
@@ -61,6 +61,22 @@ class ActionExecutor:
             return
         self._settle_if_stale(action)
 
+    def run_granted(self, action: Action) -> None:
+        """Run a call signed off by a standing approval, after checking the grant's use is this call's."""
+        if action.settled or action.grant is None:
+            return
+        if action.execution is None and self._table.claim_execution(action):
+            grant = self._table.get_grant(action.grant.id)
+            if grant is not None and grant_matches(action, grant):
+                self._finish(action, self._invoke(action))
+                return
+            logger.warning("grant does not match the call; not executed", extra={"call_id": action.call_id})
+            self._finish(
+                action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "grant does not match"})
+            )
+            return
+        self._settle_if_stale(action)
+
     def run_scheduled(self, action: Action) -> None:
         """Run a call approved for later, once its time has come (the reconciler calls this)."""
         if action.verdict is DecisionStatus.SCHEDULED and self._table.claim_scheduled_execution(action):
@@ -72,7 +88,9 @@ class ActionExecutor:
         for action in self._table.list_actions(conversation_id, turn_id):
             if action.settled:
                 continue
-            if action.gated:
+            if action.grant is not None:
+                self.run_granted(action)
+            elif action.gated:
                 self.run_approved(action)
             elif action.error is None:
                 self.run_ungated(action)
