@@ -64,6 +64,7 @@ class Report:
     duplicate_executions: int = 0
     duplicate_submissions: int = 0
     unapproved_executions: int = 0
+    over_limit_executions: int = 0  # ungated amounts past a budget's limit
     conversations: int = 0
     conversations_without_reply: int = 0
     dead_letters_seen: int = 0
@@ -86,6 +87,7 @@ class Report:
             f"unapproved executions: {self.unapproved_executions} (must be 0)   "
             f"conversations without a reply: {self.conversations_without_reply} (must be 0)   "
             f"dead letters seen: {self.dead_letters_seen}",
+            f"over-limit executions: {self.over_limit_executions} (must be 0)",
         ]
         return "\n".join(lines)
 
@@ -96,6 +98,7 @@ class Report:
             and self.duplicate_executions == 0
             and self.duplicate_submissions == 0
             and self.unapproved_executions == 0
+            and self.over_limit_executions == 0
             and self.conversations_without_reply == 0
         )
 
@@ -321,6 +324,30 @@ class Drills:
             raise DrillFailed("a genuine token for an unknown approval was not a 404")
         r.callbacks_sent += 1
 
+    # -- scenarios: budgets ---------------------------------------------------------------------
+    def budget_race(self, r: ScenarioResult) -> None:
+        """Many conversations at once each ask a €30 refund for one customer: the shipped budget
+        (100 per customer and currency per day) lets three run without sign-off, never a fourth."""
+        customer = f"race{secrets.token_hex(4)}"
+        ask = f"Issue a €30 refund to customer #{customer}."
+        count = 8 * self.scale
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(count, 20)) as pool:
+            cids = list(pool.map(lambda _: self.start(ask), range(count)))
+        ran = 0.0
+        for cid in cids:
+            view = self.wait_status(cid, "awaiting_approval", "idle", timeout=120)
+            ungated = [a for a in view["actions"] if not a["gated"]]
+            ran += sum(30.0 for a in ungated if (a["execution"] or {}).get("status") == "executed")
+            if view["status"] == "awaiting_approval":
+                for decision in self.decisions(cid):
+                    self.resolve(decision, "deny")
+                    r.callbacks_sent += 1
+        for cid in cids:
+            self.wait_status(cid, "idle", timeout=120)
+        self.report.over_limit_executions += int(max(0.0, ran - 100.0) // 30)
+        if ran != 90.0:
+            raise DrillFailed(f"{ran} ran without sign-off; the budget allows exactly 90 of 100 in €30 steps")
+
     # -- scenarios: faults upstream ----------------------------------------------------------
     def upstream_faults(self, r: ScenarioResult) -> None:
         """OpenAI and Handover answer 429/500 (and slowly) at random; DynamoDB throttles."""
@@ -462,7 +489,9 @@ class Drills:
                     report.actions_executed += 1
                 if effect is not None:
                     report.duplicate_executions += max(0, int(effect.get("invocations", 1)) - 1)
-                    allowed = action.verdict is not None and action.verdict.permits_execution
+                    allowed = action.grant is not None or (
+                        action.verdict is not None and action.verdict.permits_execution
+                    )
                     if action.gated and not allowed:
                         report.unapproved_executions += 1
             counts = self._submission_counts({a.call_id for a in actions})
@@ -480,6 +509,7 @@ SCENARIOS: list[tuple[str, str]] = [
     ("Handover down on create", "handover_down"),
     ("poison message to the DLQ", "poison_message"),
     ("forged tokens, keys and bodies", "forgeries"),
+    ("conversations racing one budget", "budget_race"),
 ]
 
 

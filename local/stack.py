@@ -78,6 +78,7 @@ class StackConfig:
     webhook_secret: str = field(default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
     notify_url_prefixes: str = "http://127.0.0.1,http://localhost"
     notify_retry_base_seconds: int = 1  # a failed notification is tried again after 1, 2, 4, ... s
+    queue_pollers: int | None = None  # invocations per queue at once; None: the trigger's MaximumConcurrency
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -255,25 +256,29 @@ class EmbeddedStack:
 
     # -- event sources -------------------------------------------------------------------
     def _start_queue_pumps(self) -> None:
+        """One poller per invocation the trigger may run at once (its MaximumConcurrency, as Lambda
+        scales an SQS event source up to it; one where it sets none)."""
         assert self.resources is not None
+        parameters = self.function_parameters()
         for queue_id, function_id in self.template.sqs_triggers().items():
             fn = self.template.function(function_id)
             url, arn = self.resources.refs[queue_id], self.resources.attrs[(queue_id, "Arn")]
             batch = self.template.sqs_batch_size(function_id)
-            self._pumps_idle[queue_id] = threading.Event()
-            thread = threading.Thread(
-                target=self._pump, args=(queue_id, fn, url, arn, batch), name=f"pump-{queue_id}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            pollers = self.config.queue_pollers or self.template.sqs_max_concurrency(function_id, parameters) or 1
+            for n in range(pollers):
+                name = f"pump-{queue_id}-{n}"
+                self._pumps_idle[name] = threading.Event()
+                thread = threading.Thread(target=self._pump, args=(name, fn, url, arn, batch), name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
-    def _pump(self, queue_id: str, fn, url: str, arn: str, batch_size: int) -> None:
+    def _pump(self, name: str, fn, url: str, arn: str, batch_size: int) -> None:
         """The SQS event source mapping: receive (up to the trigger's batch size), invoke, delete what
         succeeded."""
         sqs = local_client("sqs")
         while not self._stop.is_set():
             if self._pumps_paused.is_set():  # someone else delivers the queue for now (a test's driver)
-                self._pumps_idle[queue_id].set()
+                self._pumps_idle[name].set()
                 self._stop.wait(0.05)
                 continue
             try:

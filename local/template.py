@@ -207,6 +207,17 @@ class SamTemplate:
                 return int(event["Properties"].get("BatchSize", 10))
         return 10
 
+    def sqs_max_concurrency(self, function_id: str, parameters: dict[str, Any]) -> int | None:
+        """The ``ScalingConfig.MaximumConcurrency`` of a function's SQS trigger (a ``!Ref`` resolved
+        against the parameters), or None when the trigger sets none."""
+        for event in (self.resources[function_id]["Properties"].get("Events") or {}).values():
+            if event["Type"] == "SQS":
+                value = (event["Properties"].get("ScalingConfig") or {}).get("MaximumConcurrency")
+                if isinstance(value, dict) and "Ref" in value:
+                    value = parameters.get(value["Ref"], self.parameter_defaults().get(value["Ref"]))
+                return int(value) if value is not None else None
+        return None
+
     def sqs_triggers(self) -> dict[str, str]:
         """Queue logical id → the function it triggers."""
         triggers = {}
