@@ -7,6 +7,7 @@ annotations carry ids and names only: never an argument value, a key or a token.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,8 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 metrics = Metrics()
 tracer = Tracer()
+# An invocation with nothing to count (a read, a duplicate) is normal here, not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def count(name: str, value: int = 1) -> None:
