@@ -57,7 +57,8 @@ class StackConfig:
     handover_port: int = 3001
     openai_port: int = 3002
     aws_port: int = 3003
-    api_key: str = "local-dev-key"
+    api_key: str = "local-dev-key"  # tenant "default"
+    tenant_keys: str = ""  # more keys, "<tenant>:<key>,...": SIGNOFF_API_KEYS
     handover_local_key: str = "ho_local_dev"
     approver_email: str = "approver@example.com"
     decision_timeout_minutes: int = 60
@@ -90,6 +91,7 @@ class StackConfig:
             openai_port=_env_int("SIGNOFF_OPENAI_PORT", 3002),
             aws_port=_env_int("SIGNOFF_AWS_PORT", 3003),
             api_key=env.get("SIGNOFF_API_KEY", "local-dev-key"),
+            tenant_keys=env.get("SIGNOFF_API_KEYS", ""),
             handover_local_key=env.get("SIGNOFF_HANDOVER_LOCAL_KEY", "ho_local_dev"),
             approver_email=env.get("SIGNOFF_APPROVER_EMAIL", "approver@example.com"),
             decision_timeout_minutes=_env_int("SIGNOFF_DECISION_TIMEOUT_MINUTES", 60),
@@ -166,7 +168,7 @@ class EmbeddedStack:
             {
                 "OpenAIApiKeySecret": cfg.openai_api_key or "sk-local-emulator",
                 "HandoverApiKeySecret": cfg.handover_api_key or cfg.handover_local_key,
-                "ClientApiKeysSecret": cfg.api_key,
+                "ClientApiKeysSecret": "\n".join([cfg.api_key, *filter(None, cfg.tenant_keys.split(","))]),
                 "CallbackSigningKeySecret": secrets.token_urlsafe(48),
                 "WebhookSigningSecret": cfg.webhook_secret,
             },
@@ -417,6 +419,10 @@ class EmbeddedStack:
         print(f"[signoff-local] {what}", file=sys.stderr)
         traceback.print_exc()
 
+    def _more_keys(self) -> str:
+        more = [k.strip() for k in self.config.tenant_keys.split(",") if k.strip()]
+        return f"; also {', '.join(more)}" if more else ""
+
     # -- the banner ----------------------------------------------------------------------
     def banner(self) -> str:
         cfg = self.config
@@ -424,7 +430,7 @@ class EmbeddedStack:
         return f"""
 Signoff is running locally.
 
-  API            {self.api_url}          (Authorization: Bearer {cfg.api_key})
+  API            {self.api_url}          (Authorization: Bearer {cfg.api_key}, tenant "default"{self._more_keys()})
   Approval inbox {inbox}
   Handover API   {self.handover_url}     (Bearer {cfg.handover_local_key if self.handover else "<HANDOVER_API_KEY>"})
   OpenAI API     {self.openai_url}  {"(scripted model)" if self.openai else "(real)"}, agent API: {cfg.agent_api}

@@ -34,6 +34,7 @@ def stack():
         stall_after_seconds=0,
         queue_visibility_seconds=2,
         extra_env={"HANDOVER_TIMEOUT_SECONDS": "1"},  # so the drills' slow Handover answers time out
+        tenant_keys="acme:key-acme-1,acme:key-acme-2,globex:key-globex",  # the isolation tests' tenants
     )
     running = EmbeddedStack(config).start()
     yield running

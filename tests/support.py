@@ -60,10 +60,10 @@ def assistant_for(stack) -> str:
 
 
 class SignoffClient:
-    def __init__(self, stack):
+    def __init__(self, stack, key: str | None = None):
         self.stack = stack
         self.api = stack.api_url
-        self.headers = {"Authorization": f"Bearer {stack.config.api_key}"}
+        self.headers = {"Authorization": f"Bearer {key or stack.config.api_key}"}
         self.handover_headers = {"Authorization": f"Bearer {stack.config.handover_local_key}"}
 
     # -- client API ------------------------------------------------------------------------

@@ -32,7 +32,8 @@ def record_handler(record: SQSRecord) -> None:
     message = WorkMessage.model_validate_json(record.body)
     tracer.put_annotation("conversation_id", message.conversation_id)
     tracer.put_annotation("turn_id", message.turn_id)
-    with log_keys(logger, conversation_id=message.conversation_id, turn_id=message.turn_id):
+    keys = {"conversation_id": message.conversation_id, "turn_id": message.turn_id, "tenant": message.tenant or ""}
+    with log_keys(logger, **keys):
         runtime.agent_runner().handle(message)
 
 

@@ -1,8 +1,8 @@
 """API-key authorizer for the client routes (HTTP API, simple responses).
 
 Accepts ``Authorization: Bearer <key>`` when the key is one of those in the client API keys
-secret, compared in constant time. The key itself is never logged; the principal passed on
-is a short hash of it.
+secret, compared in constant time, and passes on the key's tenant. The key itself is never
+logged; the principal passed on is a short hash of it.
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     key = _presented_key(event)
     if key is None:
         return {"isAuthorized": False}
-    authorized = False
-    for candidate in runtime.client_api_keys():
+    tenant = None
+    for candidate_tenant, candidate in runtime.client_api_keys():
         # No early exit: the time taken does not tell which key came close.
-        authorized |= hmac.compare_digest(key.encode(), candidate.encode())
-    if not authorized:
+        if hmac.compare_digest(key.encode(), candidate.encode()):
+            tenant = candidate_tenant
+    if tenant is None:
         logger.info("client API key refused")
         return {"isAuthorized": False}
     principal = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return {"isAuthorized": True, "context": {"principal": principal}}
+    logger.debug("client API key accepted", extra={"tenant": tenant, "principal": principal})
+    return {"isAuthorized": True, "context": {"principal": principal, "tenant": tenant}}

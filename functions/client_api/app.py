@@ -29,11 +29,12 @@ from signoff.dal.audit import InvalidCursor
 from signoff.dal.idempotency import client_request_config, client_request_persistence
 from signoff.dal.table import ConversationBusy, ConversationNotFound
 from signoff.domain.notifications import url_allowed
+from signoff.domain.tenants import TENANT_NAME
 from signoff.logic.audit import InvalidAuditQuery
 from signoff.logic.conversations import QueueUnavailable, StartedTurn
 from signoff.logic.grants import grant_view
 from signoff.logic.ids import CONVERSATION_ID
-from signoff.observability import metrics, tracer
+from signoff.observability import log_keys, metrics, tracer
 
 logger = Logger()
 app = APIGatewayHttpResolver()
@@ -61,9 +62,22 @@ def _not_found(_exc: Exception) -> Response:
     return _json(404, {"error": {"code": "not_found", "message": "No such route."}})
 
 
-def _principal() -> str:
+def _authorizer_context() -> dict[str, Any]:
     authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer", {}) or {}
-    return str((authorizer.get("lambda") or {}).get("principal", "anonymous"))
+    return authorizer.get("lambda") or {}
+
+
+def _principal() -> str:
+    return str(_authorizer_context().get("principal", "anonymous"))
+
+
+def _tenant() -> str:
+    """The caller's tenant, as the authorizer found it for the key (every route is scoped to it)."""
+    tenant = _authorizer_context().get("tenant")
+    if not isinstance(tenant, str) or not TENANT_NAME.match(tenant):
+        # Only the authorizer sets it; a request without one did not come through it.
+        raise ApiError(403, "forbidden", "This key has no tenant.")
+    return tenant
 
 
 def _idempotency_key() -> str | None:
@@ -72,8 +86,8 @@ def _idempotency_key() -> str | None:
         return None
     if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
         raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters.")
-    # Scoped to the caller and the route, so two clients can never collide.
-    return hashlib.sha256(f"{_principal()}|{app.current_event.raw_path}|{key}".encode()).hexdigest()
+    # Scoped to the tenant and the route, so two tenants can never collide.
+    return hashlib.sha256(f"{_tenant()}|{app.current_event.raw_path}|{key}".encode()).hexdigest()
 
 
 def _with_idempotency(operation, request: dict[str, Any]) -> StartedTurn:
@@ -125,9 +139,9 @@ def create_conversation() -> Response:
             "notify_url must be an http(s) URL starting with one of the prefixes this deployment allows "
             "(template parameter NotifyUrlPrefixes).",
         )
-    service = runtime.conversation_service()
+    service, tenant = runtime.conversation_service(), _tenant()
     started = _with_idempotency(
-        lambda req: service.start(req["message"], req.get("metadata"), req.get("notify_url")),
+        lambda req: service.start(req["message"], req.get("metadata"), req.get("notify_url"), tenant),
         body.model_dump(mode="json"),
     )
     return _json(202, started.model_dump(mode="json"))
@@ -138,9 +152,9 @@ def post_message(conversation_id: str) -> Response:
     if not CONVERSATION_ID.match(conversation_id):
         raise ApiError(404, "conversation_not_found", "No such conversation.")
     body = _body(PostMessage)
-    service = runtime.conversation_service()
+    service, tenant = runtime.conversation_service(), _tenant()
     started = _with_idempotency(
-        lambda req: service.post_message(conversation_id, req["message"]),
+        lambda req: service.post_message(conversation_id, req["message"], tenant),
         {"conversation_id": conversation_id, **body.model_dump(mode="json")},
     )
     return _json(202, {"turn_id": started.turn_id, "status": started.status.value})
@@ -148,7 +162,7 @@ def post_message(conversation_id: str) -> Response:
 
 @app.get("/conversations/<conversation_id>")
 def get_conversation(conversation_id: str) -> Response:
-    view = runtime.conversation_service().view(conversation_id)
+    view = runtime.conversation_service().view(conversation_id, _tenant())
     if view is None:
         raise ApiError(404, "conversation_not_found", "No such conversation.")
     return _json(200, view)
@@ -158,7 +172,7 @@ def get_conversation(conversation_id: str) -> Response:
 def list_approvals() -> Response:
     query = parse_audit_query(app.current_event.query_string_parameters or {})
     try:
-        page = runtime.audit_trail().list(**query.model_dump())
+        page = runtime.audit_trail().list(**query.model_dump(), tenant=_tenant())
     except InvalidAuditQuery as exc:
         raise ApiError(400, "invalid_query", str(exc)) from exc
     return _json(200, page)
@@ -168,7 +182,7 @@ def list_approvals() -> Response:
 def list_grants() -> Response:
     query = parse_grant_query(app.current_event.query_string_parameters or {})
     try:
-        page = runtime.grant_keeper().list(query.limit, query.cursor)
+        page = runtime.grant_keeper().list(_tenant(), query.limit, query.cursor)
     except InvalidCursor as exc:
         raise ApiError(400, "invalid_query", str(exc)) from exc
     return _json(200, page)
@@ -177,7 +191,7 @@ def list_grants() -> Response:
 @app.delete("/grants/<grant_id>")
 def revoke_grant(grant_id: str) -> Response:
     """Revoked at once: a call that has not taken a use yet can no longer take one."""
-    grant = runtime.grant_keeper().revoke(grant_id, by=f"client:{_principal()}")
+    grant = runtime.grant_keeper().revoke(_tenant(), grant_id, by=f"client:{_principal()}")
     if grant is None:
         raise ApiError(404, "grant_not_found", "No such grant.")
     return _json(200, grant_view(grant))
@@ -188,4 +202,6 @@ def revoke_grant(grant_id: str) -> Response:
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _idempotency_config.register_lambda_context(context)
-    return app.resolve(event, context)
+    authorizer = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+    with log_keys(logger, tenant=str(authorizer.get("tenant", ""))):
+        return app.resolve(event, context)

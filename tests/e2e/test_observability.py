@@ -100,9 +100,9 @@ def test_log_lines_carry_the_ids_of_what_they_are_about(scenario):
     # every function in one process, and Powertools keeps the Lambda context keys per process).
     worker = [r for r in logs if r["message"] in ("turn paused", "decision requested", "turn completed")]
     assert len(worker) >= 3
-    assert all(r.get("conversation_id") == cid and r.get("turn_id") == tid for r in worker), [
-        (r["message"], r.get("conversation_id"), r.get("turn_id")) for r in worker
-    ]
+    assert all(
+        r.get("conversation_id") == cid and r.get("turn_id") == tid and r.get("tenant") == "default" for r in worker
+    ), [(r["message"], r.get("conversation_id"), r.get("turn_id")) for r in worker]
 
     def line(message):
         [record] = [r for r in logs if r["message"] == message and r.get("conversation_id", cid) == cid]
@@ -111,6 +111,7 @@ def test_log_lines_carry_the_ids_of_what_they_are_about(scenario):
     assert line("decision requested")["call_id"] == scenario["call_id"]
     assert line("decision requested")["decision_id"] == scenario["decision_id"]
     handled = line("callback handled")
+    assert handled["tenant"] == "default"
     assert (handled["conversation_id"], handled["turn_id"], handled["call_id"], handled["decision_id"]) == (
         cid,
         tid,

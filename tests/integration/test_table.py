@@ -297,7 +297,7 @@ def _grant(table: SignoffTable, max_uses: int = 3, hours: int = 1):
 
     scope, now = {"customer_id": uuid.uuid4().hex}, utc_now()
     grant = Grant(
-        grant_id=grant_id_for("issue_refund", scope, uuid.uuid4().hex),
+        grant_id=grant_id_for("default", "issue_refund", scope, uuid.uuid4().hex),
         tool="issue_refund",
         scope=scope,
         caps={"amount": "300"},
@@ -333,8 +333,9 @@ def test_a_revoked_or_expired_grant_gives_no_use_even_to_a_caller_that_read_it_l
     from datetime import timedelta
 
     grant = _grant(table)
-    assert table.revoke_grant(grant.grant_id, "ops", utc_now())
-    assert not table.revoke_grant(grant.grant_id, "ops", utc_now())
+    assert not table.revoke_grant("globex", grant.grant_id, "ops", utc_now())  # not its tenant's
+    assert table.revoke_grant("default", grant.grant_id, "ops", utc_now())
+    assert not table.revoke_grant("default", grant.grant_id, "ops", utc_now())
     assert table.take_grant_use(grant, _use(1), utc_now()) is None
     expired = _grant(table)
     assert table.take_grant_use(expired, _use(1), utc_now() + timedelta(hours=2)) is None

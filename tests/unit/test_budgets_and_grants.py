@@ -30,6 +30,8 @@ def test_a_charge_names_its_group_by_value_and_hashes_the_key():
     other = charge_for(BUDGET, {"amount": 1, "customer_id": "4822", "currency": "EUR"})
     assert charge.group_id == same.group_id != other.group_id
     assert "4821" not in charge.group_id
+    elsewhere = charge_for(BUDGET, {"amount": 99.5, "customer_id": "4821", "currency": "EUR"}, "globex")
+    assert elsewhere.group_id != charge.group_id  # each tenant counts on its own counters
 
 
 @pytest.mark.parametrize(
@@ -73,7 +75,8 @@ def test_policies_with_budgets_are_checked_at_load():
 def _grant(**changes) -> Grant:
     scope = {"customer_id": "4821", "currency": "EUR"}
     data = {
-        "grant_id": grant_id_for("issue_refund", scope, "dec_1"),
+        "grant_id": grant_id_for("acme", "issue_refund", scope, "dec_1"),
+        "tenant": "acme",
         "tool": "issue_refund",
         "scope": scope,
         "caps": {"amount": "300"},
@@ -101,7 +104,8 @@ def _grant(**changes) -> Grant:
     ],
 )
 def test_what_a_grant_covers(tool, arguments, covered):
-    assert _grant().covers(tool, arguments) is covered
+    assert _grant().covers("acme", tool, arguments) is covered
+    assert not _grant().covers("globex", tool, arguments)  # never another tenant's call
 
 
 def test_a_grant_is_live_until_used_up_expired_or_revoked():
@@ -121,7 +125,9 @@ def test_caps_are_the_numbers_of_the_approved_call_and_the_id_is_one_per_decisio
     }
     assert scope_values(["customer_id"], {}) is None
     scope = {"customer_id": "1"}
-    assert grant_id_for("t", scope, "dec_a") == grant_id_for("t", scope, "dec_a") != grant_id_for("t", scope, "dec_b")
+    one = grant_id_for("acme", "t", scope, "dec_a")
+    assert one == grant_id_for("acme", "t", scope, "dec_a") != grant_id_for("acme", "t", scope, "dec_b")
+    assert one.split("_")[1] != grant_id_for("globex", "t", scope, "dec_a").split("_")[1]  # another partition
 
 
 def test_which_tools_cannot_be_granted():
@@ -144,3 +150,14 @@ def test_which_tools_cannot_be_granted():
     assert "critical" in policy.ungrantable("delete")
     assert "grant_scope" in policy.ungrantable("email")
     assert "grant_scope" in policy.ungrantable("not_in_policy")
+
+
+def test_key_lines_name_their_tenant():
+    from signoff.domain.tenants import InvalidKeyLine, parse_key_line
+
+    assert parse_key_line("acme:k-1") == ("acme", "k-1")
+    assert parse_key_line("plain-key") == ("default", "plain-key")
+    assert parse_key_line("   ") is None
+    for bad in ("Acme:k", ":k", "acme:", "a b:k"):
+        with pytest.raises(InvalidKeyLine):
+            parse_key_line(bad)

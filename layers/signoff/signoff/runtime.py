@@ -61,13 +61,29 @@ def signing_key() -> bytes:
     return _secret(settings().callback_signing_key_secret).encode("utf-8")
 
 
-def client_api_keys() -> list[str]:
-    """The client API keys: one per line, or a JSON list, in the secret."""
+def client_api_keys() -> list[tuple[str, str]]:
+    """The client API keys as ``(tenant, key)``: one ``<tenant>:<key>`` per line (or a JSON list of
+    such strings) in the secret; a line that is not valid is skipped and logged, never guessed at."""
     import json
 
+    from aws_lambda_powertools import Logger
+
+    from signoff.domain.tenants import InvalidKeyLine, parse_key_line
+
     raw = _secret(settings().client_api_keys_secret).strip()
-    keys = json.loads(raw) if raw.startswith("[") else raw.splitlines()
-    return [k.strip() for k in keys if isinstance(k, str) and k.strip()]
+    lines = json.loads(raw) if raw.startswith("[") else raw.splitlines()
+    keys = []
+    for number, line in enumerate(lines, start=1):
+        if not isinstance(line, str):
+            continue
+        try:
+            parsed = parse_key_line(line)
+        except InvalidKeyLine:
+            Logger(child=True).error("client keys secret: line %d is not <tenant>:<key>; skipped", number)
+            continue
+        if parsed:
+            keys.append(parsed)
+    return keys
 
 
 def approval_service():

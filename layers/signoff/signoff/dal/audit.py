@@ -34,6 +34,7 @@ class AuditQuery:
     conversation_id: str | None = None
     limit: int = 50
     cursor: str | None = None
+    tenant: str = "default"  # only this tenant's approvals are listed
 
 
 def _months_newest_first(since: datetime, until: datetime) -> list[str]:
@@ -112,8 +113,12 @@ class AuditRecords(TableBase):
 
     @staticmethod
     def _filters(query: AuditQuery) -> tuple[list[str], dict, dict]:
-        filters: list[str] = []
-        values: dict[str, Any] = {}
+        # The tenant first: never another tenant's record, whatever else the query asks.
+        if query.tenant == "default":  # approvals stored before tenants had none: the default tenant's
+            filters: list[str] = ["(tenant = :tenant OR attribute_not_exists(tenant))"]
+        else:
+            filters = ["tenant = :tenant"]
+        values: dict[str, Any] = {":tenant": {"S": query.tenant}}
         names: dict[str, str] = {}
         if query.status == "pending":
             filters.append("#st = :pending")

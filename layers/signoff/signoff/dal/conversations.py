@@ -19,6 +19,7 @@ from signoff.domain.models import (
     iso,
     utc_now,
 )
+from signoff.domain.tenants import DEFAULT_TENANT
 
 
 class ConversationNotFound(LookupError):
@@ -57,22 +58,26 @@ class ConversationRecords(TableBase):
         if not ok:
             raise ConversationBusy("conversation id already exists")
 
-    def open_turn(self, conversation_id: str, turn: Turn, message: Message) -> None:
-        """idle|failed → running, with the new turn as the active one; 409 territory otherwise."""
+    def open_turn(self, conversation_id: str, turn: Turn, message: Message, tenant: str = DEFAULT_TENANT) -> None:
+        """idle|failed → running, with the new turn as the active one, for the conversation's own
+        tenant only (another tenant's conversation is not found); 409 territory otherwise."""
         pk = _conv_pk(conversation_id)
+        # A conversation stored before tenants had none: it is the default tenant's.
+        owner = "(tenant = :tenant OR attribute_not_exists(tenant))" if tenant == DEFAULT_TENANT else "tenant = :tenant"
         ok = self._transact(
             [
                 {
                     "Update": {
                         "Key": _key(pk, "META"),
                         "UpdateExpression": "SET #s = :running, active_turn_id = :tid",
-                        "ConditionExpression": "attribute_exists(pk) AND #s IN (:idle, :failed)",
+                        "ConditionExpression": f"attribute_exists(pk) AND {owner} AND #s IN (:idle, :failed)",
                         "ExpressionAttributeNames": {"#s": "status"},
                         "ExpressionAttributeValues": {
                             ":running": {"S": ConversationStatus.RUNNING},
                             ":idle": {"S": ConversationStatus.IDLE},
                             ":failed": {"S": ConversationStatus.FAILED},
                             ":tid": {"S": turn.turn_id},
+                            ":tenant": {"S": tenant},
                         },
                     }
                 },
@@ -81,7 +86,8 @@ class ConversationRecords(TableBase):
             ]
         )
         if not ok:
-            if self.get_conversation(conversation_id) is None:
+            existing = self.get_conversation(conversation_id)
+            if existing is None or existing.tenant != tenant:
                 raise ConversationNotFound(conversation_id)
             raise ConversationBusy(conversation_id)
 

@@ -51,10 +51,10 @@ class GrantRecords(TableBase):
         data = self._get(_grant_key(grant_id))
         return Grant.model_validate(_strip_keys(data)) if data else None
 
-    def grants_for_scope(self, tool: str, scope: dict[str, str]) -> list[Grant]:
+    def grants_for_scope(self, tenant: str, tool: str, scope: dict[str, str]) -> list[Grant]:
         return [
             Grant.model_validate(_strip_keys(data))
-            for data in self._query_prefix(f"GRANTSCOPE#{scope_hash(tool, scope)}", "GRANT#")
+            for data in self._query_prefix(f"GRANTSCOPE#{scope_hash(tenant, tool, scope)}", "GRANT#")
         ]
 
     def take_grant_use(self, grant: Grant, use: GrantUse, now: datetime) -> int | None:
@@ -75,23 +75,27 @@ class GrantRecords(TableBase):
         )
         return None if response is None else int(from_item(response["Attributes"])["uses_left"])
 
-    def revoke_grant(self, grant_id: str, by: str, now: datetime) -> bool:
-        """Revoked at once, for good; False when it already was (or does not exist)."""
+    def revoke_grant(self, tenant: str, grant_id: str, by: str, now: datetime) -> bool:
+        """Revoked at once, for good, by its own tenant only; False when it already was (or is not
+        this tenant's, or does not exist)."""
         if not _GRANT_ID.match(grant_id):
             return False
         return self._update(
             _grant_key(grant_id),
             "SET revoked_at = :at, revoked_by = :by",
-            "attribute_exists(pk) AND attribute_not_exists(revoked_at)",
-            {":at": iso(now), ":by": by},
+            "attribute_exists(pk) AND tenant = :tenant AND attribute_not_exists(revoked_at)",
+            {":at": iso(now), ":by": by, ":tenant": tenant},
         )
 
-    def list_grants(self, limit: int, cursor: str | None) -> tuple[list[Grant], str | None]:
+    def list_grants(self, tenant: str, limit: int, cursor: str | None) -> tuple[list[Grant], str | None]:
+        """A page of the tenant's grants, newest first (a page may hold fewer than ``limit``: the
+        others were another tenant's; follow the cursor)."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": AUDIT_INDEX,
             "KeyConditionExpression": "audit_bucket = :b",
-            "ExpressionAttributeValues": {":b": {"S": GRANTS_BUCKET}},
+            "FilterExpression": "tenant = :tenant",
+            "ExpressionAttributeValues": {":b": {"S": GRANTS_BUCKET}, ":tenant": {"S": tenant}},
             "ScanIndexForward": False,
             "Limit": limit,
         }

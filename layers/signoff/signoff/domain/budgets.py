@@ -53,11 +53,13 @@ class BudgetCharge:
     budget: Budget
     group: dict[str, str]
     amount: Decimal
+    tenant: str = "default"  # each tenant's calls count on their own counters
 
     @property
     def group_id(self) -> str:
-        """The counter's key: the budget and its group's values, hashed (values may hold anything)."""
-        canonical = "\x1f".join(f"{k}={self.group[k]}" for k in self.budget.group_by)
+        """The counter's key: the tenant, the budget and its group's values, hashed (values may hold
+        anything)."""
+        canonical = "\x1f".join([self.tenant, *(f"{k}={self.group[k]}" for k in self.budget.group_by)])
         return f"{self.budget.name}#{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
 
     def describe(self) -> str:
@@ -69,7 +71,7 @@ class UnreadableCharge(ValueError):
     """The call's amount or a group value is missing or not usable: the budget cannot vouch for it."""
 
 
-def charge_for(budget: Budget, arguments: dict[str, Any]) -> BudgetCharge:
+def charge_for(budget: Budget, arguments: dict[str, Any], tenant: str = "default") -> BudgetCharge:
     try:
         amount = Decimal(str(arguments[budget.sum]))
     except (KeyError, InvalidOperation, ValueError) as exc:
@@ -82,7 +84,7 @@ def charge_for(budget: Budget, arguments: dict[str, Any]) -> BudgetCharge:
         if value is None or isinstance(value, dict | list) or str(value).strip() == "":
             raise UnreadableCharge(f"{key!r} is missing")
         group[key] = str(value).strip().upper() if key == "currency" else str(value).strip()
-    return BudgetCharge(budget, group, amount)
+    return BudgetCharge(budget, group, amount, tenant)
 
 
 def money(value: Decimal) -> str:

@@ -58,13 +58,15 @@ class Grant(Record):
     uses: list[GrantUse] = Field(default_factory=list)
     revoked_at: str | None = None
     revoked_by: str | None = None
+    tenant: str = "default"  # covers only its own tenant's calls
 
     def live(self, now: datetime) -> bool:
         return self.revoked_at is None and self.uses_left > 0 and datetime.fromisoformat(self.expires_at) > now
 
-    def covers(self, tool: str, arguments: dict[str, Any]) -> bool:
-        """Same tool, same scope values, and no numeric argument above its cap (a missing one fails)."""
-        if tool != self.tool or scope_values(list(self.scope), arguments) != self.scope:
+    def covers(self, tenant: str, tool: str, arguments: dict[str, Any]) -> bool:
+        """Same tenant and tool, same scope values, and no numeric argument above its cap (a missing
+        one fails)."""
+        if tenant != self.tenant or tool != self.tool or scope_values(list(self.scope), arguments) != self.scope:
             return False
         for name, cap in self.caps.items():
             value = _number(arguments.get(name))
@@ -90,14 +92,14 @@ def caps_of(arguments: dict[str, Any], scope: list[str]) -> dict[str, str]:
     return {k: str(n) for k, v in arguments.items() if k not in scope and (n := _number(v)) is not None}
 
 
-def scope_hash(tool: str, scope: dict[str, str]) -> str:
-    canonical = "\x1f".join([tool, *(f"{k}={scope[k]}" for k in sorted(scope))])
+def scope_hash(tenant: str, tool: str, scope: dict[str, str]) -> str:
+    canonical = "\x1f".join([tenant, tool, *(f"{k}={scope[k]}" for k in sorted(scope))])
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def grant_id_for(tool: str, scope: dict[str, str], decision_id: str) -> str:
+def grant_id_for(tenant: str, tool: str, scope: dict[str, str], decision_id: str) -> str:
     """One grant per decision (a retry makes the same id), locatable from its id alone."""
-    return f"grt_{scope_hash(tool, scope)}_{hashlib.sha256(decision_id.encode()).hexdigest()[:12]}"
+    return f"grt_{scope_hash(tenant, tool, scope)}_{hashlib.sha256(decision_id.encode()).hexdigest()[:12]}"
 
 
 def _number(value: Any) -> Decimal | None:

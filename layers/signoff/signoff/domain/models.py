@@ -78,6 +78,7 @@ class Conversation(Record):
     backend_state: dict[str, Any] = Field(default_factory=dict)
     unanswered_turn_id: str | None = None  # a failed turn whose calls the agent API may still hold open
     notify_url: str | None = None  # where the client hears of its turns (see domain/notifications)
+    tenant: str = "default"  # whose it is: no other tenant sees or changes it
 
 
 class Message(Record):
@@ -96,6 +97,7 @@ class Turn(Record):
     pending: int = 0
     attempts: int = 0
     error: str | None = None
+    tenant: str = "default"  # its conversation's
 
 
 class Decision(Record):
@@ -157,6 +159,7 @@ class Action(Record):
     execution: Execution | None = None
     error: str | None = None
     gated_by_budget: str | None = None  # why a budget asks for sign-off although no rule does
+    tenant: str = "default"  # its conversation's
     grant: GrantRef | None = None  # signed off by a standing approval instead of a decision
 
     @property
@@ -195,6 +198,7 @@ class Approval(Record):
     resolved_at: str | None = None
     created_at: str
     read_failures: int = 0  # looks at the decision that found it unreadable
+    tenant: str = "default"  # its conversation's (the audit trail lists a tenant's own only)
 
     @classmethod
     def for_call(cls, action: Action, approval_id: str, approver: str, created_at: str, **state: Any) -> Approval:
@@ -209,6 +213,7 @@ class Approval(Record):
             approver=approver,
             summary=action.summary,
             created_at=created_at,
+            tenant=action.tenant,
             **state,
         )
 

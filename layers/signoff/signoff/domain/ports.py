@@ -83,6 +83,7 @@ class WorkMessage(BaseModel):
     conversation_id: str
     turn_id: str
     pause_ref: str | None = None
+    tenant: str | None = None  # for the worker's log lines; the conversation's own is what counts
 
 
 class WorkQueue(Protocol):

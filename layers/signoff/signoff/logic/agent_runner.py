@@ -146,7 +146,7 @@ class AgentRunner:
                 logger.info("turn completed")
             return
         assert isinstance(step, Pause)
-        actions = [self._to_action(turn, seq, call) for seq, call in enumerate(step.tool_calls)]
+        actions = [self._to_action(turn, seq, call, conversation.tenant) for seq, call in enumerate(step.tool_calls)]
         gated = [a for a in actions if a.gated and a.error is None and a.grant is None]
         approvals = {a.call_id: self._requester.approvals_for(a) for a in gated}
         turn = turn.model_copy(update={"pause_ref": step.pause_ref})
@@ -208,7 +208,7 @@ class AgentRunner:
                 raise
             return step
 
-    def _to_action(self, turn: Turn, seq: int, call: ToolCall) -> Action:
+    def _to_action(self, turn: Turn, seq: int, call: ToolCall, tenant: str) -> Action:
         """A tool call as Signoff keeps it: validated, digested, and gated by the policy (not the model)."""
         try:
             raw = json.loads(call.arguments)
@@ -236,13 +236,13 @@ class AgentRunner:
                 if not gated and self._budgets:
                     # Taken now, one call after another: the calls of this pause and of other
                     # conversations never pass a budget together unseen.
-                    admission = self._budgets.admit_ungated(key, call.name, arguments)
+                    admission = self._budgets.admit_ungated(key, call.name, arguments, tenant)
                     if admission.refused:
                         error = f"not executed: {admission.refused}"
                     elif admission.needs_sign_off:
                         gated, budget_note = True, "; ".join(admission.needs_sign_off)
                 if gated and error is None and not spec.is_sign_off_request and self._grants:
-                    grant, error = self._under_grant(key, turn, call, arguments)
+                    grant, error = self._under_grant(key, turn, call, arguments, tenant)
                 if gated and grant is None and error is None:
                     approvers, required = policy.approvers(call.name, "-")
                     approval_ids = [new_approval_id() for _ in approvers]
@@ -263,16 +263,19 @@ class AgentRunner:
             error=error,
             gated_by_budget=budget_note,
             grant=grant,
+            tenant=tenant,
         )
 
-    def _under_grant(self, key: str, turn: Turn, call: ToolCall, arguments: dict) -> tuple[GrantRef | None, str | None]:
+    def _under_grant(
+        self, key: str, turn: Turn, call: ToolCall, arguments: dict, tenant: str
+    ) -> tuple[GrantRef | None, str | None]:
         """A standing approval that covers the call takes the place of a decision: one of its uses,
         and the call counts on its budgets as signed off (a hard cap can still refuse it)."""
         assert self._grants is not None
-        grants = self._grants.covering(call.name, arguments)
+        grants = self._grants.covering(tenant, call.name, arguments)
         if not grants:
             return None, None
-        refusal = self._budgets.admit_approved(key, call.name, arguments) if self._budgets else None
+        refusal = self._budgets.admit_approved(key, call.name, arguments, tenant) if self._budgets else None
         if refusal:
             return None, f"not executed: {refusal}"
         use = GrantUse(
@@ -284,7 +287,7 @@ class AgentRunner:
         )
         taken = self._grants.take_use(grants, use)
         if taken is None and self._budgets:
-            self._budgets.release_call(key, call.name, arguments)
+            self._budgets.release_call(key, call.name, arguments, tenant)
         return taken, None
 
     def _retry_later(self, turn: Turn, kind: str, exc: Exception) -> None:
@@ -303,6 +306,7 @@ class AgentRunner:
                 conversation_id=turn.conversation_id,
                 turn_id=turn.turn_id,
                 pause_ref=turn.pause_ref,
+                tenant=turn.tenant,
             ),
             delay_seconds=delay,
         )

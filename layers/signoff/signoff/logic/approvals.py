@@ -178,7 +178,7 @@ class ApprovalSettler:
         allowed = plan.execution is None or plan.execution.status is ExecutionStatus.SCHEDULED
         if allowed and self._budgets:
             arguments = plan.approved_arguments if plan.approved_arguments is not None else action.arguments
-            refusal = self._budgets.admit_approved(call_key(action), action.tool, arguments)
+            refusal = self._budgets.admit_approved(call_key(action), action.tool, arguments, action.tenant)
             if refusal:
                 return VerdictPlan.refused(refusal)
         return plan
@@ -213,7 +213,11 @@ class ApprovalSettler:
         if turn and turn.status is TurnStatus.AWAITING_APPROVAL and turn.pending == 0 and turn.pause_ref:
             self._queue.send(
                 WorkMessage(
-                    kind="resume_turn", conversation_id=conversation_id, turn_id=turn_id, pause_ref=turn.pause_ref
+                    kind="resume_turn",
+                    conversation_id=conversation_id,
+                    turn_id=turn_id,
+                    pause_ref=turn.pause_ref,
+                    tenant=turn.tenant,
                 )
             )
 
@@ -294,7 +298,7 @@ class ApprovalRequester:
         if action.gated_by_budget:
             context_parts.append(f"No rule asks for sign-off here; a budget does: {action.gated_by_budget}.")
         if self._budgets:
-            context_parts += self._budgets.standing(action.tool, action.arguments)
+            context_parts += self._budgets.standing(action.tool, action.arguments, action.tenant)
         if self._grants and not spec.is_sign_off_request:
             context_parts.append(self._grants.note_for_approver(action.tool, action.arguments))
         modifiable = policy.for_tool(action.tool).modifiable

@@ -32,6 +32,7 @@ class AuditTrail:
         conversation_id: str | None,
         limit: int,
         cursor: str | None,
+        tenant: str = "default",
     ) -> dict[str, Any]:
         from signoff.dal.audit import AuditQuery, InvalidCursor
 
@@ -41,7 +42,7 @@ class AuditTrail:
             raise InvalidAuditQuery("since must be before until")
         if until - since > MAX_RANGE:
             raise InvalidAuditQuery("the time range may span at most 366 days")
-        query = AuditQuery(since, until, status, tool, conversation_id, limit, cursor)
+        query = AuditQuery(since, until, status, tool, conversation_id, limit, cursor, tenant)
         try:
             approvals, next_cursor = self._table.list_approvals(query)
         except InvalidCursor as exc:
@@ -67,6 +68,7 @@ def _entry(approval: Approval, action: Action | None) -> dict[str, Any]:
         execution = {"status": action.execution.status.value, "result": action.execution.result}
     return {
         "approval_id": approval.approval_id,
+        "tenant": approval.tenant,
         "conversation_id": approval.conversation_id,
         "call_id": approval.call_id,
         "tool": approval.tool,

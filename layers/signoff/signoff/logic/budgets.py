@@ -53,7 +53,7 @@ class BudgetKeeper:
         self._table = table
         self._policy = policy
 
-    def admit_ungated(self, key: str, tool: str, arguments: dict[str, Any]) -> Admission:
+    def admit_ungated(self, key: str, tool: str, arguments: dict[str, Any], tenant: str) -> Admission:
         """At the gate, for a call no rule gates: reserve it on every budget of its tool, or say why not."""
         budgets = self._policy().budgets_for(tool)
         if not budgets:
@@ -63,7 +63,7 @@ class BudgetKeeper:
         refused, needs = None, []
         for budget in budgets:
             try:
-                charge = charge_for(budget, arguments)
+                charge = charge_for(budget, arguments, tenant)
             except UnreadableCharge as exc:
                 why = f"budget {budget.name!r} cannot count this call: {exc}"
                 if budget.hard:
@@ -87,14 +87,14 @@ class BudgetKeeper:
             logger.info("budget stops a call", extra={"tool": tool, "refused": bool(refused)})
         return Admission(refused=refused, needs_sign_off=needs)
 
-    def admit_approved(self, key: str, tool: str, arguments: dict[str, Any]) -> str | None:
+    def admit_approved(self, key: str, tool: str, arguments: dict[str, Any], tenant: str) -> str | None:
         """A human (or their standing approval) signed the call off at these arguments: it counts on
         every budget. None when it may run; otherwise why a hard cap refuses it."""
         now = utc_now()
         taken: list[BudgetCharge] = []
         for budget in self._policy().budgets_for(tool):
             try:
-                charge = charge_for(budget, arguments)
+                charge = charge_for(budget, arguments, tenant)
             except UnreadableCharge as exc:
                 if budget.hard:
                     self._release_all(taken, key)
@@ -111,23 +111,23 @@ class BudgetKeeper:
     def release(self, action: Action) -> None:
         """The call did not run, or failed: its reservations go back (at whichever arguments took them)."""
         for arguments in _argument_sets(action):
-            self.release_call(call_key(action), action.tool, arguments)
+            self.release_call(call_key(action), action.tool, arguments, action.tenant)
 
-    def release_call(self, key: str, tool: str, arguments: dict[str, Any]) -> None:
+    def release_call(self, key: str, tool: str, arguments: dict[str, Any], tenant: str) -> None:
         charges = []
         for budget in self._policy().budgets_for(tool):
             try:
-                charges.append(charge_for(budget, arguments))
+                charges.append(charge_for(budget, arguments, tenant))
             except UnreadableCharge:
                 continue
         self._release_all(charges, key)
 
-    def standing(self, tool: str, arguments: dict[str, Any]) -> list[str]:
+    def standing(self, tool: str, arguments: dict[str, Any], tenant: str) -> list[str]:
         """For the approver: each budget of the call, its group's total and limit, and the call's amount."""
         lines, now = [], utc_now()
         for budget in self._policy().budgets_for(tool):
             try:
-                charge = charge_for(budget, arguments)
+                charge = charge_for(budget, arguments, tenant)
             except UnreadableCharge as exc:
                 lines.append(f"Budget {budget.name}: cannot count this call ({exc}).")
                 continue

@@ -72,6 +72,7 @@ class ApprovalCallback:
             "callback handled",
             extra={
                 "approval_id": approval_id,
+                "tenant": approval.tenant,
                 "conversation_id": approval.conversation_id,
                 "turn_id": approval.turn_id,
                 "call_id": approval.call_id,

@@ -19,6 +19,7 @@ from signoff.domain.models import (
     utc_now,
 )
 from signoff.domain.ports import WorkMessage, WorkQueue
+from signoff.domain.tenants import DEFAULT_TENANT
 from signoff.logic.ids import CONVERSATION_ID, new_conversation_id, new_turn_id
 
 if TYPE_CHECKING:
@@ -42,7 +43,13 @@ class ConversationService:
         self._table = table
         self._queue = queue
 
-    def start(self, text: str, metadata: dict[str, Any] | None = None, notify_url: str | None = None) -> StartedTurn:
+    def start(
+        self,
+        text: str,
+        metadata: dict[str, Any] | None = None,
+        notify_url: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> StartedTurn:
         now = iso(utc_now())
         conversation_id, turn_id = new_conversation_id(), new_turn_id()
         conversation = Conversation(
@@ -52,30 +59,34 @@ class ConversationService:
             created_at=now,
             metadata=metadata or {},
             notify_url=notify_url,
+            tenant=tenant,
         )
         self._table.create_conversation(
             conversation,
-            self._turn(conversation_id, turn_id, text, now),
+            self._turn(conversation_id, turn_id, text, now, tenant),
             Message(role="user", content=text, created_at=now),
         )
-        return self._enqueue(conversation_id, turn_id)
+        return self._enqueue(conversation_id, turn_id, tenant)
 
-    def post_message(self, conversation_id: str, text: str) -> StartedTurn:
-        """Raises ConversationNotFound, or ConversationBusy while a turn is running or awaiting approval."""
+    def post_message(self, conversation_id: str, text: str, tenant: str = DEFAULT_TENANT) -> StartedTurn:
+        """Raises ConversationNotFound (also for another tenant's conversation), or ConversationBusy
+        while a turn is running or awaiting approval."""
         now = iso(utc_now())
         turn_id = new_turn_id()
         self._table.open_turn(
             conversation_id,
-            self._turn(conversation_id, turn_id, text, now),
+            self._turn(conversation_id, turn_id, text, now, tenant),
             Message(role="user", content=text, created_at=now),
+            tenant,
         )
-        return self._enqueue(conversation_id, turn_id)
+        return self._enqueue(conversation_id, turn_id, tenant)
 
-    def view(self, conversation_id: str) -> dict[str, Any] | None:
+    def view(self, conversation_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
+        """The conversation as its tenant sees it; None when there is none (for this tenant)."""
         if not CONVERSATION_ID.match(conversation_id):
             return None
         loaded = self._table.load_conversation(conversation_id)
-        if loaded is None:
+        if loaded is None or loaded[0].tenant != tenant:
             return None
         conversation, messages, actions = loaded
         return {
@@ -89,18 +100,21 @@ class ConversationService:
         }
 
     @staticmethod
-    def _turn(conversation_id: str, turn_id: str, text: str, now: str) -> Turn:
+    def _turn(conversation_id: str, turn_id: str, text: str, now: str, tenant: str) -> Turn:
         return Turn(
             conversation_id=conversation_id,
             turn_id=turn_id,
             status=TurnStatus.QUEUED,
             created_at=now,
             input=text,
+            tenant=tenant,
         )
 
-    def _enqueue(self, conversation_id: str, turn_id: str) -> StartedTurn:
+    def _enqueue(self, conversation_id: str, turn_id: str, tenant: str) -> StartedTurn:
         try:
-            self._queue.send(WorkMessage(kind="start_turn", conversation_id=conversation_id, turn_id=turn_id))
+            self._queue.send(
+                WorkMessage(kind="start_turn", conversation_id=conversation_id, turn_id=turn_id, tenant=tenant)
+            )
         except Exception as exc:
             logger.exception("could not enqueue the turn")
             self._table.fail_turn(conversation_id, turn_id, "queue unavailable")

@@ -64,7 +64,8 @@ class GrantKeeper:
             return None
         now = utc_now()
         grant = Grant(
-            grant_id=grant_id_for(action.tool, scope, approval.decision_id),
+            grant_id=grant_id_for(action.tenant, action.tool, scope, approval.decision_id),
+            tenant=action.tenant,
             tool=action.tool,
             scope=scope,
             caps=caps_of(action.arguments, scope_names),
@@ -82,7 +83,7 @@ class GrantKeeper:
             logger.info("standing approval created", extra={"grant_id": grant.grant_id, "call_id": action.call_id})
         return grant
 
-    def covering(self, tool: str, arguments: dict[str, Any]) -> list[Grant]:
+    def covering(self, tenant: str, tool: str, arguments: dict[str, Any]) -> list[Grant]:
         """Live grants that cover the call, soonest to expire first."""
         policy = self._policy()
         if policy.ungrantable(tool):
@@ -91,7 +92,11 @@ class GrantKeeper:
         if scope is None:
             return []
         now = utc_now()
-        found = [g for g in self._table.grants_for_scope(tool, scope) if g.live(now) and g.covers(tool, arguments)]
+        found = [
+            g
+            for g in self._table.grants_for_scope(tenant, tool, scope)
+            if g.live(now) and g.covers(tenant, tool, arguments)
+        ]
         return sorted(found, key=lambda g: g.expires_at)
 
     def take_use(self, grants: list[Grant], use: GrantUse) -> GrantRef | None:
@@ -104,15 +109,16 @@ class GrantKeeper:
                 return GrantRef(id=grant.grant_id, uses_left=left)
         return None
 
-    def revoke(self, grant_id: str, by: str) -> Grant | None:
-        """None when there is no such grant; revoking twice leaves the first revocation."""
-        if self._table.revoke_grant(grant_id, by, utc_now()):
+    def revoke(self, tenant: str, grant_id: str, by: str) -> Grant | None:
+        """None when the tenant has no such grant; revoking twice leaves the first revocation."""
+        if self._table.revoke_grant(tenant, grant_id, by, utc_now()):
             count("GrantsRevoked")
-            logger.info("standing approval revoked", extra={"grant_id": grant_id})
-        return self._table.get_grant(grant_id)
+            logger.info("standing approval revoked", extra={"grant_id": grant_id, "tenant": tenant})
+        grant = self._table.get_grant(grant_id)
+        return grant if grant is not None and grant.tenant == tenant else None
 
-    def list(self, limit: int, cursor: str | None) -> dict[str, Any]:
-        grants, next_cursor = self._table.list_grants(limit, cursor)
+    def list(self, tenant: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        grants, next_cursor = self._table.list_grants(tenant, limit, cursor)
         return {"grants": [grant_view(g) for g in grants], "next_cursor": next_cursor}
 
 
