@@ -140,8 +140,33 @@ def _traffic(client, api: str) -> None:
     client.post(f"/conversations/{approved}/messages", json={"message": "Please look up customer #1."})
     client.wait_status(approved, "idle")
     client.get_json("/approvals", params={"conversation_id": approved})
+    _a_standing_approval_is_made_used_listed_and_revoked(client)
     _a_client_is_notified_after_one_refusal(client)
     _worker_dies_and_the_reconciler_ends_the_turn(client)
+
+
+def _a_standing_approval_is_made_used_listed_and_revoked(client) -> None:
+    """The callback makes the grant from the answer, the worker finds it and takes a use, the client
+    API lists and revokes it."""
+    import uuid
+
+    import requests
+
+    customer = f"iam{uuid.uuid4().hex[:8]}"
+    cid = client.start(f"Issue a €300 refund to customer #{customer}.")["conversation_id"]
+    [decision] = client.pending_decision_ids(cid)
+    requests.post(
+        f"{client.stack.handover_url}/decisions/{decision}/resolve",
+        json={"action": "approve", "response_data": {"allow_similar": {"hours": 1, "max_uses": 2}}},
+        headers=client.handover_headers,
+        timeout=30,
+    ).raise_for_status()
+    client.wait_status(cid, "idle")
+    client.post(f"/conversations/{cid}/messages", json={"message": f"Refund €200 to customer #{customer}."})
+    view = client.wait_status(cid, "idle")
+    assert view["actions"][-1].get("grant"), view["actions"][-1]
+    [grant] = [g for g in client.get_json("/grants")["grants"] if g["decision_id"] == decision]
+    requests.delete(f"{client.api}/grants/{grant['grant_id']}", headers=client.headers, timeout=30).raise_for_status()
 
 
 def _a_client_is_notified_after_one_refusal(client) -> None:
