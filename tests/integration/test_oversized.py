@@ -88,7 +88,7 @@ def test_arguments_too_large_make_the_call_not_executed_with_the_reason(table):
     turn = _running_turn(table)
     runner = AgentRunner(table, None, TOOLS, lambda: ApprovalPolicy.model_validate({"tools": {}}), None, None, None)
     call = ToolCall(call_id="call_args", name="export_report", arguments=json.dumps({"text": "y" * 100_000}))
-    action = runner._to_action(turn, 0, call)
+    action = runner._to_action(turn, 0, call, "default")
     assert action.execution.status is ExecutionStatus.NOT_EXECUTED
     assert str(MAX_ARGUMENTS_BYTES) in action.error and action.arguments["truncated"] is True
     assert table.record_pause(turn, "resp_1", [action], [], pending=0)  # the write fits

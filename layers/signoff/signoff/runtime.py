@@ -255,6 +255,8 @@ def agent_runner() -> AgentRunner:
         model_call_seconds=cfg.min_model_call_seconds,
         budgets=budget_keeper(),
         grants=grant_keeper(),
+        # A call still executing is looked at again this soon (its lease settles a dead one).
+        recheck_seconds=max(1, min(10, cfg.execution_lease_seconds)),
     )
 
 

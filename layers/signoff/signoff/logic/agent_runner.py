@@ -80,7 +80,9 @@ class AgentRunner:
         model_call_seconds: float = 0.0,
         budgets: BudgetKeeper | None = None,
         grants: GrantKeeper | None = None,
+        recheck_seconds: int = 10,
     ):
+        self._recheck_seconds = recheck_seconds
         self._budgets = budgets
         self._grants = grants
         self._model_call_seconds = model_call_seconds
@@ -131,7 +133,20 @@ class AgentRunner:
             return
         actions = self._executor.settle_turn(conversation_id, turn_id)
         if not all(a.settled for a in actions):
-            raise RuntimeError("an approved call is still executing; the message will be redelivered")
+            # Its tool is still running (or its invocation died and the lease has yet to run out):
+            # look again shortly, without spending the message's receives on a normal wait.
+            logger.info("an approved call is still executing; resume rechecked shortly")
+            self._queue.send(
+                WorkMessage(
+                    kind="resume_turn",
+                    conversation_id=conversation_id,
+                    turn_id=turn_id,
+                    pause_ref=pause_ref,
+                    tenant=turn.tenant,
+                ),
+                delay_seconds=self._recheck_seconds,
+            )
+            return
         if not self._table.claim_turn_resume(conversation_id, turn_id, pause_ref):
             logger.info("turn already resumed; message ignored")
             return
