@@ -7,15 +7,21 @@ requests to moto, which keeps every conditional write atomic as DynamoDB's are.
 moto also keeps every model object it ever made (for its dashboard and ``reset``), and a DynamoDB
 transaction makes a copy of the whole table as its rollback point: kept forever, a long run of
 the local stack grew by gigabytes (a scale-20 reliability run was killed for memory). The server
-here never resets, so nothing needs that list: models are not tracked.
+here never resets, so nothing needs that list: models are not tracked. And a transaction's
+rollback point is the items it touches, not a copy of the table (whose cost grew with the table).
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
+import moto.dynamodb.models as _moto_models
 from moto.core.common_models import BaseModel
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -26,6 +32,68 @@ def _untracked(cls, *args: Any, **kwargs: Any) -> Any:
 
 
 BaseModel.__new__ = _untracked  # type: ignore[method-assign,assignment]
+
+
+class _TablesNotCopied:
+    """moto's ``copy`` module as ``transact_write_items`` sees it: a Table is not deep-copied as the
+    rollback point (``_transact_with_item_rollback`` keeps the touched items instead)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _key_of(table: Table, operation: dict[str, Any], op_type: str) -> tuple[DynamoType, DynamoType | None]:
+    key = operation["Item"] if op_type == "Put" else operation["Key"]
+    hash_value = DynamoType(key[table.hash_key_attr])
+    range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+    return hash_value, range_value
+
+
+def _transact_with_item_rollback(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """DynamoDB's all-or-nothing with a rollback point of the items the transaction touches.
+
+    moto deep-copies every table a transaction names as its rollback point: a cost that grows
+    with the table, so a long test session slowed down transaction by transaction. The items
+    and the stream length are all a failed transaction can have changed.
+    """
+    touched: list[tuple[Table, DynamoType, DynamoType | None, Any]] = []
+    streams: dict[int, tuple[Any, int]] = {}
+    for entry in transact_items:
+        op_type, operation = next(iter(entry.items()))
+        table = self.tables.get(operation.get("TableName", ""))
+        if table is None or op_type not in ("Put", "Update", "Delete", "ConditionCheck"):
+            continue
+        try:
+            hash_value, range_value = _key_of(table, operation, op_type)
+        except KeyError:
+            continue  # moto refuses the request itself
+        touched.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+        if table.stream_shard is not None:
+            streams[id(table)] = (table.stream_shard, len(table.stream_shard.items))
+    try:
+        _moto_transact(self, transact_items)
+    except BaseException:
+        for table, hash_value, range_value, original in reversed(touched):
+            store = table.items[hash_value] if range_value is not None else table.items
+            key = range_value if range_value is not None else hash_value
+            if original is None:
+                store.pop(key, None)
+            else:
+                store[key] = original
+            if range_value is not None and not table.items[hash_value]:
+                table.items.pop(hash_value, None)
+        for shard, length in streams.values():
+            del shard.items[length:]
+        raise
+
+
+_moto_models.copy = _TablesNotCopied()  # type: ignore[attr-defined]
+_moto_transact = DynamoDBBackend.transact_write_items
+DynamoDBBackend.transact_write_items = _transact_with_item_rollback  # type: ignore[method-assign]
 
 
 # One DynamoDB request at a time, across every server in the process; the stream reader takes it too.
