@@ -23,7 +23,14 @@ from pydantic import BaseModel
 
 from signoff import runtime
 from signoff.api.errors import JSON_HEADERS, ApiError
-from signoff.api.requests import PostMessage, StartConversation, parse_audit_query, parse_body, parse_grant_query
+from signoff.api.requests import (
+    PostMessage,
+    StartConversation,
+    parse_audit_query,
+    parse_body,
+    parse_grant_query,
+    query_parameters,
+)
 from signoff.config import settings
 from signoff.dal.audit import InvalidCursor
 from signoff.dal.idempotency import client_request_config, client_request_persistence
@@ -170,7 +177,7 @@ def get_conversation(conversation_id: str) -> Response:
 
 @app.get("/approvals")
 def list_approvals() -> Response:
-    query = parse_audit_query(app.current_event.query_string_parameters or {})
+    query = parse_audit_query(query_parameters(app.current_event.raw_event))
     try:
         page = runtime.audit_trail().list(**query.model_dump(), tenant=_tenant())
     except InvalidAuditQuery as exc:
@@ -180,7 +187,7 @@ def list_approvals() -> Response:
 
 @app.get("/grants")
 def list_grants() -> Response:
-    query = parse_grant_query(app.current_event.query_string_parameters or {})
+    query = parse_grant_query(query_parameters(app.current_event.raw_event))
     try:
         page = runtime.grant_keeper().list(_tenant(), query.limit, query.cursor)
     except InvalidCursor as exc:

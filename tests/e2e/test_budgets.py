@@ -63,6 +63,9 @@ def test_twenty_conversations_racing_one_budget_never_pass_it_unseen(client):
     assert sum(1 for v in views if v["status"] == "awaiting_approval") == 17
     executed = sum(float(e["arguments"]["amount"]) for cid in cids for e in _refunds(client, cid))
     assert executed == 90
+    for cid, view in zip(cids, views, strict=True):  # answered, so nothing is left for the reconciler
+        if view["status"] == "awaiting_approval":
+            client.resolve(client.pending_decision_ids(cid)[0], "deny")
 
 
 def test_an_approved_refund_counts_so_a_small_one_after_it_needs_sign_off(client):

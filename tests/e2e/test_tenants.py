@@ -86,6 +86,7 @@ def test_grants_are_listed_used_and_revoked_by_their_own_tenant_only(acme, globe
     other = globex.start(f"Issue a €150 refund to customer #{customer}.")
     other_view = globex.wait_status(other["conversation_id"], "awaiting_approval")
     assert "grant" not in other_view["actions"][0]
+    globex.resolve(globex.pending_decision_ids(other["conversation_id"])[0], "deny")
 
     revoke = requests.delete(f"{globex.api}/grants/{grant['grant_id']}", headers=globex.headers, timeout=30)
     assert revoke.status_code == 404 and revoke.json()["error"]["code"] == "grant_not_found"

@@ -169,6 +169,24 @@ class AuditQueryParams(BaseModel):
         return value
 
 
+def query_parameters(event: dict[str, Any]) -> dict[str, str]:
+    """The query string as names and values, read from the raw string so that nothing is dropped
+    on the way: a parameter without a name, or one given twice, is refused rather than ignored."""
+    from urllib.parse import parse_qsl
+
+    raw = event.get("rawQueryString") or ""
+    try:
+        pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=False, max_num_fields=50)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_query", "The query string has too many parameters.") from exc
+    names = [name for name, _ in pairs]
+    if any(not name for name in names) or (raw and not pairs and raw.strip("&")):
+        raise ApiError(400, "invalid_query", "Every query parameter needs a name.")
+    if len(set(names)) != len(names):
+        raise ApiError(400, "invalid_query", "A query parameter is given twice.")
+    return dict(pairs)
+
+
 class GrantQueryParams(BaseModel):
     """``GET /grants`` query string."""
 
