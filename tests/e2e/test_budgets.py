@@ -81,6 +81,7 @@ def test_an_approved_refund_counts_so_a_small_one_after_it_needs_sign_off(client
     small = view["actions"][-1]
     assert small["arguments"]["amount"] == 10 and small["gated"]
     assert "150 already used of 100" in small["gated_by_budget"]
+    client.resolve(client.pending_decision_ids(cid)[0], "deny")
 
 
 def test_a_denied_or_modified_call_counts_at_what_ran(client):
@@ -107,6 +108,7 @@ def test_a_denied_or_modified_call_counts_at_what_ran(client):
     client.post(f"/conversations/{cid}/messages", json={"message": f"Refund €1 to customer #{customer}."})
     view = wait_for(lambda: (v := client.get(cid))["status"] == "awaiting_approval" and v, what="€1 to wait")
     assert "100 already used of 100" in view["actions"][-1]["gated_by_budget"]
+    client.resolve(client.pending_decision_ids(cid)[0], "deny")
 
 
 HARD_CAP = {

@@ -6,11 +6,13 @@ import json
 
 from aws_lambda_powertools.utilities import parameters
 
+from signoff.domain.ports import NotConfigured
+
 DEFAULT_MAX_AGE_SECONDS = 300
 PLACEHOLDER_KEY = "signoff_placeholder"  # what the template writes into a key secret it creates
 
 
-class SecretNotSet(RuntimeError):
+class SecretNotSet(NotConfigured):
     """The secret still holds the placeholder the stack created it with: nobody put the key in yet."""
 
     def __init__(self, secret_id: str):

@@ -10,6 +10,11 @@ from signoff.domain.models import AgentStep, Conversation, Decision, ToolCall, T
 from signoff.domain.notifications import Notification
 
 
+class NotConfigured(RuntimeError):
+    """A key or setting the deployment needs has not been given yet (e.g. a secret still holds its
+    placeholder): nothing is attempted with a guess."""
+
+
 class BackendUnavailable(RuntimeError):
     """The agent API failed in a way a later retry may fix (429, 5xx, timeout)."""
 

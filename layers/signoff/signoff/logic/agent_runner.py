@@ -38,7 +38,14 @@ from signoff.domain.models import (
 )
 from signoff.domain.outputs import render_output
 from signoff.domain.policy import ApprovalPolicy
-from signoff.domain.ports import AgentBackend, BackendRejected, BackendUnavailable, WorkMessage, WorkQueue
+from signoff.domain.ports import (
+    AgentBackend,
+    BackendRejected,
+    BackendUnavailable,
+    NotConfigured,
+    WorkMessage,
+    WorkQueue,
+)
 from signoff.domain.tools import InvalidToolArguments, ToolRegistry
 from signoff.logic.approvals import ApprovalRequester
 from signoff.logic.budgets import call_key_of
@@ -331,6 +338,8 @@ class AgentRunner:
             raise OutOfTime("too little time left in this invocation for a model call")
 
     def _fail(self, turn: Turn, exc: Exception) -> None:
+        if isinstance(exc, NotConfigured):
+            logger.error("not configured", extra={"why": str(exc)})
         fail_turn(self._table, self._executor, turn.conversation_id, turn.turn_id, _why(exc))
 
     def _answer_open_calls(self, conversation: Conversation, failed_turn_id: str) -> None:
@@ -375,6 +384,8 @@ def _why(exc: Exception) -> str:
         return "the agent service refused the request"
     if isinstance(exc, TooManySteps):
         return "it took more tool rounds than one turn allows"
+    if isinstance(exc, NotConfigured):
+        return "Signoff is not fully set up yet (a key is missing; the operator has been told in the logs)"
     return f"an unexpected error occurred ({type(exc).__name__})"
 
 
