@@ -5,11 +5,13 @@ name the same routes."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
+from schemathesis.core.failures import AcceptedNegativeData, FailureGroup
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 
 from local.evidence import conversation_count
@@ -51,9 +53,26 @@ def test_fuzzed_requests(case, api):
     # API Gateway answers 404 (not 405) for a method no route has: AWS's behaviour, not ours. And a
     # well-formed request may rightly be refused for the state it meets (404 unknown conversation,
     # 409 busy, 422 Idempotency-Key reused), so "valid data accepted" is not a property here.
-    case.validate_response(response, excluded_checks=[unsupported_method, positive_data_acceptance])
+    try:
+        case.validate_response(response, excluded_checks=[unsupported_method, positive_data_acceptance])
+    except FailureGroup as group:
+        # A "negative" case whose only invalid parts never reached the API (the Authorization
+        # header this test always adds; a query parameter `requests` drops, e.g. an empty list)
+        # was a valid request by the time it was sent: its 2xx is right.
+        real = [
+            e for e in group.exceptions if not (isinstance(e, AcceptedNegativeData) and _sent_valid(case, response))
+        ]
+        if real:
+            raise
     if response.status_code >= 400:
         assert _conversations(api) == before, "a refused request changed the table"
+
+
+def _sent_valid(case, response) -> bool:
+    """The request as sent: only documented query parameters, and the Authorization header."""
+    documented = {p.name for p in case.operation.query}
+    sent = {name for name, _ in parse_qsl(urlsplit(response.request.url).query, keep_blank_values=True)}
+    return sent <= documented and "Authorization" in response.request.headers and case.body is None
 
 
 HOSTILE_BODIES = [
