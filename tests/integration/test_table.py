@@ -379,3 +379,16 @@ def test_a_failed_transaction_leaves_every_item_and_the_stream_as_they_were(tabl
     assert table.get_conversation(cid) == before
     assert any(i["sk"] == message_sk for i in table._query_partition(f"CONV#{cid}"))
     assert drain_stream(table._table) == []
+
+
+def test_grants_page_with_a_cursor_and_refuse_an_audit_cursor(table):
+    from signoff.dal.audit import InvalidCursor, _encode
+
+    first, second = _grant(table), _grant(table)
+    page, cursor = table.list_grants("default", 1, None)
+    assert len(page) == 1 and cursor
+    rest, _ = table.list_grants("default", 1, cursor)
+    assert rest and rest[0].grant_id != page[0].grant_id
+    assert {first.grant_id, second.grant_id} & {page[0].grant_id, rest[0].grant_id}
+    with pytest.raises(InvalidCursor):
+        table.list_grants("default", 1, _encode("AUDIT#2026-11", {"pk": {"S": "x"}}))

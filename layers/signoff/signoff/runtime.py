@@ -260,7 +260,9 @@ def agent_runner() -> AgentRunner:
     )
 
 
+@cache
 def notification_queue():
+    """One per sandbox: each record of a delivery batch used to build its own SQS client."""
     from signoff.adapters.sqs import SqsNotificationQueue
 
     return SqsNotificationQueue(boto3.client("sqs", config=_BOTO_CONFIG), settings().notify_queue_url)
@@ -284,6 +286,16 @@ def reset() -> None:
     """Forget cached clients and settings (tests change the environment between stacks)."""
     from aws_lambda_powertools.utilities import parameters
 
-    for fn in (_dynamodb, table, work_queue, _handover_client, tools, _openai_client, _file_policy, settings):
+    for fn in (
+        _dynamodb,
+        table,
+        work_queue,
+        notification_queue,
+        _handover_client,
+        tools,
+        _openai_client,
+        _file_policy,
+        settings,
+    ):
         fn.cache_clear()
     parameters.clear_caches()

@@ -9,14 +9,13 @@ which call took it.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from datetime import datetime
 from typing import Any
 
 from signoff.dal.audit import AUDIT_INDEX, InvalidCursor
+from signoff.dal.audit import _decode as decode_cursor
+from signoff.dal.audit import _encode as encode_cursor
 from signoff.dal.base import TableBase, _key, _strip_keys
 from signoff.dal.codec import from_item, to_attr, to_item
 from signoff.domain.grants import GRANT_ID_PATTERN, Grant, GrantUse, scope_hash
@@ -100,22 +99,11 @@ class GrantRecords(TableBase):
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = _decode(cursor)
+            bucket, start_key = decode_cursor(cursor)  # the audit trail's cursors, for another bucket
+            if bucket != GRANTS_BUCKET:
+                raise InvalidCursor("cursor is not valid")
+            kwargs["ExclusiveStartKey"] = start_key
         page = self._db.query(**kwargs)
         grants = [Grant.model_validate(_strip_keys(from_item(item))) for item in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
-        return grants, _encode(last) if last else None
-
-
-def _encode(key: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
-
-
-def _decode(cursor: str) -> dict:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidCursor("cursor is not valid") from exc
-    if not isinstance(key, dict) or key.get("audit_bucket") != {"S": GRANTS_BUCKET}:
-        raise InvalidCursor("cursor is not valid")
-    return key
+        return grants, encode_cursor(GRANTS_BUCKET, last) if last else None
