@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -22,8 +23,10 @@ _PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 
 
 class LambdaInvokeEndpoint:
-    def __init__(self, template: SamTemplate):
+    def __init__(self, template: SamTemplate, tool_functions: dict[str, Callable[[Any, Any], Any]] | None = None):
         self.functions = {fn.logical_id: fn for fn in template.functions()}
+        # The catalog's lambda tools, by function name: what the worker's boto3 lambda.invoke reaches.
+        self.tool_functions = dict(tool_functions or {})
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         return self.handle(Request(environ))(environ, start_response)
@@ -34,6 +37,8 @@ class LambdaInvokeEndpoint:
             return _json(404, {"Type": "User", "message": "Unknown operation"})
         name = matched["name"].rsplit(":", 1)[-1]  # an ARN or a name
         fn = self.functions.get(name)
+        if fn is None and name in self.tool_functions:
+            return self._invoke_tool(self.tool_functions[name], request)
         if fn is None:
             return _json(404, {"Type": "User", "message": f"Function not found: {name}"}, "ResourceNotFoundException")
         try:
@@ -43,6 +48,17 @@ class LambdaInvokeEndpoint:
         try:
             result = invoke(fn, event)
         except (Exception, SimulatedCrash) as exc:
+            body = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+            return Response(
+                json.dumps(body), 200, {"X-Amz-Function-Error": "Unhandled"}, content_type="application/json"
+            )
+        return Response(json.dumps(result), 200, content_type="application/json")
+
+    def _invoke_tool(self, handler: Callable[[Any, Any], Any], request: Request) -> Response:
+        try:
+            event = json.loads(request.get_data() or b"{}")
+            result = handler(event, None)
+        except Exception as exc:
             body = {"errorMessage": str(exc), "errorType": type(exc).__name__}
             return Response(
                 json.dumps(body), 200, {"X-Amz-Function-Error": "Unhandled"}, content_type="application/json"

@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from local.openai_requests import ApiError, refuse_unsupported, select_calls
+from local.openai_requests import ApiError, offered_names, refuse_unsupported, select_calls
 from local.scripted_model import describe_outputs, respond_to_user
 
 TERMINAL = {"cancelled", "failed", "completed", "incomplete", "expired"}
@@ -211,7 +211,7 @@ class AssistantsEmulator:
             return
         user = [m for m in self.threads[run["thread_id"]]["_messages"] if m["role"] == "user"]
         text = user[-1]["content"][0]["text"]["value"] if user else ""
-        reply, planned = respond_to_user(text)
+        reply, planned = respond_to_user(text, offered_names(run["tools"]))
         calls = select_calls(planned, run["tools"], run)
         if not calls or (reply is not None and run["tool_choice"] == "auto"):
             self._complete(run, reply or "I can't do that with the tools I have.")

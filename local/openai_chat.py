@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from local.openai_requests import ApiError, check_chat_messages, refuse_unsupported, select_calls
+from local.openai_requests import ApiError, check_chat_messages, offered_names, refuse_unsupported, select_calls
 from local.scripted_model import describe_outputs, respond_to_user
 
 
@@ -74,7 +74,8 @@ def chat_completion(body: dict[str, Any], *, sequential_call_ids: bool = False) 
         )
     else:
         users = [m for m in messages if m.get("role") == "user"]
-        reply, planned = respond_to_user(_text(users[-1].get("content")) if users else "")
+        text = _text(users[-1].get("content")) if users else ""
+        reply, planned = respond_to_user(text, offered_names(body.get("tools")))
         calls = select_calls(planned, body.get("tools") or [], body)
         if calls and reply is not None and body.get("tool_choice", "auto") == "auto":
             calls = []

@@ -91,6 +91,11 @@ def _tool_name(tool: dict[str, Any]) -> str | None:
     return tool.get("name") or (tool.get("function") or {}).get("name")
 
 
+def offered_names(tools: list[dict[str, Any]] | None) -> set[str]:
+    """The function names a request offers (either API's tool shape)."""
+    return {name for name in (_tool_name(t) for t in tools or []) if name}
+
+
 def select_calls(calls: list, tools: list[dict[str, Any]], body: dict[str, Any]) -> list:
     """The planned calls as ``tools``, ``tool_choice`` and ``parallel_tool_calls`` allow them: only
     offered tools; none for ``"none"``; only the named one when a function is forced (called with

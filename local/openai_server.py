@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 from local.faults import FaultPlan
 from local.openai_assistants import AssistantsEmulator
 from local.openai_chat import chat_completion
-from local.openai_requests import ApiError, check_input_items, refuse_unsupported, select_calls
+from local.openai_requests import ApiError, check_input_items, offered_names, refuse_unsupported, select_calls
 from local.request_log import RequestLog
 from local.scripted_model import describe_outputs, reply_without_tools, respond_to_user
 
@@ -69,7 +69,7 @@ class OpenAIEmulator:
             if item.get("type") == "message" and item.get("role") == "user":
                 user_text = _text_of(item)
                 break
-        reply, planned = respond_to_user(user_text)
+        reply, planned = respond_to_user(user_text, offered_names(tools))
         calls = select_calls(planned, tools, body)
         if not calls or (reply is not None and body.get("tool_choice", "auto") == "auto"):
             return [self._message(reply or reply_without_tools(user_text))]

@@ -28,8 +28,31 @@ class PlannedCall:
     arguments: dict[str, Any]
 
 
-def plan_tool_calls(text: str) -> list[PlannedCall]:
+_CALL = re.compile(r"\bcall ([A-Za-z0-9_-]{1,64}) with (?=\{)")
+
+
+def explicit_calls(text: str, offered: set[str] | None) -> list[PlannedCall]:
+    """``call <tool> with <JSON object>`` (several joined by " and "): exactly those calls, for any
+    tool the request offers. Nothing when one of them names a tool not offered or bad JSON."""
+    calls: list[PlannedCall] = []
+    decoder = json.JSONDecoder()
+    for match in _CALL.finditer(text):
+        name = match.group(1)
+        try:
+            arguments, _end = decoder.raw_decode(text, match.end())
+        except json.JSONDecodeError:
+            return []
+        if not isinstance(arguments, dict) or (offered is not None and name not in offered):
+            return []
+        calls.append(PlannedCall(name, arguments))
+    return calls
+
+
+def plan_tool_calls(text: str, offered: set[str] | None = None) -> list[PlannedCall]:
     """The tool calls a user message asks for, in the order it asks for them."""
+    explicit = explicit_calls(text, offered)
+    if explicit:
+        return explicit
     lowered = text.lower()
     customers = _CUSTOMER.findall(text)
     calls: list[PlannedCall] = []
@@ -161,12 +184,13 @@ def tool_results_in(text: str) -> list[tuple[str, str]] | None:
     return [(str(i.get("tool", "tool")), str(i.get("output", ""))) for i in items if isinstance(i, dict)]
 
 
-def respond_to_user(text: str) -> tuple[str | None, list[PlannedCall]]:
-    """The model's answer to a user message: (reply text, no calls) or (None, tool calls)."""
+def respond_to_user(text: str, offered: set[str] | None = None) -> tuple[str | None, list[PlannedCall]]:
+    """The model's answer to a user message: (reply text, no calls) or (None, tool calls).
+    ``offered``: the tool names the request offers (None: unknown, every rule applies)."""
     results = tool_results_in(text)
     if results is not None:
         return describe_outputs(results), []
-    calls = plan_tool_calls(text)
+    calls = plan_tool_calls(text, offered)
     if calls:
         return None, calls
     return reply_without_tools(text), []

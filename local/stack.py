@@ -17,16 +17,19 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 
 from local.aws_resources import CreatedResources, create_resources, function_environments
+from local.catalogs.example import write_example
 from local.drills.crashes import CrashInjector, SimulatedCrash
 from local.evidence import local_client
 from local.faults import DynamoThrottle
@@ -39,6 +42,9 @@ from local.openai_server import OpenAIEmulator
 from local.openai_server import create_app as openai_app
 from local.servers import BackgroundServer
 from local.template import SamTemplate
+from local.tool_servers.http_tools import HttpToolServer
+from local.tool_servers.lambda_tools import FUNCTIONS as LOCAL_TOOL_FUNCTIONS
+from local.tool_servers.mcp_tools import McpToolServer
 
 
 def _env_int(name: str, default: int) -> int:
@@ -80,6 +86,12 @@ class StackConfig:
     notify_url_prefixes: str = "http://127.0.0.1,http://localhost"
     notify_retry_base_seconds: int = 1  # a failed notification is tried again after 1, 2, 4, ... s
     queue_pollers: int | None = None  # invocations per queue at once; None: the trigger's MaximumConcurrency
+    # Signs the requests to http tools: SIGNOFF_TOOL_SIGNING_SECRET, generated when unset.
+    tool_signing_secret: str = field(
+        default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    )
+    # The agent catalog (SIGNOFF_CATALOG_FILE); None: the example catalog over the local tool servers.
+    catalog_file: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -111,6 +123,12 @@ class StackConfig:
             notify_url_prefixes=env.get("SIGNOFF_NOTIFY_URL_PREFIXES", "http://127.0.0.1,http://localhost"),
             notify_retry_base_seconds=_env_int("SIGNOFF_NOTIFY_RETRY_BASE_SECONDS", 1),
             **({"webhook_secret": env["SIGNOFF_WEBHOOK_SECRET"]} if env.get("SIGNOFF_WEBHOOK_SECRET") else {}),
+            **(
+                {"tool_signing_secret": env["SIGNOFF_TOOL_SIGNING_SECRET"]}
+                if env.get("SIGNOFF_TOOL_SIGNING_SECRET")
+                else {}
+            ),
+            catalog_file=env.get("SIGNOFF_CATALOG_FILE") or None,
         )
 
 
@@ -171,21 +189,40 @@ class EmbeddedStack:
                 "ClientApiKeysSecret": "\n".join([cfg.api_key, *filter(None, cfg.tenant_keys.split(","))]),
                 "CallbackSigningKeySecret": secrets.token_urlsafe(48),
                 "WebhookSigningSecret": cfg.webhook_secret,
+                "ToolSigningSecret": cfg.tool_signing_secret,
             },
             queue_visibility_seconds=cfg.queue_visibility_seconds,
         )
         if not cfg.functions_in_process:
             return self  # `sam local` runs the functions, in containers
+        self._start_tool_servers()
         self.gateway = ApiGateway(self.template)
         gateway_server = BackgroundServer(self.gateway, port=cfg.api_port, name="gateway")
         self.api_url = gateway_server.url
         self._set_function_environment()
         self._servers.append(gateway_server.start())
-        self.lambda_url = self._serve(LambdaInvokeEndpoint(self.template), cfg.lambda_port, "lambda").url
+        endpoint = LambdaInvokeEndpoint(self.template, tool_functions=LOCAL_TOOL_FUNCTIONS)
+        self.lambda_url = self._serve(endpoint, cfg.lambda_port, "lambda").url
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.lambda_url  # lambda tools are invoked here, not in moto
         self._start_queue_pumps()
         self._start_stream_pumps()
         self._start_schedules()
         return self
+
+    def _start_tool_servers(self) -> None:
+        """The example tool servers (http, MCP), and the example catalog over them unless a catalog
+        file was given."""
+        cfg = self.config
+        self.http_tools = HttpToolServer(cfg.tool_signing_secret).start()
+        self._servers.append(self.http_tools)
+        self.mcp_tools = McpToolServer().start()
+        self._servers.append(self.mcp_tools)
+        if cfg.catalog_file:
+            self._catalog_env = {"CATALOG_FILE": cfg.catalog_file}
+            return
+        self._example_dir = tempfile.TemporaryDirectory(prefix="signoff-catalog-")
+        catalog, policy = write_example(Path(self._example_dir.name), self.http_tools.url, self.mcp_tools.url)
+        self._catalog_env = {"CATALOG_FILE": str(catalog), "POLICY_FILE": str(policy)}
 
     def stop(self) -> None:
         self._stop.set()
@@ -234,6 +271,7 @@ class EmbeddedStack:
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_DEV": os.environ.get("POWERTOOLS_DEV", "false"),
                 "AWS_ENDPOINT_URL": self.aws_url,
+                **self._catalog_env,
                 **cfg.extra_env,
             }
         )
@@ -250,10 +288,10 @@ class EmbeddedStack:
         from openai import OpenAI
 
         from signoff.adapters.assistant_setup import create_assistant
-        from signoff.tools.demo import build_demo_tools
 
         client = OpenAI(api_key=cfg.openai_api_key or "sk-local-emulator", base_url=self.openai_url)
-        cfg.assistant_id = create_assistant(client, "gpt-4.1", build_demo_tools(None).definitions())  # type: ignore[arg-type]
+        # One assistant for every agent: each run sends its agent's instructions and tools.
+        cfg.assistant_id = create_assistant(client, "gpt-4.1", [], name="local")
         return cfg.assistant_id
 
     # -- event sources -------------------------------------------------------------------
@@ -437,6 +475,8 @@ Signoff is running locally.
   AWS (moto)     {self.aws_url}
   Lambda API     {self.lambda_url}  (invoke the functions by logical id, as `sam local start-lambda` does)
   Notifications  signed with {cfg.webhook_secret}  (notify_url prefixes: {cfg.notify_url_prefixes})
+  Tool requests  signed with {cfg.tool_signing_secret}  (http tools verify it; example server {self.http_tools.url})
+  MCP tools      {self.mcp_tools.url}  (agent "ops"; catalog: {self._catalog_env["CATALOG_FILE"]})
 
 Try the seed scenario:
 

@@ -25,6 +25,7 @@ from signoff import runtime
 from signoff.api.errors import JSON_HEADERS, ApiError
 from signoff.api.requests import (
     PostMessage,
+    PostToolResults,
     StartConversation,
     parse_audit_query,
     parse_body,
@@ -38,7 +39,7 @@ from signoff.dal.table import ConversationBusy, ConversationNotFound
 from signoff.domain.notifications import url_allowed
 from signoff.domain.tenants import TENANT_NAME
 from signoff.logic.audit import InvalidAuditQuery
-from signoff.logic.conversations import QueueUnavailable, StartedTurn
+from signoff.logic.conversations import NotAwaitingClient, QueueUnavailable, StartedTurn
 from signoff.logic.grants import grant_view
 from signoff.logic.ids import CONVERSATION_ID
 from signoff.observability import log_keys, metrics, tracer
@@ -146,10 +147,12 @@ def create_conversation() -> Response:
             "notify_url must be an http(s) URL starting with one of the prefixes this deployment allows "
             "(template parameter NotifyUrlPrefixes).",
         )
+    if body.agent is not None and runtime.catalog().agent(body.agent) is None:
+        raise ApiError(422, "unknown_agent", "agent must name an agent of this deployment's catalog.")
     service, tenant = runtime.conversation_service(), _tenant()
     started = _with_idempotency(
-        lambda req: service.start(req["message"], req.get("metadata"), req.get("notify_url"), tenant),
-        body.model_dump(mode="json"),
+        lambda req: service.start(req["message"], req.get("metadata"), req.get("notify_url"), tenant, req.get("agent")),
+        body.model_dump(mode="json", exclude={"agent"} if body.agent is None else None),
     )
     return _json(202, started.model_dump(mode="json"))
 
@@ -165,6 +168,24 @@ def post_message(conversation_id: str) -> Response:
         {"conversation_id": conversation_id, **body.model_dump(mode="json")},
     )
     return _json(202, {"turn_id": started.turn_id, "status": started.status.value})
+
+
+@app.post("/conversations/<conversation_id>/tool-results")
+def post_tool_results(conversation_id: str) -> Response:
+    """Results of the calls handed to the client (return of control); the turn goes on once the
+    last of its client calls has one."""
+    body = _body(PostToolResults)
+    try:
+        waiting = runtime.conversation_service().submit_tool_results(
+            conversation_id, [(r.call_id, r.output) for r in body.results], _tenant()
+        )
+    except ConversationNotFound as exc:
+        raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
+    except NotAwaitingClient as exc:
+        raise ApiError(
+            409, "not_awaiting_client", f"Call {exc.call_id} is not awaiting a result from the client."
+        ) from exc
+    return _json(202, {"accepted": len(body.results), "awaiting_client": waiting})
 
 
 @app.get("/conversations/<conversation_id>")

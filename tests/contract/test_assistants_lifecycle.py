@@ -72,6 +72,7 @@ def test_a_run_left_active_is_cancelled_before_the_next_message(stack, assistant
     """A thread locked by a run from an earlier failure: the adapter cancels it, then carries on."""
     from signoff.adapters.openai_assistants import AssistantsBackend
     from signoff.domain.models import Conversation, ConversationStatus, Pause, Reply
+    from signoff.domain.ports import AgentSetup
 
     client, assistant_id = assistants
     thread = client.beta.threads.create()
@@ -82,7 +83,8 @@ def test_a_run_left_active_is_cancelled_before_the_next_message(stack, assistant
     with pytest.raises(Exception, match=f"while a run {stuck.id} is active"):
         client.beta.threads.messages.create(thread.id, role="user", content="hello")
 
-    backend = AssistantsBackend(client, assistant_id, "be brief", [], sleep=lambda _s: None)
+    setup = AgentSetup(name="test", model="gpt-4.1", instructions="be brief", tools=[], assistant_id=assistant_id)
+    backend = AssistantsBackend(client, lambda _conversation: setup, sleep=lambda _s: None)
     conversation = Conversation(
         conversation_id="conv_x",
         status=ConversationStatus.RUNNING,

@@ -50,17 +50,36 @@ def _evaluate(value, parameters: dict[str, str]):
     return value
 
 
-def test_the_policy_parameter_arn_is_right_for_flat_and_hierarchical_names():
+def _optional_statement(function: str, condition: str) -> dict:
+    [optional] = [p for p in _props(function)["Policies"] if p.get("Fn::If", [None])[0] == condition]
+    [statement] = optional["Fn::If"][1]["Statement"]
+    return statement
+
+
+def test_the_policy_and_catalog_parameter_arns_are_right_for_flat_and_hierarchical_names():
     parameters = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012"}
     for function in ("AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"):
-        [optional] = [p for p in _props(function)["Policies"] if "Fn::If" in p]
-        [statement] = optional["Fn::If"][1]["Statement"]
-        for name, arn_tail in (
-            ("/signoff/policy", "parameter/signoff/policy"),
-            ("signoff-policy", "parameter/signoff-policy"),
+        for condition, parameter in (
+            ("HasPolicyParameter", "PolicyParameterName"),
+            ("HasCatalogParameter", "CatalogParameterName"),
         ):
-            arn = _evaluate(statement["Resource"], {**parameters, "PolicyParameterName": name})
-            assert arn == f"arn:aws:ssm:eu-west-1:123456789012:{arn_tail}", (function, name, arn)
+            statement = _optional_statement(function, condition)
+            for name, arn_tail in (
+                ("/signoff/policy", "parameter/signoff/policy"),
+                ("signoff-policy", "parameter/signoff-policy"),
+            ):
+                arn = _evaluate(statement["Resource"], {**parameters, parameter: name})
+                assert arn == f"arn:aws:ssm:eu-west-1:123456789012:{arn_tail}", (function, name, arn)
+
+
+def test_lambda_tools_and_tool_secrets_are_reachable_only_as_listed():
+    """Signoff may invoke exactly the functions and read exactly the secrets the user lists."""
+    for function in ("AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"):
+        invoke = _optional_statement(function, "HasToolFunctions")
+        assert invoke["Action"] == "lambda:InvokeFunction" and invoke["Resource"] == {"Ref": "ToolFunctionArns"}
+        secrets = _optional_statement(function, "HasToolSecrets")
+        assert secrets["Action"] == "secretsmanager:GetSecretValue" and secrets["Resource"] == {"Ref": "ToolSecretArns"}
+    assert "HasToolFunctions" not in str(_props("ClientApiFunction")["Policies"])
 
 
 def test_every_function_logs_to_a_group_with_the_retention_parameter():

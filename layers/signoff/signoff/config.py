@@ -6,13 +6,6 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
-DEFAULT_INSTRUCTIONS = (
-    "You are a helpful customer-support assistant. Use the tools to act. Refunds over 100, any "
-    "email to a customer and any data deletion are reviewed by a human before they run; when a "
-    "tool output reports a decision, tell the user plainly what happened and quote the approver's "
-    "notes verbatim."
-)
-
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -46,7 +39,9 @@ class Settings:
     max_message_chars: int
     max_body_bytes: int
     idempotency_ttl_seconds: int
-    agent_instructions: str
+    catalog_parameter: str | None
+    catalog_file: str | None
+    tool_signing_secret: str  # the secret's id (ARN or name), not its value
     policy_parameter: str | None
     policy_file: str | None
     audit_retention_days: int
@@ -86,7 +81,9 @@ class Settings:
             max_message_chars=_int("MAX_MESSAGE_CHARS", 32_000),
             max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),
             idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
-            agent_instructions=env.get("AGENT_INSTRUCTIONS", DEFAULT_INSTRUCTIONS),
+            catalog_parameter=env.get("CATALOG_PARAMETER") or None,
+            catalog_file=env.get("CATALOG_FILE") or None,
+            tool_signing_secret=env.get("TOOL_SIGNING_SECRET_SECRET", "signoff/tool-signing-secret"),
             policy_parameter=env.get("POLICY_PARAMETER") or None,
             policy_file=env.get("POLICY_FILE") or None,
             audit_retention_days=_int("AUDIT_RETENTION_DAYS", 400),

@@ -100,11 +100,112 @@ def _handover_client(api_key: str):
     return HandoverClient(cfg.handover_base_url, api_key, timeout=(3.05, cfg.handover_timeout_seconds))
 
 
-@cache
-def tools() -> ToolRegistry:
-    from signoff.tools.demo import build_demo_tools
+def catalog():
+    """The agent catalog; re-read from SSM when its cache expires (a changed text is parsed once)."""
+    from signoff.adapters.tool_catalog import load_catalog
 
-    return build_demo_tools(table())
+    cfg = settings()
+    if cfg.catalog_parameter:
+        return load_catalog(cfg.catalog_parameter, None)
+    return _file_catalog(cfg.catalog_file)
+
+
+@cache
+def _file_catalog(path: str | None):
+    from signoff.adapters.tool_catalog import load_catalog
+
+    return load_catalog(None, path)
+
+
+_per_catalog: dict[str, tuple[object, object]] = {}
+
+
+def _for_catalog(kind: str, current, build):
+    """Built once per catalog in force (a changed catalog text parses to a new Catalog)."""
+    held = _per_catalog.get(kind)
+    if held is None or held[0] is not current:
+        held = (current, build(current))
+        _per_catalog[kind] = held
+    return held[1]
+
+
+def tools() -> ToolRegistry:
+    """Every catalog tool bound to its executor."""
+    from signoff.adapters.tool_catalog import Invokers, build_registry
+
+    invokers = Invokers(http=_http_tools, lambda_=_lambda_tools, mcp=_mcp_toolbox)
+    return _for_catalog("tools", catalog(), lambda current: build_registry(current, invokers))
+
+
+@cache
+def _http_tools():
+    from signoff.adapters.http_tools import HttpToolInvoker
+
+    return HttpToolInvoker(lambda: _secret(settings().tool_signing_secret))
+
+
+@cache
+def _lambda_tools():
+    from signoff.adapters.lambda_tools import LambdaToolInvoker
+
+    return LambdaToolInvoker(
+        boto3.client(
+            "lambda", config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=60)
+        )
+    )
+
+
+def _mcp_toolbox(server: str):
+    """One toolbox per MCP server of the catalog in force: its tools/list is kept a few minutes."""
+    from signoff.adapters.mcp_tools import McpToolbox
+
+    def authorization(secret_id: str | None):
+        return (lambda: _secret(secret_id)) if secret_id else (lambda: None)
+
+    def build(current) -> dict:
+        return {
+            name: McpToolbox(name, spec, authorization(spec.authorization_secret))
+            for name, spec in current.mcp_servers.items()
+        }
+
+    return _for_catalog("mcp", catalog(), build)[server]
+
+
+def agent_setup(conversation):
+    """What the conversation's agent is: its model, instructions, tools (and assistant)."""
+    return agent_setup_named(conversation.agent)
+
+
+def agent_setup_named(agent_name: str | None):
+    from signoff.domain.ports import AgentSetup
+
+    cfg = settings()
+    current = catalog()
+    name = agent_name or current.default_agent
+    agent = current.agent(name)
+    if agent is None:
+        from signoff.domain.ports import BackendRejected
+
+        raise BackendRejected(f"the conversation's agent {name!r} is no longer in the catalog")
+    return AgentSetup(
+        name=name,
+        model=agent.model or cfg.openai_model,
+        instructions=agent.instructions,
+        tools=tools().definitions(offered_tools(name)),
+        assistant_id=agent.assistant_id or cfg.openai_assistant_id,
+    )
+
+
+def offered_tools(agent_name: str | None) -> list[str]:
+    """The tool names the agent is offered: its catalog tools and the tools of its MCP servers."""
+    current = catalog()
+    agent = current.agent(agent_name)
+    if agent is None:
+        return []
+    names = list(agent.tools)
+    for server in agent.mcp_servers:
+        names += _mcp_toolbox(server).names()
+    return names
 
 
 def policy():
@@ -151,7 +252,7 @@ def settler() -> ApprovalSettler:
 def conversation_service() -> ConversationService:
     from signoff.logic.conversations import ConversationService
 
-    return ConversationService(table(), work_queue())
+    return ConversationService(table(), work_queue(), executor())
 
 
 def audit_trail():
@@ -197,7 +298,6 @@ def agent_backend() -> AgentBackend:
     from signoff.adapters.agent_router import AgentBackendRouter
 
     cfg = settings()
-    definitions = tools().definitions()
 
     def client():
         return _openai_client(_secret(cfg.openai_api_key_secret))
@@ -205,19 +305,19 @@ def agent_backend() -> AgentBackend:
     def responses():
         from signoff.adapters.openai_responses import ResponsesBackend
 
-        return ResponsesBackend(client(), cfg.openai_model, cfg.agent_instructions, definitions)
+        return ResponsesBackend(client(), agent_setup)
 
     def assistants():
         from signoff.adapters.openai_assistants import AssistantsBackend
 
-        return AssistantsBackend(client(), cfg.openai_assistant_id, cfg.agent_instructions, definitions)
+        return AssistantsBackend(client(), agent_setup)
 
     def chat():
         from signoff.adapters.openai_chat import ChatCompletionsBackend
         from signoff.dal.chat_history import ChatHistoryTable
 
         history = ChatHistoryTable(_dynamodb(), cfg.table_name)
-        return ChatCompletionsBackend(client(), cfg.openai_model, cfg.agent_instructions, definitions, history)
+        return ChatCompletionsBackend(client(), agent_setup, history)
 
     return AgentBackendRouter(cfg.agent_api, {"responses": responses, "assistants": assistants, "chat": chat})
 
@@ -257,6 +357,7 @@ def agent_runner() -> AgentRunner:
         grants=grant_keeper(),
         # A call still executing is looked at again this soon (its lease settles a dead one).
         recheck_seconds=max(1, min(10, cfg.execution_lease_seconds)),
+        offered=offered_tools,
     )
 
 
@@ -292,10 +393,13 @@ def reset() -> None:
         work_queue,
         notification_queue,
         _handover_client,
-        tools,
+        _file_catalog,
+        _http_tools,
+        _lambda_tools,
         _openai_client,
         _file_policy,
         settings,
     ):
         fn.cache_clear()
     parameters.clear_caches()
+    _per_catalog.clear()

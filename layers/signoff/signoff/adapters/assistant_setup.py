@@ -1,9 +1,11 @@
-"""Create the Signoff assistant once and print its id (the Assistants API only).
+"""Create one assistant per catalog agent and print its id (the Assistants API only).
 
-    OPENAI_API_KEY=... [OPENAI_BASE_URL=...] python -m signoff.adapters.assistant_setup [--model gpt-4.1]
+    OPENAI_API_KEY=... [OPENAI_BASE_URL=...] [CATALOG_FILE=catalog.json] \
+        python -m signoff.adapters.assistant_setup [--agent support]
 
-Then deploy with ``OpenAIAssistantId=<that id>``. As the guide advises, the assistant is made
-once and reused by id, never on each request.
+Put the id in that agent's ``assistant_id`` in the catalog (or, for a single agent, deploy with
+``OpenAIAssistantId=<id>``). As the guide advises, an assistant is made once and reused by id,
+never on each request; each run still sends the agent's current instructions and tools.
 """
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ import os
 from openai import OpenAI
 
 from signoff.adapters.openai_assistants import nested_function
-from signoff.config import DEFAULT_INSTRUCTIONS
 
 
-def create_assistant(client: OpenAI, model: str, tools: list[dict]) -> str:
+def create_assistant(client: OpenAI, model: str, tools: list[dict], instructions: str = "", name: str = "") -> str:
     assistant = client.beta.assistants.create(
-        name="Signoff approval-gated assistant",
-        instructions=DEFAULT_INSTRUCTIONS,
+        name=f"Signoff {name}".strip(),
+        instructions=instructions or "Use the tools to act; some calls are reviewed by a human first.",
         model=model,
         tools=[nested_function(t) for t in tools],
     )
@@ -29,13 +30,13 @@ def create_assistant(client: OpenAI, model: str, tools: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=os.environ.get("OPENAI_MODEL", "gpt-4.1"))
+    parser.add_argument("--agent", default=None, help="the catalog agent (default: the catalog's default agent)")
     args = parser.parse_args()
-    from signoff.tools.demo import build_demo_tools
+    from signoff import runtime
 
-    definitions = build_demo_tools(effects=None).definitions()  # type: ignore[arg-type]  # schemas only
+    setup = runtime.agent_setup_named(args.agent)
     client = OpenAI(base_url=os.environ.get("OPENAI_BASE_URL") or None)
-    print(create_assistant(client, args.model, definitions))
+    print(create_assistant(client, setup.model, setup.tools, setup.instructions, setup.name))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from openai import OpenAI
 from signoff import deadline as invocation_deadline
 from signoff.adapters.openai_errors import translated_errors
 from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
-from signoff.domain.ports import BackendRejected, BackendUnavailable
+from signoff.domain.ports import AgentSetup, BackendRejected, BackendUnavailable
 
 TERMINAL = {"completed", "requires_action", "cancelled", "failed", "expired", "incomplete"}
 _ACTIVE_RUN = re.compile(r"\b(run_[A-Za-z0-9]+)\b")
@@ -39,19 +39,13 @@ class AssistantsBackend:
     def __init__(
         self,
         client: OpenAI,
-        assistant_id: str,
-        instructions: str,
-        tools: list[dict[str, Any]],
+        agent: Callable[[Conversation], AgentSetup],
         *,
         poll_timeout_seconds: float = 90.0,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        if not assistant_id:
-            raise BackendRejected("OPENAI_ASSISTANT_ID is not set; create one with signoff.adapters.assistant_setup")
         self._client = client
-        self._assistant = assistant_id
-        self._instructions = instructions
-        self._tools = [nested_function(t) for t in tools]
+        self._agent = agent  # the conversation's agent: its assistant, instructions and tools
         self._poll_timeout = poll_timeout_seconds
         self._sleep = sleep
 
@@ -163,12 +157,19 @@ class AssistantsBackend:
 
     def _run(self, conversation: Conversation) -> AgentStep:
         thread_id = conversation.backend_state["thread"]
+        agent = self._agent(conversation)
+        if not agent.assistant_id:
+            raise BackendRejected(
+                f"agent {agent.name} has no assistant: set OPENAI_ASSISTANT_ID or the agent's assistant_id "
+                "(create one with python -m signoff.adapters.assistant_setup)"
+            )
         with translated_errors("create run"):
             run = self._threads.runs.create(
                 thread_id=thread_id,
-                assistant_id=self._assistant,
-                instructions=self._instructions,
-                tools=self._tools,
+                assistant_id=agent.assistant_id,
+                model=agent.model,
+                instructions=agent.instructions,
+                tools=[nested_function(t) for t in agent.tools],
             )
         return self._step(conversation, self._poll(thread_id, run.id))
 

@@ -7,6 +7,7 @@ Appends are idempotent: a retried step finds its messages already stored and doe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from openai import OpenAI
@@ -14,17 +15,13 @@ from openai import OpenAI
 from signoff.adapters.openai_assistants import nested_function
 from signoff.adapters.openai_errors import translated_errors
 from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
-from signoff.domain.ports import BackendRejected, ChatHistory
+from signoff.domain.ports import AgentSetup, BackendRejected, ChatHistory
 
 
 class ChatCompletionsBackend:
-    def __init__(
-        self, client: OpenAI, model: str, instructions: str, tools: list[dict[str, Any]], history: ChatHistory
-    ):
+    def __init__(self, client: OpenAI, agent: Callable[[Conversation], AgentSetup], history: ChatHistory):
         self._client = client
-        self._model = model
-        self._instructions = instructions
-        self._tools = [nested_function(t) for t in tools]
+        self._agent = agent  # the conversation's agent: model, instructions, tools
         self._history = history
 
     def prepare(self, conversation: Conversation) -> dict[str, Any]:
@@ -106,11 +103,12 @@ class ChatCompletionsBackend:
         self._history.append(conversation.conversation_id, len(messages), tool_messages)
 
     def _complete(self, conversation: Conversation, messages: list[dict[str, Any]]) -> AgentStep:
+        agent = self._agent(conversation)
         with translated_errors("chat completion"):
             completion = self._client.chat.completions.create(
-                model=self._model,
-                messages=[{"role": "system", "content": self._instructions}, *messages],
-                tools=self._tools,
+                model=agent.model,
+                messages=[{"role": "system", "content": agent.instructions}, *messages],
+                tools=[nested_function(t) for t in agent.tools],
             )
         message = completion.choices[0].message
         stored: dict[str, Any] = {"role": "assistant", "content": message.content}

@@ -7,21 +7,20 @@ sending one ``function_call_output`` per call into the same Conversation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from openai import OpenAI
 
 from signoff.adapters.openai_errors import translated_errors
 from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
-from signoff.domain.ports import BackendRejected
+from signoff.domain.ports import AgentSetup, BackendRejected
 
 
 class ResponsesBackend:
-    def __init__(self, client: OpenAI, model: str, instructions: str, tools: list[dict[str, Any]]):
+    def __init__(self, client: OpenAI, agent: Callable[[Conversation], AgentSetup]):
         self._client = client
-        self._model = model
-        self._instructions = instructions
-        self._tools = tools
+        self._agent = agent  # the conversation's agent: model, instructions, tools
 
     def prepare(self, conversation: Conversation) -> dict[str, Any]:
         """The backend state for this chat, creating the OpenAI Conversation on first use."""
@@ -92,13 +91,14 @@ class ResponsesBackend:
         conv_id = conversation.backend_state.get("conversation")
         if not conv_id:
             raise ValueError("backend state has no conversation; call prepare() first")
+        agent = self._agent(conversation)
         with translated_errors("create response"):
             response = self._client.responses.create(
-                model=self._model,
+                model=agent.model,
                 conversation=conv_id,
-                instructions=self._instructions,
+                instructions=agent.instructions,
                 input=items,
-                tools=self._tools,
+                tools=agent.tools,
             )
         calls = [
             ToolCall(call_id=item.call_id, name=item.name, arguments=item.arguments)

@@ -31,6 +31,8 @@ class StartConversation(BaseModel):
     metadata: dict[str, Any] | None = None
     # Where Signoff POSTs signed turn events; allowed prefixes only (checked by the handler).
     notify_url: str | None = Field(default=None, min_length=1, max_length=MAX_NOTIFY_URL_LENGTH)
+    # The catalog agent to talk to (the catalog's default when absent; checked by the handler).
+    agent: str | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("metadata")
     @classmethod
@@ -44,6 +46,28 @@ class PostMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message: str = Field(min_length=1)
+
+
+class ClientToolResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str = Field(min_length=1, max_length=128)
+    output: Any  # any JSON value: what the client's run of the tool returned
+
+
+class PostToolResults(BaseModel):
+    """``POST /conversations/{id}/tool-results``: the results of calls handed to the client."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results: list[ClientToolResult] = Field(min_length=1, max_length=64)
+
+    @field_validator("results")
+    @classmethod
+    def _one_each(cls, value: list[ClientToolResult]) -> list[ClientToolResult]:
+        if len({r.call_id for r in value}) != len(value):
+            raise ValueError("each call_id may appear once")
+        return value
 
 
 def _problems(exc: ValidationError, where: str) -> list[dict[str, str]]:

@@ -101,8 +101,21 @@ class ActionRecords(TableBase):
             {"#s": "status"},
         )
 
+    def settle_client_call(self, action: Action, execution: Execution) -> bool:
+        """awaiting_client → executed (its result) | failed (overdue): one writer wins."""
+        return self._update(
+            _action_key(action.conversation_id, action.turn_id, action.call_id),
+            "SET execution = :done",
+            "execution.#s = :awaiting",
+            {
+                ":done": execution.model_dump(mode="json", exclude_none=True),
+                ":awaiting": ExecutionStatus.AWAITING_CLIENT,
+            },
+            {"#s": "status"},
+        )
+
     def finish_execution(self, action: Action, execution: Execution) -> bool:
-        """executing → executed | failed | not_executed."""
+        """executing → executed | failed | not_executed | awaiting_client."""
         return self._update(
             _action_key(action.conversation_id, action.turn_id, action.call_id),
             "SET execution = :done",

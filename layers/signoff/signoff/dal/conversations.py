@@ -19,15 +19,10 @@ from signoff.domain.models import (
     iso,
     utc_now,
 )
+from signoff.domain.ports import ConversationBusy, ConversationNotFound
 from signoff.domain.tenants import DEFAULT_TENANT
 
-
-class ConversationNotFound(LookupError):
-    pass
-
-
-class ConversationBusy(RuntimeError):
-    """A turn of this conversation is still running or awaiting approval."""
+__all__ = ["ConversationBusy", "ConversationNotFound", "ConversationRecords"]
 
 
 class ConversationRecords(TableBase):
@@ -274,6 +269,30 @@ class ConversationRecords(TableBase):
                     }
                 },
                 self._conversation_status_update(conversation_id, turn_id, ConversationStatus.AWAITING_APPROVAL),
+            ]
+        )
+
+    def show_awaiting_client(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
+        """The pause waits on the client's results: the turn is handed back (running or awaiting →
+        awaiting_approval, nothing pending, so a resume can claim it) and the conversation shows
+        ``awaiting_client``. Due for a look at the reconciler's cadence, so an overdue call is noticed."""
+        return self._transact(
+            [
+                self._turn_change(
+                    conversation_id,
+                    turn_id,
+                    "SET #s = :awaiting, due_bucket = :bucket, due_at = :due",
+                    "#s IN (:running, :awaiting) AND pause_ref = :pause AND pending = :zero",
+                    {
+                        ":awaiting": TurnStatus.AWAITING_APPROVAL,
+                        ":running": TurnStatus.RUNNING,
+                        ":pause": pause_ref,
+                        ":zero": 0,
+                        ":bucket": DUE_BUCKET,
+                        ":due": iso(utc_now() + self._stall),
+                    },
+                ),
+                self._conversation_status_update(conversation_id, turn_id, ConversationStatus.AWAITING_CLIENT),
             ]
         )
 

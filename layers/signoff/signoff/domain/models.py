@@ -20,6 +20,7 @@ def iso(ts: datetime) -> str:
 class ConversationStatus(StrEnum):
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_CLIENT = "awaiting_client"  # a client-run tool call waits for its result
     IDLE = "idle"
     FAILED = "failed"
 
@@ -59,10 +60,11 @@ class ExecutionStatus(StrEnum):
     FAILED = "failed"
     NOT_EXECUTED = "not_executed"
     SCHEDULED = "scheduled"
+    AWAITING_CLIENT = "awaiting_client"  # handed to the client (return of control); its result comes back
 
     @property
     def is_final(self) -> bool:
-        return self is not ExecutionStatus.EXECUTING
+        return self not in (ExecutionStatus.EXECUTING, ExecutionStatus.AWAITING_CLIENT)
 
 
 class Record(BaseModel):
@@ -79,6 +81,7 @@ class Conversation(Record):
     unanswered_turn_id: str | None = None  # a failed turn whose calls the agent API may still hold open
     notify_url: str | None = None  # where the client hears of its turns (see domain/notifications)
     tenant: str = "default"  # whose it is: no other tenant sees or changes it
+    agent: str | None = None  # the catalog agent it talks to (None: the catalog's default)
 
 
 class Message(Record):

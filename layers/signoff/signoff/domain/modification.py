@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from signoff.domain.tools import InvalidToolArguments, ToolSpec
+from signoff.domain.tools import InvalidToolArguments, ToolSpec, arguments_of
 
 
 class InvalidModification(ValueError):
@@ -35,7 +35,7 @@ def apply_modification(
         parsed = spec.parse_arguments(merged)
     except InvalidToolArguments as exc:
         raise InvalidModification(str(exc)) from exc
-    normalised = parsed.model_dump(mode="json")
+    normalised = arguments_of(parsed)
     final = {k: merged[k] for k in merged if k in normalised}
     diff = {k: {"from": original.get(k), "to": final[k]} for k in changes if original.get(k) != final.get(k)}
     return final, diff

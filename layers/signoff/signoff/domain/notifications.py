@@ -21,6 +21,7 @@ MAX_NOTIFY_URL_LENGTH = 2048
 # Conversation status after the change → (event type, the turn's status as the event names it).
 _EVENTS: dict[str, tuple[str, str]] = {
     "awaiting_approval": ("turn.awaiting_approval", "awaiting_approval"),
+    "awaiting_client": ("turn.awaiting_client", "awaiting_client"),
     "idle": ("turn.completed", "completed"),
     "failed": ("turn.failed", "failed"),
 }

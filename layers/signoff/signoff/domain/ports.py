@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from signoff.domain.models import AgentStep, Conversation, Decision, ToolCall, ToolOutput
 from signoff.domain.notifications import Notification
+
+
+class ConversationNotFound(LookupError):
+    """No such conversation (or it is another tenant's: the same answer, so nothing leaks)."""
+
+
+class ConversationBusy(RuntimeError):
+    """A turn of this conversation is still running or waiting (on an approver or the client)."""
 
 
 class NotConfigured(RuntimeError):
@@ -21,6 +30,17 @@ class BackendUnavailable(RuntimeError):
 
 class BackendRejected(RuntimeError):
     """The agent API refused the request; retrying the same request will not help."""
+
+
+@dataclass(frozen=True)
+class AgentSetup:
+    """One agent of the catalog as an agent API needs it for a conversation."""
+
+    name: str
+    model: str
+    instructions: str
+    tools: list[dict[str, Any]]  # function definitions
+    assistant_id: str = ""  # the Assistants API only
 
 
 class AgentBackend(Protocol):

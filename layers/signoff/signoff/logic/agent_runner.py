@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
@@ -88,7 +89,9 @@ class AgentRunner:
         budgets: BudgetKeeper | None = None,
         grants: GrantKeeper | None = None,
         recheck_seconds: int = 10,
+        offered: Callable[[str | None], list[str]] | None = None,
     ):
+        self._offered = offered  # agent → the tool names it is offered (None: every tool)
         self._recheck_seconds = recheck_seconds
         self._budgets = budgets
         self._grants = grants
@@ -139,6 +142,9 @@ class AgentRunner:
             logger.info("nothing to resume")
             return
         actions = self._executor.settle_turn(conversation_id, turn_id)
+        if _awaiting_client(actions):
+            self._wait_for_client(turn, actions, steps=1)
+            return
         if not all(a.settled for a in actions):
             # Its tool is still running (or its invocation died and the lease has yet to run out):
             # look again shortly, without spending the message's receives on a normal wait.
@@ -168,7 +174,10 @@ class AgentRunner:
                 logger.info("turn completed")
             return
         assert isinstance(step, Pause)
-        actions = [self._to_action(turn, seq, call, conversation.tenant) for seq, call in enumerate(step.tool_calls)]
+        offered = set(self._offered(conversation.agent)) if self._offered else None
+        actions = [
+            self._to_action(turn, seq, call, conversation.tenant, offered) for seq, call in enumerate(step.tool_calls)
+        ]
         gated = [a for a in actions if a.gated and a.error is None and a.grant is None]
         approvals = {a.call_id: self._requester.approvals_for(a) for a in gated}
         turn = turn.model_copy(update={"pause_ref": step.pause_ref})
@@ -193,9 +202,36 @@ class AgentRunner:
                 and current.pending == 0
                 and self._table.claim_turn_resume(turn.conversation_id, turn.turn_id, step.pause_ref)
             ):
-                self._submit(current, self._executor.settle_turn(turn.conversation_id, turn.turn_id), steps)
+                self._submit_or_wait(current, self._executor.settle_turn(turn.conversation_id, turn.turn_id), steps)
             return
-        self._submit(turn, self._table.list_actions(turn.conversation_id, turn.turn_id), steps)
+        self._submit_or_wait(turn, self._table.list_actions(turn.conversation_id, turn.turn_id), steps)
+
+    def _submit_or_wait(self, turn: Turn, actions: list[Action], steps: int) -> None:
+        if _awaiting_client(actions):
+            self._wait_for_client(turn, actions, steps)
+            return
+        self._submit(turn, actions, steps)
+
+    def _wait_for_client(self, turn: Turn, actions: list[Action], steps: int) -> None:
+        """Calls of the pause are with the client (return of control). The turn is handed back
+        (awaiting, nothing pending) and the conversation shows ``awaiting_client``; the last result
+        posted resumes it. A call whose result is overdue is failed, so the turn can go on."""
+        assert turn.pause_ref is not None
+        for action in actions:
+            spec = self._tools.get(action.tool)
+            timeout = spec.client_timeout_minutes if spec else 60
+            if _client_overdue(action, timeout):
+                self._executor.expire_client_call(action, timeout)
+        self._table.show_awaiting_client(turn.conversation_id, turn.turn_id, turn.pause_ref)
+        # Results posted meanwhile saw the turn still ours and resumed nothing: look once more.
+        current = self._table.list_actions(turn.conversation_id, turn.turn_id)
+        if all(a.settled for a in current) and self._table.claim_turn_resume(
+            turn.conversation_id, turn.turn_id, turn.pause_ref
+        ):
+            refreshed = self._table.get_turn(turn.conversation_id, turn.turn_id)
+            self._submit(refreshed or turn, current, steps)
+            return
+        logger.info("turn waits for the client's results", extra={"calls": sum(1 for a in current if not a.settled)})
 
     def _submit(self, turn: Turn, actions: list[Action], steps: int) -> None:
         """All outputs of the pause in one submission, never two: after a retry, look first whether
@@ -230,7 +266,7 @@ class AgentRunner:
                 raise
             return step
 
-    def _to_action(self, turn: Turn, seq: int, call: ToolCall, tenant: str) -> Action:
+    def _to_action(self, turn: Turn, seq: int, call: ToolCall, tenant: str, offered: set[str] | None) -> Action:
         """A tool call as Signoff keeps it: validated, digested, and gated by the policy (not the model)."""
         try:
             raw = json.loads(call.arguments)
@@ -243,7 +279,7 @@ class AgentRunner:
         if len(call.arguments.encode("utf-8")) > MAX_ARGUMENTS_BYTES:
             arguments = truncated(call.arguments, MAX_ARGUMENTS_BYTES)[0]
             error = f"the arguments are larger than {MAX_ARGUMENTS_BYTES} bytes; not executed"
-        elif spec is None:
+        elif spec is None or (offered is not None and call.name not in offered):
             error = f"unknown tool {call.name!r}"
         else:
             try:
@@ -391,3 +427,15 @@ def _why(exc: Exception) -> str:
 
 class TooManySteps(RuntimeError):
     pass
+
+
+def _awaiting_client(actions: list[Action]) -> bool:
+    return any(a.execution is not None and a.execution.status is ExecutionStatus.AWAITING_CLIENT for a in actions)
+
+
+def _client_overdue(action: Action, timeout_minutes: int) -> bool:
+    execution = action.execution
+    if execution is None or execution.status is not ExecutionStatus.AWAITING_CLIENT or not execution.claimed_at:
+        return False
+    handed = datetime.fromisoformat(execution.claimed_at.replace("Z", "+00:00"))
+    return utc_now() - handed > timedelta(minutes=timeout_minutes)

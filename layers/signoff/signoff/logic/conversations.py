@@ -18,18 +18,27 @@ from signoff.domain.models import (
     iso,
     utc_now,
 )
-from signoff.domain.ports import WorkMessage, WorkQueue
+from signoff.domain.ports import ConversationNotFound, WorkMessage, WorkQueue
 from signoff.domain.tenants import DEFAULT_TENANT
 from signoff.logic.ids import CONVERSATION_ID, new_conversation_id, new_turn_id
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
+    from signoff.logic.executor import ActionExecutor
 
 logger = Logger(child=True)
 
 
 class QueueUnavailable(RuntimeError):
     """The turn was stored but could not be handed to the worker; it was marked failed."""
+
+
+class NotAwaitingClient(RuntimeError):
+    """A posted result names a call that is not waiting for the client (nothing was recorded)."""
+
+    def __init__(self, call_id: str):
+        super().__init__(f"call {call_id} is not awaiting a result from the client")
+        self.call_id = call_id
 
 
 class StartedTurn(BaseModel):
@@ -39,9 +48,10 @@ class StartedTurn(BaseModel):
 
 
 class ConversationService:
-    def __init__(self, table: SignoffTable, queue: WorkQueue):
+    def __init__(self, table: SignoffTable, queue: WorkQueue, executor: ActionExecutor | None = None):
         self._table = table
         self._queue = queue
+        self._executor = executor  # records client results (return of control)
 
     def start(
         self,
@@ -49,6 +59,7 @@ class ConversationService:
         metadata: dict[str, Any] | None = None,
         notify_url: str | None = None,
         tenant: str = DEFAULT_TENANT,
+        agent: str | None = None,
     ) -> StartedTurn:
         now = iso(utc_now())
         conversation_id, turn_id = new_conversation_id(), new_turn_id()
@@ -60,6 +71,7 @@ class ConversationService:
             metadata=metadata or {},
             notify_url=notify_url,
             tenant=tenant,
+            agent=agent,
         )
         self._table.create_conversation(
             conversation,
@@ -81,6 +93,48 @@ class ConversationService:
         )
         return self._enqueue(conversation_id, turn_id, tenant)
 
+    def submit_tool_results(self, conversation_id: str, results: list[tuple[str, Any]], tenant: str) -> int:
+        """Record the client's results of calls handed to it; resume the turn once none is left.
+
+        Every named call must be waiting for the client (else NotAwaitingClient, and nothing is
+        recorded); ConversationNotFound for another tenant's conversation. Returns how many calls
+        of the turn still wait for the client."""
+        assert self._executor is not None
+        conversation = self._table.get_conversation(conversation_id) if CONVERSATION_ID.match(conversation_id) else None
+        if conversation is None or conversation.tenant != tenant:
+            raise ConversationNotFound(conversation_id)
+        turn_id = conversation.active_turn_id
+        actions = {a.call_id: a for a in self._table.list_actions(conversation_id, turn_id)}
+        for call_id, _output in results:
+            action = actions.get(call_id)
+            if (
+                action is None
+                or action.execution is None
+                or action.execution.status is not ExecutionStatus.AWAITING_CLIENT
+            ):
+                raise NotAwaitingClient(call_id)
+        for call_id, output in results:
+            if not self._executor.record_client_result(actions[call_id], output):
+                raise NotAwaitingClient(call_id)  # settled meanwhile (overdue, or a racing post)
+        remaining = [
+            a
+            for a in self._table.list_actions(conversation_id, turn_id)
+            if a.execution is not None and a.execution.status is ExecutionStatus.AWAITING_CLIENT
+        ]
+        if not remaining:
+            turn = self._table.get_turn(conversation_id, turn_id)
+            if turn is not None and turn.pause_ref:
+                self._queue.send(
+                    WorkMessage(
+                        kind="resume_turn",
+                        conversation_id=conversation_id,
+                        turn_id=turn_id,
+                        pause_ref=turn.pause_ref,
+                        tenant=tenant,
+                    )
+                )
+        return len(remaining)
+
     def view(self, conversation_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
         """The conversation as its tenant sees it; None when there is none (for this tenant)."""
         if not CONVERSATION_ID.match(conversation_id):
@@ -95,6 +149,7 @@ class ConversationService:
             "created_at": conversation.created_at,
             "metadata": conversation.metadata,
             "notify_url": conversation.notify_url,
+            "agent": conversation.agent,
             "messages": [m.model_dump() for m in messages],
             "actions": [_action_view(a) for a in actions],
         }
@@ -120,6 +175,14 @@ class ConversationService:
             self._table.fail_turn(conversation_id, turn_id, "queue unavailable")
             raise QueueUnavailable("the work queue is unavailable; try again") from exc
         return StartedTurn(conversation_id=conversation_id, turn_id=turn_id, status=ConversationStatus.RUNNING)
+
+
+def _awaits_client(action: Action | None) -> bool:
+    return (
+        action is not None
+        and action.execution is not None
+        and action.execution.status is ExecutionStatus.AWAITING_CLIENT
+    )
 
 
 def _action_view(action: Action) -> dict[str, Any]:

@@ -14,8 +14,15 @@ from aws_lambda_powertools import Logger
 
 from signoff.domain.binding import approval_matches, grant_matches
 from signoff.domain.limits import bounded_result
-from signoff.domain.models import Action, DecisionStatus, Execution, ExecutionStatus
-from signoff.domain.tools import InvalidToolArguments, ToolContext, ToolRegistry
+from signoff.domain.models import Action, DecisionStatus, Execution, ExecutionStatus, iso, utc_now
+from signoff.domain.tools import (
+    InvalidToolArguments,
+    ToolContext,
+    ToolFailed,
+    ToolRegistry,
+    ToolUnreachable,
+    arguments_of,
+)
 from signoff.observability import count, traced
 
 if TYPE_CHECKING:
@@ -41,6 +48,28 @@ class ActionExecutor:
         if abandoned and self._budgets:
             self._budgets.release(action)
         return abandoned
+
+    def record_client_result(self, action: Action, output: object) -> bool:
+        """The client's result of a call handed to it: awaiting_client → executed, once. False when
+        the call is not (or no longer) waiting for the client."""
+        execution = Execution(status=ExecutionStatus.EXECUTED, result=bounded_result(output))
+        recorded = self._table.settle_client_call(action, execution)
+        if recorded:
+            count("ActionsExecuted")
+            logger.info("client result recorded", extra={"tool": action.tool, "call_id": action.call_id})
+        return recorded
+
+    def expire_client_call(self, action: Action, timeout_minutes: int) -> bool:
+        """No result from the client in time: failed, outcome unknown (the client may have run it)."""
+        execution = Execution(
+            status=ExecutionStatus.FAILED,
+            result={"error": f"the client sent no result within {timeout_minutes} minutes; outcome unknown"},
+        )
+        expired = self._table.settle_client_call(action, execution)
+        if expired:
+            count("ActionsFailed")
+            logger.warning("client result overdue; call failed", extra={"call_id": action.call_id})
+        return expired
 
     def run_ungated(self, action: Action) -> None:
         if action.gated:
@@ -135,14 +164,29 @@ class ActionExecutor:
             args = spec.parse_arguments(action.arguments_to_run)
         except InvalidToolArguments as exc:
             return Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": str(exc)})
+        if spec.runs_on_client:
+            # Return of control: the client runs it and posts the result (ConversationService).
+            return Execution(
+                status=ExecutionStatus.AWAITING_CLIENT,
+                result={"arguments": arguments_of(args)},
+                claimed_at=iso(utc_now()),
+            )
         ctx = ToolContext(
             idempotency_key=f"{action.conversation_id}:{action.turn_id}:{action.call_id}",
             conversation_id=action.conversation_id,
             call_id=action.call_id,
+            tool=action.tool,
         )
         try:
             with traced(f"tool {action.tool}", tool=action.tool, call_id=action.call_id):
                 result = spec.run(args, ctx)
+        except ToolFailed as exc:  # the tool said it did not do it: the model hears what it said
+            logger.warning("tool refused the call", extra={"tool": action.tool, "call_id": action.call_id})
+            failure = {"error": str(exc)} if exc.detail is None else {"error": str(exc), "detail": exc.detail}
+            return Execution(status=ExecutionStatus.FAILED, result=failure)
+        except ToolUnreachable as exc:
+            logger.warning("tool did not answer", extra={"tool": action.tool, "call_id": action.call_id})
+            return Execution(status=ExecutionStatus.FAILED, result={"error": f"{exc}; not retried, outcome unknown"})
         except Exception as exc:  # a tool's failure is an outcome the model should hear about
             logger.exception("tool failed", extra={"tool": action.tool, "call_id": action.call_id})
             return Execution(status=ExecutionStatus.FAILED, result={"error": type(exc).__name__})

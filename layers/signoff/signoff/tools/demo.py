@@ -1,21 +1,43 @@
-"""The demo tools. Their effects are written to the table so tests and the demo can count them.
-Which of them need sign-off, and when, is declared in ``signoff/policy.json``, not here.
+"""The demo tools, run as ``python`` executors of the shipped catalog (``signoff/catalog.json``).
 
-Replace these with your own: keep ``run`` idempotent on ``ctx.idempotency_key`` (pass it to your
-payment or email provider) so that a retried execution can never act twice.
+Their effects are written to the table so tests and the demo can count how often each ran.
+Which of them need sign-off is declared in ``signoff/policy.json``, not here.
+
+A python tool is ``fn(arguments, ctx) -> JSON``; annotate ``arguments`` with a pydantic model and
+the model checks the call (and gives the schema when the catalog leaves ``parameters`` out).
+Keep it idempotent on ``ctx.idempotency_key`` (pass it to your payment or email provider) so a
+retried execution can never act twice.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from signoff.domain.ports import EffectLog
-from signoff.domain.tools import ToolContext, ToolRegistry, ToolSpec
+from signoff.domain.tools import ToolContext
 
-_CUSTOMER_ID = Field(min_length=1, max_length=64, pattern=r"^#?[A-Za-z0-9_-]+$")
+CustomerId = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^#?[A-Za-z0-9_-]+$"), AfterValidator(lambda v: v.lstrip("#"))
+]
+
+_effect_log: EffectLog | None = None
+
+
+def use_effect_log(log: EffectLog | None) -> None:
+    """Where the demo tools record their effects (the stack's table unless a test says otherwise)."""
+    global _effect_log
+    _effect_log = log
+
+
+def _effects() -> EffectLog:
+    if _effect_log is not None:
+        return _effect_log
+    from signoff import runtime
+
+    return runtime.table()
 
 
 class _Args(BaseModel):
@@ -23,24 +45,24 @@ class _Args(BaseModel):
 
 
 class LookupCustomerArgs(_Args):
-    customer_id: str = _CUSTOMER_ID
+    customer_id: CustomerId
 
 
 class IssueRefundArgs(_Args):
-    customer_id: str = _CUSTOMER_ID
+    customer_id: CustomerId
     amount: Decimal = Field(gt=0, le=Decimal("1000000"), max_digits=12, decimal_places=2)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     reason: str = Field(default="", max_length=1000)
 
 
 class SendCustomerEmailArgs(_Args):
-    customer_id: str = _CUSTOMER_ID
+    customer_id: CustomerId
     subject: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=10000)
 
 
 class DeleteCustomerDataArgs(_Args):
-    customer_id: str = _CUSTOMER_ID
+    customer_id: CustomerId
 
 
 class RequestHumanApprovalArgs(_Args):
@@ -49,78 +71,36 @@ class RequestHumanApprovalArgs(_Args):
     urgency: Literal["low", "medium", "high", "critical"] = "medium"
 
 
-def _customer(customer_id: str) -> str:
-    return customer_id.lstrip("#")
+def _record(ctx: ToolContext, tool: str, args: BaseModel, result: dict) -> dict:
+    return _effects().record_effect(ctx.idempotency_key, tool, args.model_dump(mode="json"), result)
 
 
-def build_demo_tools(effects: EffectLog) -> ToolRegistry:
-    def lookup_customer(args: LookupCustomerArgs, ctx: ToolContext) -> dict:
-        cid = _customer(args.customer_id)
-        result = {"customer_id": cid, "name": f"Customer {cid}", "tier": "standard", "open_orders": 1}
-        # Recorded like any effect so tests can count how often the tool ran.
-        return effects.record_effect(ctx.idempotency_key, "lookup_customer", args.model_dump(mode="json"), result)
+def lookup_customer(args: LookupCustomerArgs, ctx: ToolContext) -> dict:
+    cid = args.customer_id
+    result = {"customer_id": cid, "name": f"Customer {cid}", "tier": "standard", "open_orders": 1}
+    # Recorded like any effect so tests can count how often the tool ran.
+    return _record(ctx, "lookup_customer", args, result)
 
-    def issue_refund(args: IssueRefundArgs, ctx: ToolContext) -> dict:
-        result = {
-            "refund_id": f"rf_{ctx.call_id[-12:]}",
-            "customer_id": _customer(args.customer_id),
-            "amount": str(args.amount),
-            "currency": args.currency,
-        }
-        return effects.record_effect(ctx.idempotency_key, "issue_refund", args.model_dump(mode="json"), result)
 
-    def send_customer_email(args: SendCustomerEmailArgs, ctx: ToolContext) -> dict:
-        result = {"message_id": f"em_{ctx.call_id[-12:]}", "customer_id": _customer(args.customer_id)}
-        return effects.record_effect(ctx.idempotency_key, "send_customer_email", args.model_dump(mode="json"), result)
+def issue_refund(args: IssueRefundArgs, ctx: ToolContext) -> dict:
+    result = {
+        "refund_id": f"rf_{ctx.call_id[-12:]}",
+        "customer_id": args.customer_id,
+        "amount": str(args.amount),
+        "currency": args.currency,
+    }
+    return _record(ctx, "issue_refund", args, result)
 
-    def delete_customer_data(args: DeleteCustomerDataArgs, ctx: ToolContext) -> dict:
-        result = {"customer_id": _customer(args.customer_id), "deleted": True}
-        return effects.record_effect(ctx.idempotency_key, "delete_customer_data", args.model_dump(mode="json"), result)
 
-    def request_human_approval(args: RequestHumanApprovalArgs, ctx: ToolContext) -> dict:
-        return {}
+def send_customer_email(args: SendCustomerEmailArgs, ctx: ToolContext) -> dict:
+    result = {"message_id": f"em_{ctx.call_id[-12:]}", "customer_id": args.customer_id}
+    return _record(ctx, "send_customer_email", args, result)
 
-    return ToolRegistry(
-        [
-            ToolSpec(
-                name="lookup_customer",
-                description="Look up a customer's profile by id.",
-                arguments_model=LookupCustomerArgs,
-                run=lookup_customer,
-            ),
-            ToolSpec(
-                name="issue_refund",
-                description="Refund money to a customer. Large refunds need a human's approval.",
-                arguments_model=IssueRefundArgs,
-                run=issue_refund,
-                describe=lambda a: (
-                    f"Issue a refund of {a.amount:.2f} {a.currency} to customer #{_customer(a.customer_id)}"
-                ),
-            ),
-            ToolSpec(
-                name="send_customer_email",
-                description="Send an email to a customer.",
-                arguments_model=SendCustomerEmailArgs,
-                run=send_customer_email,
-                describe=lambda a: f"Email customer #{_customer(a.customer_id)}: {a.subject}",
-            ),
-            ToolSpec(
-                name="delete_customer_data",
-                description="Permanently delete all data held about a customer.",
-                arguments_model=DeleteCustomerDataArgs,
-                run=delete_customer_data,
-                describe=lambda a: f"Permanently delete all data of customer #{_customer(a.customer_id)}",
-            ),
-            ToolSpec(
-                name="request_human_approval",
-                description=(
-                    "Request human approval before a sensitive or irreversible action "
-                    "(financial transactions, external emails, data deletion)."
-                ),
-                arguments_model=RequestHumanApprovalArgs,
-                run=request_human_approval,
-                describe=lambda a: a.action,
-                is_sign_off_request=True,
-            ),
-        ]
-    )
+
+def delete_customer_data(args: DeleteCustomerDataArgs, ctx: ToolContext) -> dict:
+    result = {"customer_id": args.customer_id, "deleted": True}
+    return _record(ctx, "delete_customer_data", args, result)
+
+
+def request_human_approval(args: RequestHumanApprovalArgs, ctx: ToolContext) -> dict:
+    return {}  # never run: the decision is the output

@@ -1,0 +1,25 @@
+"""Tool functions for ``lambda`` executors, run by the local stack's Lambda Invoke endpoint (no AWS,
+no containers): the worker's boto3 ``lambda.invoke`` reaches them exactly as it would reach AWS.
+
+Each is ``handler(event, context)`` receiving ``{"tool", "arguments", "conversation_id", "call_id",
+"idempotency_key"}``; ``INVOCATIONS`` keeps every event so tests can count them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+INVOCATIONS: list[dict[str, Any]] = []
+_LOCK = threading.Lock()
+
+
+def close_account(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    with _LOCK:
+        INVOCATIONS.append(event)
+    return {"account_id": event["arguments"]["account_id"], "closed": True}
+
+
+# Function name (the last part of the ARN the catalog names) → handler.
+FUNCTIONS = {"signoff-example-close-account": close_account}
+EXAMPLE_ARN = "arn:aws:lambda:us-east-1:123456789012:function:signoff-example-close-account"
