@@ -31,15 +31,21 @@ def _wait(condition, timeout: float = 30.0, what: str = "the stack") -> Any:
         raise DemoFailed(str(exc)) from exc
 
 
-def run_pass(stack: EmbeddedStack, answer: str, approver: str, notes: str) -> dict[str, Any]:
+INVOICE = 'call create_invoice with {"customer_id": "c-1001", "amount": 120, "currency": "EUR"}'
+
+
+def run_pass(
+    stack: EmbeddedStack, answer: str, approver: str, notes: str, message: str = SEED, agent: str | None = None
+) -> dict[str, Any]:
     api = {"Authorization": f"Bearer {stack.config.api_key}"}
     handover = {"Authorization": f"Bearer {stack.config.handover_local_key}"}
-    started = requests.post(f"{stack.api_url}/conversations", json={"message": SEED}, headers=api, timeout=30)
+    body = {"message": message, **({"agent": agent} if agent else {})}
+    started = requests.post(f"{stack.api_url}/conversations", json=body, headers=api, timeout=30)
     if started.status_code != 202:
         raise DemoFailed(f"POST /conversations answered {started.status_code}: {started.text}")
     cid = started.json()["conversation_id"]
     url = f"{stack.api_url}/conversations/{cid}"
-    print(f"  user      {SEED}")
+    print(f"  user      {message}" + (f"  (agent {agent})" if agent else ""))
 
     view = _wait(
         lambda: (v := requests.get(url, headers=api, timeout=30).json())["status"] == "awaiting_approval" and v,
@@ -86,12 +92,22 @@ def main() -> int:
         approved = run_pass(stack, "approve", "maria@example.com", "Customer is a VIP, go ahead.")
         print("\n== 2. The approver denies ==")
         denied = run_pass(stack, "deny", "lee@example.com", "Refund budget for this month is spent.")
+        print("\n== 3. Your own tool: an http tool on a tiny local tool server, approved ==")
+        invoiced = run_pass(stack, "approve", "maria@example.com", "Invoice approved.", INVOICE, agent="billing")
+        cid = invoiced["conversation_id"]
+        sent = [r for r in stack.http_tools.requests if r.body and r.body["conversation_id"] == cid]
+        print(
+            f"  server    {len(sent)} request(s) to {stack.http_tools.url}/create_invoice, signature verified: "
+            f"{all(r.verified for r in sent)}"
+        )
         checks = {
             "approved refund executed": approved["actions"][0]["execution"]["status"] == "executed",
             "approver's notes reached the reply": "Customer is a VIP, go ahead." in approved["messages"][-1]["content"],
             "denied refund not executed": denied["actions"][0]["execution"]["status"] == "not_executed",
             "denial's notes reached the reply": "Refund budget for this month is spent."
             in denied["messages"][-1]["content"],
+            "http tool executed": invoiced["actions"][0]["execution"]["status"] == "executed",
+            "http tool got exactly one signed request": len(sent) == 1 and sent[0].verified and sent[0].ran,
         }
         print()
         for what, ok in checks.items():

@@ -57,6 +57,10 @@ def _resource_names(resource) -> list[str]:
             "CallbackSigningKeySecret",
             "ClientApiKeysSecret",
             "PolicyParameterName",
+            "CatalogParameterName",
+            "ToolSigningSecret",
+            "ToolFunctionArns",
+            "ToolSecretArns",
         ):
             if logical in text:
                 index = text.split("/index/")[1].split("'")[0].split('"')[0] if "/index/" in text else None
@@ -104,6 +108,9 @@ def test_each_secret_is_readable_only_where_needed(translated):
         "HandoverApiKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"},
         "CallbackSigningKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction"},
         "WebhookSigningSecret": {"NotifierFunction"},
+        # The functions that run tools: sign http requests, authorise to MCP servers.
+        "ToolSigningSecret": {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"},
+        "ToolSecretArns": {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"},
     }
 
 
@@ -235,6 +242,9 @@ def test_what_each_function_does_is_exactly_what_it_may_do(stack, client, transl
         assert not missing, f"{function} does what its policy does not allow: {sorted(missing)}"
     for function, granted in grants.items():
         # Secret reads are cached process-wide here (one process plays every function), so which
-        # function read a secret first is luck; secrets are checked statically above.
-        unused = {g for g in granted if not g[0].startswith(("ssm:", "secretsmanager:"))} - used.get(function, set())
+        # function read a secret first is luck; secrets are checked statically above. The user's
+        # lambda tools (ToolFunctionArns) are checked statically too (test_template_limits): which
+        # function invokes one depends on the flow (ungated, approved, scheduled).
+        static = ("ssm:", "secretsmanager:", "lambda:InvokeFunction")
+        unused = {g for g in granted if not g[0].startswith(static)} - used.get(function, set())
         assert not unused, f"{function} is allowed more than it uses: {sorted(unused)}"

@@ -129,6 +129,20 @@ def _for_catalog(kind: str, current, build):
     return held[1]
 
 
+class _CatalogTools:
+    """The use cases' view of ``tools()``, read at each use: a catalog that fails to load fails the
+    call that needs it (a turn says Signoff is not fully set up), not the wiring."""
+
+    def get(self, name: str):
+        return tools().get(name)
+
+    def definitions(self, names=None):
+        return tools().definitions(names)
+
+    def names(self) -> list[str]:
+        return tools().names()
+
+
 def tools() -> ToolRegistry:
     """Every catalog tool bound to its executor."""
     from signoff.adapters.tool_catalog import Invokers, build_registry
@@ -228,7 +242,7 @@ def _file_policy(path: str | None):
 def executor():
     from signoff.logic.executor import ActionExecutor
 
-    return ActionExecutor(table(), tools(), settings().execution_lease_seconds, budget_keeper())
+    return ActionExecutor(table(), _CatalogTools(), settings().execution_lease_seconds, budget_keeper())
 
 
 def grant_keeper():
@@ -246,7 +260,7 @@ def budget_keeper():
 def settler() -> ApprovalSettler:
     from signoff.logic.approvals import ApprovalSettler
 
-    return ApprovalSettler(table(), executor(), work_queue(), tools(), policy, budget_keeper(), grant_keeper())
+    return ApprovalSettler(table(), executor(), work_queue(), _CatalogTools(), policy, budget_keeper(), grant_keeper())
 
 
 def conversation_service() -> ConversationService:
@@ -336,7 +350,7 @@ def agent_runner() -> AgentRunner:
     requester = ApprovalRequester(
         table(),
         approval_service(),
-        tools(),
+        _CatalogTools(),
         policy,
         settler(),
         signing_key(),
@@ -347,7 +361,7 @@ def agent_runner() -> AgentRunner:
     return AgentRunner(
         table(),
         agent_backend(),
-        tools(),
+        _CatalogTools(),
         policy,
         executor(),
         requester,

@@ -17,13 +17,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from signoff.domain.catalog import Catalog, CatalogTool, split_mcp_name
+from signoff.domain.ports import NotConfigured
 from signoff.domain.tools import ToolRegistry, ToolSpec, json_schema_check, model_check
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "catalog.json"
 
 
-class InvalidCatalog(ValueError):
-    pass
+class InvalidCatalog(NotConfigured, ValueError):
+    """The catalog cannot be used: a turn that meets it fails saying Signoff is not fully set up."""
 
 
 @lru_cache(maxsize=8)

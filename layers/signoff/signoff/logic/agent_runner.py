@@ -421,7 +421,7 @@ def _why(exc: Exception) -> str:
     if isinstance(exc, TooManySteps):
         return "it took more tool rounds than one turn allows"
     if isinstance(exc, NotConfigured):
-        return "Signoff is not fully set up yet (a key is missing; the operator has been told in the logs)"
+        return "Signoff is not fully set up yet (a key or the agent catalog is missing or invalid; see the logs)"
     return f"an unexpected error occurred ({type(exc).__name__})"
 
 
