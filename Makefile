@@ -14,7 +14,7 @@ SAM_CLI_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := layers/signoff:.
 
-.PHONY: help venv local sam-local demo bench reliability test lint browser-deps build deploy deploy-guided clean
+.PHONY: help venv local sam-local demo bench reliability test lint openapi browser-deps build deploy deploy-guided clean
 
 help:
 	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench   import time of each function (the cold-start cost of its code)"
 	@echo "make reliability  drills (duplicates, crashes, faults, forgeries); writes reliability.json"
 	@echo "make test    lint, template checks and the test suite"
+	@echo "make openapi regenerate openapi.yaml from the client API's routes and models"
 	@echo "make build   sam build (needs Python 3.13)"
 	@echo "make deploy  sam deploy with samconfig.toml's [default] (ENV=prod for [prod]); deploy-guided to choose"
 
@@ -60,6 +61,10 @@ bench: $(VENV)/.installed
 # Faults, floods and forgeries against the local stack; prints a table, writes reliability.json.
 reliability: $(VENV)/.installed
 	$(PY) -m local.reliability
+
+# openapi.yaml is generated from the client API's code; a test fails when the committed one is stale.
+openapi: $(VENV)/.installed
+	$(PY) -m local.openapi
 
 lint: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(VENV)/bin/ruff check .

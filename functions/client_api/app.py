@@ -1,16 +1,20 @@
-"""Client API: start a conversation, add a message, read a conversation, list approvals (audit).
+"""Client API: conversations, client tool results, the audit trail and standing approvals.
 
-Thin by design: parse and validate the request, call ConversationService, shape the response.
-Runs behind the API-key authorizer; never imports openai.
+Thin by design: Powertools' event handler validates each request against the pydantic models of
+the route's signature (the OpenAPI document is generated from the same routes: `make openapi`),
+the handler calls the use case and shapes the response. Runs behind the API-key authorizer;
+never imports openai.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -19,19 +23,33 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import AwareDatetime
 
 from signoff import runtime
-from signoff.api.errors import JSON_HEADERS, ApiError
+from signoff.api.errors import JSON_HEADERS, REFUSALS, ApiError, json_response, refusal_of
 from signoff.api.requests import (
+    AuditStatus,
     PostMessage,
     PostToolResults,
     StartConversation,
+    check_body_transport,
+    check_message,
     parse_audit_query,
-    parse_body,
     parse_grant_query,
     query_parameters,
+    request_json,
 )
+from signoff.api.responses import (
+    ApprovalPage,
+    ConversationView,
+    ErrorBody,
+    GatewayError,
+    GrantPage,
+    GrantView,
+    StartedConversation,
+    ToolResultsAccepted,
+)
+from signoff.api.responses import StartedTurn as StartedTurnView
 from signoff.config import settings
 from signoff.dal.audit import InvalidCursor
 from signoff.dal.idempotency import client_request_config, client_request_persistence
@@ -45,9 +63,20 @@ from signoff.logic.ids import CONVERSATION_ID
 from signoff.observability import log_keys, metrics, tracer
 
 logger = Logger()
-app = APIGatewayHttpResolver()
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=request_json)
 
 MAX_IDEMPOTENCY_KEY = 255
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="idempotency-key",
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY,
+        description="A retry with the same key and body returns the first answer instead of starting another turn.",
+    ),
+]
+ConversationId = Annotated[str, Path(description="conv_ and 32 hex digits.")]
 
 
 def _json(status: int, body: Any) -> Response:
@@ -57,6 +86,11 @@ def _json(status: int, body: Any) -> Response:
 @app.exception_handler(ApiError)
 def _api_error(exc: ApiError) -> Response:
     return _json(exc.status, exc.body())
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response:
+    return _api_error(refusal_of(exc.errors()))
 
 
 @app.exception_handler(Exception)
@@ -88,18 +122,17 @@ def _tenant() -> str:
     return tenant
 
 
-def _idempotency_key() -> str | None:
-    key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
+def _scoped_key(key: str | None) -> str | None:
     if key is None:
         return None
-    if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
+    if not key.strip():
         raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters.")
     # Scoped to the tenant and the route, so two tenants can never collide.
     return hashlib.sha256(f"{_tenant()}|{app.current_event.raw_path}|{key}".encode()).hexdigest()
 
 
-def _with_idempotency(operation, request: dict[str, Any]) -> StartedTurn:
-    key = _idempotency_key()
+def _with_idempotency(key: str | None, operation, request: dict[str, Any]) -> StartedTurn:
+    key = _scoped_key(key)
     try:
         if key is None:
             return operation(request)
@@ -132,14 +165,36 @@ def _run_command(command: dict[str, Any], operation) -> StartedTurn:
     return operation(command["request"])
 
 
-def _body[M: BaseModel](model: type[M]) -> M:
-    cfg = settings()
-    return parse_body(app.current_event.raw_event, model, max_bytes=cfg.max_body_bytes, max_chars=cfg.max_message_chars)
+def _refused(*statuses: int) -> dict[int, dict[str, Any]]:
+    """The documented refusals of a route: Signoff's own, then API Gateway's."""
+    documented: dict[int, dict[str, Any]] = {
+        status: {"description": REFUSALS[status], "content": {"application/json": {"model": ErrorBody}}}
+        for status in statuses
+    }
+    for status in (401, 403, 429):
+        documented[status] = {
+            "description": "Refused by API Gateway before Signoff ran.",
+            "content": {"application/json": {"model": GatewayError}},
+        }
+    return documented
 
 
-@app.post("/conversations")
-def create_conversation() -> Response:
-    body = _body(StartConversation)
+def _ok(status: int, model: type, description: str) -> dict[int, dict[str, Any]]:
+    return {status: {"description": description, "content": {"application/json": {"model": model}}}}
+
+
+BODY_REFUSALS = (400, 409, 413, 415, 422)
+
+
+@app.post(
+    "/conversations",
+    summary="Start a conversation; the agent's turn runs in the background.",
+    operation_id="startConversation",
+    responses=_ok(202, StartedConversation, "Accepted; poll GET /conversations/{id}, or hear of it at notify_url.")
+    | _refused(*BODY_REFUSALS),
+)
+def create_conversation(body: StartConversation, idempotency_key: IdempotencyKey = None) -> Response[dict]:
+    check_message(body.message, settings().max_message_chars)
     if body.notify_url is not None and not url_allowed(body.notify_url, list(settings().notify_url_prefixes)):
         raise ApiError(
             422,
@@ -151,30 +206,41 @@ def create_conversation() -> Response:
         raise ApiError(422, "unknown_agent", "agent must name an agent of this deployment's catalog.")
     service, tenant = runtime.conversation_service(), _tenant()
     started = _with_idempotency(
+        idempotency_key,
         lambda req: service.start(req["message"], req.get("metadata"), req.get("notify_url"), tenant, req.get("agent")),
         body.model_dump(mode="json", exclude={"agent"} if body.agent is None else None),
     )
     return _json(202, started.model_dump(mode="json"))
 
 
-@app.post("/conversations/<conversation_id>/messages")
-def post_message(conversation_id: str) -> Response:
+@app.post(
+    "/conversations/<conversation_id>/messages",
+    summary="Add a message; 409 while a turn is running or waiting on an approver or the client.",
+    operation_id="postMessage",
+    responses=_ok(202, StartedTurnView, "Accepted.") | _refused(404, *BODY_REFUSALS),
+)
+def post_message(
+    conversation_id: ConversationId, body: PostMessage, idempotency_key: IdempotencyKey = None
+) -> Response[dict]:
     if not CONVERSATION_ID.match(conversation_id):
         raise ApiError(404, "conversation_not_found", "No such conversation.")
-    body = _body(PostMessage)
+    check_message(body.message, settings().max_message_chars)
     service, tenant = runtime.conversation_service(), _tenant()
     started = _with_idempotency(
+        idempotency_key,
         lambda req: service.post_message(conversation_id, req["message"], tenant),
         {"conversation_id": conversation_id, **body.model_dump(mode="json")},
     )
     return _json(202, {"turn_id": started.turn_id, "status": started.status.value})
 
 
-@app.post("/conversations/<conversation_id>/tool-results")
-def post_tool_results(conversation_id: str) -> Response:
-    """Results of the calls handed to the client (return of control); the turn goes on once the
-    last of its client calls has one."""
-    body = _body(PostToolResults)
+@app.post(
+    "/conversations/<conversation_id>/tool-results",
+    summary="Results of the calls the client runs (return of control); the turn goes on after the last.",
+    operation_id="postToolResults",
+    responses=_ok(202, ToolResultsAccepted, "Recorded.") | _refused(400, 404, 409, 413, 415, 422),
+)
+def post_tool_results(conversation_id: ConversationId, body: PostToolResults) -> Response[dict]:
     try:
         waiting = runtime.conversation_service().submit_tool_results(
             conversation_id, [(r.call_id, r.output) for r in body.results], _tenant()
@@ -182,22 +248,40 @@ def post_tool_results(conversation_id: str) -> Response:
     except ConversationNotFound as exc:
         raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
     except NotAwaitingClient as exc:
-        raise ApiError(
-            409, "not_awaiting_client", f"Call {exc.call_id} is not awaiting a result from the client."
-        ) from exc
+        message = f"Call {exc.call_id} is not awaiting a result from the client."
+        raise ApiError(409, "not_awaiting_client", message) from exc
     return _json(202, {"accepted": len(body.results), "awaiting_client": waiting})
 
 
-@app.get("/conversations/<conversation_id>")
-def get_conversation(conversation_id: str) -> Response:
+@app.get(
+    "/conversations/<conversation_id>",
+    summary="The conversation, its messages and its tool calls.",
+    operation_id="getConversation",
+    responses=_ok(200, ConversationView, "The conversation.") | _refused(404),
+)
+def get_conversation(conversation_id: ConversationId) -> Response[dict]:
     view = runtime.conversation_service().view(conversation_id, _tenant())
     if view is None:
         raise ApiError(404, "conversation_not_found", "No such conversation.")
     return _json(200, view)
 
 
-@app.get("/approvals")
-def list_approvals() -> Response:
+@app.get(
+    "/approvals",
+    summary="The audit trail, newest first.",
+    operation_id="listApprovals",
+    responses=_ok(200, ApprovalPage, "A page of approvals.") | _refused(400),
+)
+def list_approvals(
+    since: Annotated[AwareDatetime | None, Query()] = None,
+    until: Annotated[AwareDatetime | None, Query()] = None,
+    status: Annotated[AuditStatus | None, Query()] = None,
+    tool: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
+    conversation_id: Annotated[str | None, Query(pattern=r"^conv_[0-9a-f]{32}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response[dict]:
+    # Read again from the raw query string: a nameless or repeated parameter is refused, not dropped.
     query = parse_audit_query(query_parameters(app.current_event.raw_event))
     try:
         page = runtime.audit_trail().list(**query.model_dump(), tenant=_tenant())
@@ -206,8 +290,16 @@ def list_approvals() -> Response:
     return _json(200, page)
 
 
-@app.get("/grants")
-def list_grants() -> Response:
+@app.get(
+    "/grants",
+    summary="Standing approvals, newest first, with who approved each, every use and any revocation.",
+    operation_id="listGrants",
+    responses=_ok(200, GrantPage, "A page of grants.") | _refused(400),
+)
+def list_grants(
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response[dict]:
     query = parse_grant_query(query_parameters(app.current_event.raw_event))
     try:
         page = runtime.grant_keeper().list(_tenant(), query.limit, query.cursor)
@@ -216,8 +308,13 @@ def list_grants() -> Response:
     return _json(200, page)
 
 
-@app.delete("/grants/<grant_id>")
-def revoke_grant(grant_id: str) -> Response:
+@app.delete(
+    "/grants/<grant_id>",
+    summary="Revoke a standing approval at once (revoking twice keeps the first revocation).",
+    operation_id="revokeGrant",
+    responses=_ok(200, GrantView, "The grant, revoked.") | _refused(404),
+)
+def revoke_grant(grant_id: Annotated[str, Path()]) -> Response[dict]:
     """Revoked at once: a call that has not taken a use yet can no longer take one."""
     grant = runtime.grant_keeper().revoke(_tenant(), grant_id, by=f"client:{_principal()}")
     if grant is None:
@@ -232,4 +329,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _idempotency_config.register_lambda_context(context)
     authorizer = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
     with log_keys(logger, tenant=str(authorizer.get("tenant", ""))):
+        try:
+            check_body_transport(event, settings().max_body_bytes)  # 413/415 before anything reads it
+        except ApiError as exc:
+            return json_response(exc.status, exc.body())
         return app.resolve(event, context)

@@ -29,6 +29,9 @@ PARAMETERS = {
     "PolicyParameterName": "/signoff/policy",
     "AlarmTopicArn": f"arn:aws:sns:{REGION}:123456789012:signoff-alarms",
     "NotifyUrlPrefixes": "https://hooks.example.com/",
+    "CatalogParameterName": "/signoff/catalog",
+    "ToolFunctionArns": f"arn:aws:lambda:{REGION}:123456789012:function:close-account",
+    "ToolSecretArns": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:mcp-token-AbCdEf",
 }
 
 
@@ -48,7 +51,8 @@ def rehearse(stack_names: list[str]) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    os.environ.pop("AWS_ENDPOINT_URL", None)  # moto's in-process mock, not a server
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+        os.environ.pop(name)  # moto's in-process mock, not a server (nor the stack's Lambda endpoint)
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     # moto prints and warns for each resource it cannot create: the report lists those instead.
     quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())

@@ -34,6 +34,13 @@ def test_the_document_and_the_template_name_the_same_client_routes():
     assert documented == served
 
 
+def test_the_committed_document_is_the_one_the_code_generates():
+    """openapi.yaml comes from the client API's routes and models (`make openapi`); never edit it."""
+    from local.openapi.document import render
+
+    assert DOCUMENT.read_text() == render(), "openapi.yaml is stale: run `make openapi`"
+
+
 def _conversations(stack) -> int:
     return conversation_count(stack.resources.refs["SignoffTable"], with_turns=True)
 

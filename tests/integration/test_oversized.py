@@ -27,7 +27,7 @@ from signoff.domain.models import (
     utc_now,
 )
 from signoff.domain.policy import ApprovalPolicy
-from signoff.domain.tools import ToolRegistry, ToolSpec
+from signoff.domain.tools import ToolRegistry, ToolSpec, model_check
 from signoff.logic.agent_runner import AgentRunner
 from signoff.logic.executor import ActionExecutor
 
@@ -40,7 +40,17 @@ def _huge_report(args, ctx) -> dict:
     return {"rows": ["x" * 1000] * 600}  # ~600 KB: more than a whole DynamoDB item
 
 
-TOOLS = ToolRegistry([ToolSpec("export_report", "Export a report.", Query, _huge_report)])
+TOOLS = ToolRegistry(
+    [
+        ToolSpec(
+            "export_report",
+            "Export a report.",
+            Query.model_json_schema(),
+            model_check("export_report", Query),
+            _huge_report,
+        )
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +98,7 @@ def test_arguments_too_large_make_the_call_not_executed_with_the_reason(table):
     turn = _running_turn(table)
     runner = AgentRunner(table, None, TOOLS, lambda: ApprovalPolicy.model_validate({"tools": {}}), None, None, None)
     call = ToolCall(call_id="call_args", name="export_report", arguments=json.dumps({"text": "y" * 100_000}))
-    action = runner._to_action(turn, 0, call, "default")
+    action = runner._to_action(turn, 0, call, "default", None)
     assert action.execution.status is ExecutionStatus.NOT_EXECUTED
     assert str(MAX_ARGUMENTS_BYTES) in action.error and action.arguments["truncated"] is True
     assert table.record_pause(turn, "resp_1", [action], [], pending=0)  # the write fits

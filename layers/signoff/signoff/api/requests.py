@@ -1,8 +1,8 @@
-"""Request bodies of the client API, and the parser every POST goes through.
+"""Request bodies and queries of the client API, and the checks every body goes through.
 
 Order of checks: size (413), media type (415), JSON syntax (400: also too deep a nesting, and
-``NaN``/``Infinity``, which JSON does not have), shape (422). Unknown fields are refused so that
-typos do not pass silently.
+``NaN``/``Infinity``, which JSON does not have), shape (422, by the event handler against the
+route's model). Unknown fields are refused so that typos do not pass silently.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -139,36 +139,48 @@ def strict_json(data: bytes) -> Any:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from exc
 
 
-def parse_body[M: BaseModel](event: dict[str, Any], model: type[M], *, max_bytes: int, max_chars: int) -> M:
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def check_body_transport(event: dict[str, Any], max_bytes: int) -> None:
+    """What is refused before any route reads the body: too big (413), not JSON by its media type
+    (415), none at all (400)."""
+    method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "")
+    if method.upper() not in BODY_METHODS:
+        return
     data = raw_body(event, max_bytes)
     content_type = _content_type(event)
     if content_type is not None and content_type != "application/json" and not content_type.endswith("+json"):
         raise ApiError(415, "unsupported_media_type", "Send the request body as application/json.")
     if not data.strip():
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
-    payload = strict_json(data)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_json", "The request body is not UTF-8.") from exc
+
+
+def request_json(text: str) -> Any:
+    """The body as the event handler reads it before validating it against the route's model."""
+    payload = strict_json(text.encode("utf-8", errors="surrogatepass"))
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
     try:
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ApiError(400, "invalid_json", "The request body contains invalid unicode.") from exc
-    try:
-        parsed = model.model_validate(payload)
-    except ValidationError as exc:
-        raise ApiError(
-            422, "validation_error", "The request body does not fit the schema.", _problems(exc, "body")
-        ) from exc
-    message = getattr(parsed, "message", None)
-    if isinstance(message, str):
-        if len(message) > max_chars:
-            raise ApiError(422, "message_too_long", f"A message must be at most {max_chars} characters.")
-        if not message.strip():
-            raise ApiError(422, "validation_error", "The message must not be blank.")
-    return parsed
+    return payload
+
+
+def check_message(message: str, max_chars: int) -> None:
+    if len(message) > max_chars:
+        raise ApiError(422, "message_too_long", f"A message must be at most {max_chars} characters.")
+    if not message.strip():
+        raise ApiError(422, "validation_error", "The message must not be blank.")
 
 
 AUDIT_STATUSES = ("pending", "approved", "denied", "modified", "expired", "escalated", "scheduled", "not_requested")
+AuditStatus = Literal["pending", "approved", "denied", "modified", "expired", "escalated", "scheduled", "not_requested"]
 
 
 class AuditQueryParams(BaseModel):

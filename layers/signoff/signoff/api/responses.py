@@ -1,0 +1,160 @@
+"""What the client API answers, as models: the OpenAPI document is generated from these and the
+routes (``make openapi``), and the fuzz test holds every real answer to that document."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+ConversationStatus = Literal["running", "awaiting_approval", "awaiting_client", "idle", "failed"]
+DecisionStatus = Literal["pending", "approved", "denied", "modified", "expired", "escalated", "scheduled"]
+ExecutionStatus = Literal["executed", "failed", "not_executed", "scheduled", "awaiting_client"]
+
+
+class StartedConversation(BaseModel):
+    conversation_id: str
+    turn_id: str
+    status: ConversationStatus
+
+
+class StartedTurn(BaseModel):
+    turn_id: str
+    status: ConversationStatus
+
+
+class ToolResultsAccepted(BaseModel):
+    accepted: int = Field(description="Results recorded by this request.")
+    awaiting_client: int = Field(description="Calls of the turn still waiting for the client's result.")
+
+
+class MessageView(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+    created_at: str
+
+
+class DecisionView(BaseModel):
+    id: str
+    status: DecisionStatus
+    resolved_by: str | None
+    notes: str | None
+
+
+class ExecutionView(BaseModel):
+    status: ExecutionStatus
+    result: Any = Field(description="The tool's result, an error, or (awaiting_client) the arguments to run.")
+
+
+class GrantRefView(BaseModel):
+    id: str
+    uses_left: int
+
+
+class ActionView(BaseModel):
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    gated: bool
+    decision: DecisionView | None
+    execution: ExecutionView | None
+    error: str | None = Field(default=None, description="Why the call was never run (bad arguments, ...).")
+    gated_by_budget: str | None = Field(default=None, description="Why a budget asked for sign-off.")
+    grant: GrantRefView | None = Field(default=None, description="The standing approval it ran under.")
+
+
+class ConversationView(BaseModel):
+    conversation_id: str
+    status: ConversationStatus
+    created_at: str
+    metadata: dict[str, Any]
+    notify_url: str | None
+    agent: str | None = Field(description="The catalog agent; null for the catalog's default.")
+    messages: list[MessageView]
+    actions: list[ActionView]
+
+
+class AuditExecution(BaseModel):
+    status: str
+    result: Any = None
+
+
+class AuditEntry(BaseModel):
+    approval_id: str
+    tenant: str | None = None
+    conversation_id: str
+    call_id: str
+    tool: str
+    action: str | None = None
+    arguments_digest: str
+    approver: str | None = None
+    decision_id: str | None = None
+    status: str
+    resolved_by: str | None = None
+    notes: str | None = None
+    resolved_at: str | None = None
+    created_at: str
+    verdict: str | None = None
+    arguments_used: dict[str, Any] | None = None
+    execution: AuditExecution | None = None
+
+
+class ApprovalPage(BaseModel):
+    approvals: list[AuditEntry]
+    next_cursor: str | None
+
+
+class GrantUseView(BaseModel):
+    conversation_id: str
+    turn_id: str
+    call_id: str
+    digest: str
+    at: str
+
+
+class GrantView(BaseModel):
+    grant_id: str
+    tool: str
+    scope: dict[str, str]
+    caps: dict[str, str]
+    approved_by: str | None = None
+    decision_id: str | None = None
+    origin_conversation_id: str | None = None
+    origin_call_id: str | None = None
+    created_at: str | None = None
+    expires_at: str
+    max_uses: int
+    uses_left: int
+    uses: list[GrantUseView]
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+    tenant: str | None = None
+    live: bool
+
+
+class GrantPage(BaseModel):
+    grants: list[GrantView]
+    next_cursor: str | None
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every refusal Signoff itself makes: the request changed nothing."""
+
+    error: ErrorInfo
+
+
+class GatewayError(BaseModel):
+    """API Gateway's own refusal (no or wrong key, throttled), before Signoff ran."""
+
+    message: str

@@ -1,0 +1,1 @@
+"""The client API's OpenAPI document, generated from the client API's own routes and models."""
