@@ -2,7 +2,8 @@
 
 ``support`` (the shipped demo, the default) keeps python tools. ``billing`` has ``create_invoice``
 (http, the local tool server) and ``close_account`` (lambda, a local tool function). ``ops`` has
-the MCP server ``tracker`` and ``get_device_location``, which the client runs (return of control).
+the MCP server ``tracker``, ``get_device_location`` and ``wipe_device`` (gated), which the client runs
+(return of control).
 The tools the shipped policy does not name stay gated; the example policy lets two run unasked.
 """
 
@@ -25,7 +26,7 @@ def example_catalog(http_tools_url: str, mcp_url: str) -> dict[str, Any]:
     }
     catalog["agents"]["ops"] = {
         "instructions": "You are an operations assistant. Open tickets in the tracker; locate devices via the app.",
-        "tools": ["get_device_location"],
+        "tools": ["get_device_location", "wipe_device"],
         "mcp_servers": ["tracker"],
     }
     catalog["tools"].update(
@@ -66,6 +67,17 @@ def example_catalog(http_tools_url: str, mcp_url: str) -> dict[str, Any]:
                 },
                 "executor": {"type": "client", "timeout_minutes": 30},
             },
+            "wipe_device": {
+                "description": "Erase a lost device (runs on the client, after a human's sign-off).",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"device_id": {"type": "string", "minLength": 1}},
+                    "required": ["device_id"],
+                    "additionalProperties": False,
+                },
+                "executor": {"type": "client"},
+                "summary": "Erase device {device_id}",
+            },
         }
     )
     catalog["mcp_servers"] = {"tracker": {"url": mcp_url, "timeout_seconds": 10}}
@@ -79,6 +91,7 @@ def example_policy() -> dict[str, Any]:
             "create_invoice": {"approval": "always", "modifiable": ["amount"]},
             "close_account": {"approval": "always", "urgency": "high"},
             "get_device_location": {"approval": "never"},
+            "wipe_device": {"approval": "always", "urgency": "critical"},
             "tracker__search_docs": {"approval": "never"},
             "tracker__create_ticket": {"approval": "always"},
         }

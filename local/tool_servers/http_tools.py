@@ -4,7 +4,8 @@ real tool server would, runs the tool once per idempotency key, and counts every
     python -m local.tool_servers.http_tools whsec_...   (serves http://127.0.0.1:3005/tools/<name>)
 
 Tools: ``create_invoice`` (billing) and ``flaky_echo`` (answers 503 to the first N requests of a
-key, to exercise Signoff's retries). ``refuse_next(n)`` makes the next N calls answer 422.
+key, to exercise Signoff's retries). ``refuse_next(n, status)`` makes the next N calls answer
+``status`` (422 by default; 503 to exercise the retries) without running anything.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class HttpToolServer:
         self.requests: list[ToolRequest] = []
         self.results: dict[str, Any] = {}  # idempotency key → the result of the one real run
         self._flaky_failures = flaky_failures
-        self._refuse = 0
+        self._refuse, self._refuse_status = 0, 422
         self._server = BackgroundServer(self._app, port=port, name="http-tools")
         self.url = f"{self._server.url}/tools"
 
@@ -50,9 +51,10 @@ class HttpToolServer:
     def stop(self) -> None:
         self._server.stop()
 
-    def refuse_next(self, count: int) -> None:
+    def refuse_next(self, count: int, status: int = 422) -> None:
+        """Answer the next ``count`` verified requests with ``status`` without running anything."""
         with self._lock:
-            self._refuse = count
+            self._refuse, self._refuse_status = count, status
 
     def runs(self, tool: str | None = None) -> list[dict[str, Any]]:
         """Each verified request that ran a tool (a repeat of a key does not run it again)."""
@@ -77,7 +79,7 @@ class HttpToolServer:
         with self._lock:
             if self._refuse:
                 self._refuse -= 1
-                return self._answer(record(422), {"error": "refused by the tool server"})
+                return self._answer(record(self._refuse_status), {"error": "refused by the tool server"})
             earlier = sum(1 for r in self.requests if r.idempotency_key == key)
             if tool == "flaky_echo" and earlier < self._flaky_failures:
                 return self._answer(record(503), {"error": "try again"})

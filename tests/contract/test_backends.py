@@ -105,3 +105,30 @@ def test_a_second_turn_continues_the_same_chat(client, agent_api):
 
 def _submissions(client, call_id: str) -> int:
     return client.submissions(call_id)
+
+
+def test_agents_mcp_tools_and_client_tools_work_on_every_agent_api(client, stack, agent_api):
+    """The ops agent (its own instructions and tools): an MCP call approved, then a client-run call."""
+    import json
+
+    before = len(client.openai_log())
+    title = f"Agents on {agent_api}"
+    message = f'call tracker__create_ticket with {{"title": "{title}", "body": "b"}}'
+    cid = client.post("/conversations", json={"agent": "ops", "message": message}).json()["conversation_id"]
+    [decision_id] = client.pending_decision_ids(cid)
+    client.resolve(decision_id, "approve")
+    view = client.wait_status(cid, "idle")
+    calls = [c for c in stack.mcp_tools.calls.of("create_ticket") if c["idempotency_key"].startswith(cid)]
+    assert len(calls) == 1 and calls[0]["arguments"]["title"] == title
+    assert view["actions"][0]["execution"]["status"] == "executed"
+
+    client.post(f"/conversations/{cid}/messages", json={"message": 'call get_device_location with {"device_id": "d"}'})
+    view = client.wait_status(cid, "awaiting_client")
+    call_id = view["actions"][-1]["call_id"]
+    posted = client.post(f"/conversations/{cid}/tool-results", json={"results": [{"call_id": call_id, "output": 7}]})
+    assert posted.status_code == 202
+    view = client.wait_status(cid, "idle")
+    assert view["actions"][-1]["execution"] == {"status": "executed", "result": 7}
+    assert client.submissions(call_id) == 1
+    assert _used(client, agent_api, before)
+    assert any("operations assistant" in json.dumps(e.get("body")) for e in client.openai_log()[before:])

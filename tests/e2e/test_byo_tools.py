@@ -214,8 +214,7 @@ def test_tool_results_are_the_owning_tenant_s_only_and_bad_bodies_change_nothing
     client.wait_status(cid, "idle")
 
 
-def test_a_client_call_needing_sign_off_reaches_the_client_only_once_approved(client, stack):
-    """A gated client tool: denied, the client never sees it to run; approved, it waits for the client."""
+def test_parallel_calls_to_two_executors_both_denied_run_nothing(client, stack):
     cid = _start(
         client,
         "billing",
@@ -263,3 +262,41 @@ def test_a_turn_that_meets_an_invalid_catalog_fails_saying_signoff_is_not_set_up
         view = client.wait_status(cid, "failed", "idle")
     assert view["status"] == "failed" and view["actions"] == []
     assert "not fully set up" in client.reply(view)
+
+
+def test_an_http_tool_that_answers_5xx_is_retried_under_one_key_and_runs_once(client, stack):
+    cid = _start(client, "billing", _call("create_invoice", {"customer_id": "c-82", "amount": 7, "currency": "EUR"}))
+    [decision_id] = client.pending_decision_ids(cid)
+    stack.http_tools.refuse_next(2, status=503)
+    client.resolve(decision_id, "approve")
+    view = client.wait_status(cid, "idle")
+    requests_ = _requests_for(stack, cid)
+    assert [r.answered for r in requests_] == [503, 503, 200]
+    assert [r.ran for r in requests_] == [False, False, True]
+    assert len({r.webhook_id for r in requests_}) == 1 and len({r.idempotency_key for r in requests_}) == 1
+    assert view["actions"][0]["execution"]["status"] == "executed"
+
+
+@pytest.mark.parametrize("answer", ["approve", "deny"])
+def test_a_gated_client_tool_reaches_the_client_only_once_approved(client, answer):
+    cid = _start(client, "ops", _call("wipe_device", {"device_id": f"dev-{answer}"}))
+    [decision_id] = client.pending_decision_ids(cid)
+    assert client.get(cid)["actions"][0]["execution"] is None  # nothing for the client yet
+    client.resolve(decision_id, answer)
+    if answer == "deny":
+        view = client.wait_status(cid, "idle")
+        assert view["actions"][0]["execution"]["status"] == "not_executed"
+        refused = client.post(
+            f"/conversations/{cid}/tool-results",
+            json={"results": [{"call_id": view["actions"][0]["call_id"], "output": "wiped"}]},
+        )
+        assert refused.status_code == 409  # a denied call never reaches the client
+        return
+    view = client.wait_status(cid, "awaiting_client")
+    [action] = view["actions"]
+    assert action["execution"] == {"status": "awaiting_client", "result": {"arguments": {"device_id": "dev-approve"}}}
+    client.post(
+        f"/conversations/{cid}/tool-results", json={"results": [{"call_id": action["call_id"], "output": "ok"}]}
+    )
+    view = client.wait_status(cid, "idle")
+    assert view["actions"][0]["execution"] == {"status": "executed", "result": "ok"}

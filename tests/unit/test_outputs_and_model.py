@@ -107,3 +107,15 @@ def test_modified_and_scheduled_outputs_say_what_changed_and_when():
     out = json.loads(render_output(scheduled).output)
     assert out["execution"] == "scheduled" and out["execute_at"] == "2026-12-01T09:00:00.000Z"
     assert "not before" in out["message"]
+
+
+def test_scripted_model_calls_any_offered_tool_it_is_told_to():
+    from local.scripted_model import explicit_calls
+
+    [call] = plan_tool_calls('call create_invoice with {"amount": 5}', {"create_invoice"})
+    assert (call.name, call.arguments) == ("create_invoice", {"amount": 5})
+    two = plan_tool_calls('call a with {"x": 1} and call b with {"y": {"z": 2}}', {"a", "b"})
+    assert [(c.name, c.arguments) for c in two] == [("a", {"x": 1}), ("b", {"y": {"z": 2}})]
+    assert explicit_calls('call a with {"x": 1}', {"b"}) == []  # not offered: no call
+    assert explicit_calls("call a with {not json}", {"a"}) == []
+    assert explicit_calls('call a with {"x": 1}', None)[0].name == "a"  # offered unknown: taken as asked
