@@ -29,3 +29,12 @@ class BackgroundServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def serve_until_interrupted(server: Any, banner: str) -> None:
+    """For a tool server run on its own (``python -m ...``): print where it is, stop on Ctrl-C."""
+    print(banner, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()

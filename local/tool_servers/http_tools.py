@@ -19,7 +19,7 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.wrappers import Request, Response
 
-from local.servers import BackgroundServer
+from local.servers import BackgroundServer, serve_until_interrupted
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,7 @@ def main() -> None:
     if not secret.startswith("whsec_"):
         sys.exit("usage: python -m local.tool_servers.http_tools whsec_<base64>   (the stack's tool signing secret)")
     server = HttpToolServer(secret, port=3005).start()
-    print(f"http tools at {server.url}/<name>; Ctrl-C to stop", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(server, f"http tools at {server.url}/<name>; Ctrl-C to stop")
 
 
 if __name__ == "__main__":

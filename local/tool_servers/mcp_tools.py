@@ -16,6 +16,8 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 
+from local.servers import serve_until_interrupted
+
 IDEMPOTENCY_META_KEY = "signoff/idempotency_key"  # as signoff.adapters.mcp_tools sends it
 
 
@@ -98,11 +100,7 @@ class McpToolServer:
 
 def main() -> None:
     server = McpToolServer(port=3006).start()
-    print(f"MCP tools at {server.url}; Ctrl-C to stop", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(server, f"MCP tools at {server.url}; Ctrl-C to stop")
 
 
 if __name__ == "__main__":

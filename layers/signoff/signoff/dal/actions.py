@@ -103,26 +103,17 @@ class ActionRecords(TableBase):
 
     def settle_client_call(self, action: Action, execution: Execution) -> bool:
         """awaiting_client → executed (its result) | failed (overdue): one writer wins."""
-        return self._update(
-            _action_key(action.conversation_id, action.turn_id, action.call_id),
-            "SET execution = :done",
-            "execution.#s = :awaiting",
-            {
-                ":done": execution.model_dump(mode="json", exclude_none=True),
-                ":awaiting": ExecutionStatus.AWAITING_CLIENT,
-            },
-            {"#s": "status"},
-        )
+        return self._move_execution(action, ExecutionStatus.AWAITING_CLIENT, execution)
 
     def finish_execution(self, action: Action, execution: Execution) -> bool:
         """executing → executed | failed | not_executed | awaiting_client."""
+        return self._move_execution(action, ExecutionStatus.EXECUTING, execution)
+
+    def _move_execution(self, action: Action, current: ExecutionStatus, execution: Execution) -> bool:
         return self._update(
             _action_key(action.conversation_id, action.turn_id, action.call_id),
             "SET execution = :done",
-            "execution.#s = :executing",
-            {
-                ":done": execution.model_dump(mode="json", exclude_none=True),
-                ":executing": ExecutionStatus.EXECUTING,
-            },
+            "execution.#s = :current",
+            {":done": execution.model_dump(mode="json", exclude_none=True), ":current": current},
             {"#s": "status"},
         )

@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from signoff.domain.models import AgentStep, Conversation, Decision, ToolCall, ToolOutput
+from signoff.domain.models import AgentStep, Conversation, Decision, ToolCall, ToolOutput, Turn
 from signoff.domain.notifications import Notification
 
 
@@ -109,6 +109,17 @@ class WorkMessage(BaseModel):
     turn_id: str
     pause_ref: str | None = None
     tenant: str | None = None  # for the worker's log lines; the conversation's own is what counts
+
+    @classmethod
+    def resume(cls, turn: Turn) -> WorkMessage:
+        """Go on with ``turn`` after its pause (its calls settled)."""
+        return cls(
+            kind="resume_turn",
+            conversation_id=turn.conversation_id,
+            turn_id=turn.turn_id,
+            pause_ref=turn.pause_ref,
+            tenant=turn.tenant,
+        )
 
 
 class WorkQueue(Protocol):

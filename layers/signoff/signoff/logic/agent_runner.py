@@ -149,16 +149,7 @@ class AgentRunner:
             # Its tool is still running (or its invocation died and the lease has yet to run out):
             # look again shortly, without spending the message's receives on a normal wait.
             logger.info("an approved call is still executing; resume rechecked shortly")
-            self._queue.send(
-                WorkMessage(
-                    kind="resume_turn",
-                    conversation_id=conversation_id,
-                    turn_id=turn_id,
-                    pause_ref=pause_ref,
-                    tenant=turn.tenant,
-                ),
-                delay_seconds=self._recheck_seconds,
-            )
+            self._queue.send(WorkMessage.resume(turn), delay_seconds=self._recheck_seconds)
             return
         if not self._table.claim_turn_resume(conversation_id, turn_id, pause_ref):
             logger.info("turn already resumed; message ignored")

@@ -211,15 +211,7 @@ class ApprovalSettler:
     def _resume_if_ready(self, conversation_id: str, turn_id: str) -> None:
         turn = self._table.get_turn(conversation_id, turn_id)
         if turn and turn.status is TurnStatus.AWAITING_APPROVAL and turn.pending == 0 and turn.pause_ref:
-            self._queue.send(
-                WorkMessage(
-                    kind="resume_turn",
-                    conversation_id=conversation_id,
-                    turn_id=turn_id,
-                    pause_ref=turn.pause_ref,
-                    tenant=turn.tenant,
-                )
-            )
+            self._queue.send(WorkMessage.resume(turn))
 
 
 class ApprovalRequester:

@@ -116,23 +116,11 @@ class ConversationService:
         for call_id, output in results:
             if not self._executor.record_client_result(actions[call_id], output):
                 raise NotAwaitingClient(call_id)  # settled meanwhile (overdue, or a racing post)
-        remaining = [
-            a
-            for a in self._table.list_actions(conversation_id, turn_id)
-            if a.execution is not None and a.execution.status is ExecutionStatus.AWAITING_CLIENT
-        ]
+        remaining = [a for a in self._table.list_actions(conversation_id, turn_id) if _awaits_client(a)]
         if not remaining:
             turn = self._table.get_turn(conversation_id, turn_id)
             if turn is not None and turn.pause_ref:
-                self._queue.send(
-                    WorkMessage(
-                        kind="resume_turn",
-                        conversation_id=conversation_id,
-                        turn_id=turn_id,
-                        pause_ref=turn.pause_ref,
-                        tenant=tenant,
-                    )
-                )
+                self._queue.send(WorkMessage.resume(turn))
         return len(remaining)
 
     def view(self, conversation_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:

@@ -141,7 +141,7 @@ class Reconciler:
                 kind="start_turn", conversation_id=turn.conversation_id, turn_id=turn.turn_id, tenant=turn.tenant
             )
         elif turn.status is TurnStatus.AWAITING_APPROVAL and turn.pending == 0 and turn.pause_ref:
-            message = _resume(turn)
+            message = WorkMessage.resume(turn)
         elif turn.status is TurnStatus.RUNNING:
             # Running past its lease: the worker died. With its calls settled, hand the turn back
             # (the next attempt checks whether the outputs already reached the model); before any
@@ -158,7 +158,7 @@ class Reconciler:
                 return
             if self._table.release_turn(turn.conversation_id, turn.turn_id, for_resume=True) is None:
                 return
-            message = _resume(turn)
+            message = WorkMessage.resume(turn)
         elif turn.status is TurnStatus.AWAITING_APPROVAL:
             report.missing_approvals_settled += self._settle_missing_approvals(turn)
             self._table.postpone_turn(
@@ -191,13 +191,3 @@ class Reconciler:
             if settled:
                 self._settler.decide(action)
         return settled
-
-
-def _resume(turn: Turn) -> WorkMessage:
-    return WorkMessage(
-        kind="resume_turn",
-        conversation_id=turn.conversation_id,
-        turn_id=turn.turn_id,
-        pause_ref=turn.pause_ref,
-        tenant=turn.tenant,
-    )
