@@ -1,4 +1,4 @@
-"""Creates the template's table, queues and secrets in moto (or any endpoint boto3 is pointed at)."""
+"""Creates the template's table, queues, keys and secrets in moto (or any endpoint boto3 is pointed at)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,17 @@ def create_resources(
         created.refs[logical_id] = url
         created.attrs[(logical_id, "Arn")] = arn
         created.attrs[(logical_id, "QueueName")] = f"{prefix}-{logical_id}"
+
+    kms = boto3.client("kms")
+    for logical_id, res in template.of_type("AWS::KMS::Key", parameters).items():
+        props = res.get("Properties", {})
+        key = kms.create_key(
+            Description=f"{prefix} {logical_id}",
+            KeySpec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            KeyUsage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+        )["KeyMetadata"]
+        created.refs[logical_id] = key["KeyId"]
+        created.attrs[(logical_id, "Arn")] = key["Arn"]
 
     sm = boto3.client("secretsmanager")
     for logical_id, res in template.of_type("AWS::SecretsManager::Secret", parameters).items():

@@ -44,6 +44,8 @@ class AwsCallRecorder:
             found.append((f"secretsmanager:{name}", params.get("SecretId", "")))
         elif prefix == "sqs":
             found.append((f"sqs:{name}", params.get("QueueUrl", "")))
+        elif prefix == "kms":
+            found.append((f"kms:{name}", params.get("KeyId", "")))
         else:
             found.append((f"{prefix}:{name}", ""))
         with self._lock:

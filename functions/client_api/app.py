@@ -31,21 +31,27 @@ from signoff.api.requests import (
     AuditStatus,
     PostMessage,
     PostToolResults,
+    ReceiptQueryParams,
     StartConversation,
+    StatsQueryParams,
     check_body_transport,
     check_message,
     parse_audit_query,
     parse_grant_query,
+    parse_query,
     query_parameters,
     request_json,
 )
 from signoff.api.responses import (
     ApprovalPage,
+    ApprovalStatsPage,
     ConversationView,
     ErrorBody,
     GatewayError,
     GrantPage,
     GrantView,
+    Jwks,
+    ReceiptPage,
     StartedConversation,
     ToolResultsAccepted,
 )
@@ -288,6 +294,57 @@ def list_approvals(
     except InvalidAuditQuery as exc:
         raise ApiError(400, "invalid_query", str(exc)) from exc
     return _json(200, page)
+
+
+@app.get(
+    "/approvals/stats",
+    summary="Per tool and approver: decisions, how they went, and p50/p95 time to decision.",
+    operation_id="approvalStats",
+    responses=_ok(200, ApprovalStatsPage, "The statistics of the range.") | _refused(400),
+)
+def approval_stats(
+    since: Annotated[AwareDatetime | None, Query()] = None,
+    until: Annotated[AwareDatetime | None, Query()] = None,
+    tool: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
+    approver: Annotated[str | None, Query(max_length=320)] = None,
+) -> Response[dict]:
+    query = parse_query(query_parameters(app.current_event.raw_event), StatsQueryParams)
+    try:
+        stats = runtime.approval_stats().compute(
+            since=query.since, until=query.until, tool=query.tool, approver=query.approver, tenant=_tenant()
+        )
+    except InvalidAuditQuery as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from exc
+    return _json(200, stats)
+
+
+@app.get(
+    "/receipts",
+    summary="The tenant's signed receipts in chain order (verify them with python -m signoff.verify).",
+    operation_id="listReceipts",
+    responses=_ok(200, ReceiptPage, "A page of receipts.") | _refused(400),
+)
+def list_receipts(
+    after: Annotated[int, Query(ge=0, description="Receipts after this seq (0: from the start).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response[dict]:
+    query = parse_query(query_parameters(app.current_event.raw_event), ReceiptQueryParams)
+    receipts, next_after = runtime.table().list_receipts(_tenant(), query.after, query.limit)
+    return _json(200, {"receipts": receipts, "next_after": next_after})
+
+
+@app.get(
+    "/.well-known/jwks.json",
+    summary="The public keys receipts are signed with (no authentication; cache it).",
+    operation_id="getJwks",
+    responses=_ok(200, Jwks, "The JSON Web Key Set, retired keys included."),
+    security=[],
+)
+def jwks() -> Response[dict]:
+    signer = runtime.receipt_signer()
+    keys = signer.jwks() if signer is not None else {"keys": []}
+    headers = {**JSON_HEADERS, "Cache-Control": "public, max-age=300"}
+    return Response(status_code=200, content_type="application/json", body=keys, headers=headers)
 
 
 @app.get(

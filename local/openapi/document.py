@@ -49,6 +49,9 @@ def document() -> dict[str, Any]:
     return _without_default_validation_error(schema.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
+PUBLIC_OPERATIONS = {"getJwks"}  # no Authorization (the template's Auth: NONE)
+
+
 def _without_default_validation_error(doc: dict[str, Any]) -> dict[str, Any]:
     """Powertools documents its own 422 body on routes that declare none; the client API answers
     every refusal as ``ErrorBody`` (a bad query is a 400 there), so that entry would be untrue."""
@@ -58,6 +61,8 @@ def _without_default_validation_error(doc: dict[str, Any]) -> dict[str, Any]:
             ref = str(responses.get("422", {}).get("content", {}))
             if "HTTPValidationError" in ref:
                 del responses["422"]
+            if operation.get("operationId") in PUBLIC_OPERATIONS:
+                operation["security"] = []  # Powertools drops an empty list
     schemas = doc.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)

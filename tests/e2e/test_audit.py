@@ -83,3 +83,33 @@ def test_bad_audit_queries_are_400_and_the_key_is_required(client, stack):
         assert response.status_code == 400, (params, response.text)
         assert response.json()["error"]["code"] in ("invalid_query",)
     assert requests.get(f"{stack.api_url}/approvals", timeout=30).status_code == 401
+
+
+def test_approval_stats_match_the_audit_trail_they_summarise(client):
+    from datetime import UTC, datetime, timedelta
+
+    from signoff.logic.audit import percentile
+
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    for answer in ("approve", "approve", "deny"):
+        cid = client.start("Delete customer #stats-1's data")["conversation_id"]
+        [decision_id] = client.pending_decision_ids(cid)
+        client.resolve(decision_id, answer)
+        client.wait_status(cid, "idle")
+    stats = client.get_json("/approvals/stats", params={"since": since, "tool": "delete_customer_data"})
+    [group] = stats["groups"]
+    assert (group["decisions"], group["pending"]) == (3, 0)
+    assert group["shares"] == {"approved": 0.6667, "denied": 0.3333, "modified": 0.0, "expired": 0.0}
+    entries = client.get_json("/approvals", params={"since": since, "tool": "delete_customer_data"})["approvals"]
+
+    def seconds(entry):
+        began = datetime.fromisoformat(entry["created_at"].replace("Z", "+00:00"))
+        return (datetime.fromisoformat(entry["resolved_at"].replace("Z", "+00:00")) - began).total_seconds()
+
+    waited = [seconds(e) for e in entries]
+    assert group["time_to_decision_seconds"] == {"p50": percentile(waited, 50), "p95": percentile(waited, 95)}
+    other = client.get_json("/approvals/stats", params={"since": since, "approver": "nobody@example.com"})
+    assert other["groups"] == []
+    assert client.get_json("/approvals/stats", params={"since": "yesterday"}, status=400)["error"]["code"] == (
+        "invalid_query"
+    )

@@ -61,6 +61,8 @@ def _resource_names(resource) -> list[str]:
             "ToolSigningSecret",
             "ToolFunctionArns",
             "ToolSecretArns",
+            "ReceiptSigningKey",
+            "RetiredReceiptKeyArns",
         ):
             if logical in text:
                 index = text.split("/index/")[1].split("'")[0].split('"')[0] if "/index/" in text else None
@@ -114,6 +116,15 @@ def test_each_secret_is_readable_only_where_needed(translated):
     }
 
 
+def test_receipts_are_signed_only_by_the_functions_that_run_tools(translated):
+    signers = {f for f, grants in _grants(translated).items() for action, target in grants if action == "kms:Sign"}
+    assert signers == {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"}
+    for function, grants in _grants(translated).items():
+        for action, target in grants:
+            if action.startswith("kms:"):
+                assert target in ("ReceiptSigningKey", "RetiredReceiptKeyArns"), (function, action, target)
+
+
 def _used_as_granted(stack, recorded: dict[str, set[tuple[str, str]]]) -> dict[str, set[tuple[str, str]]]:
     """Map recorded physical names back to the template's logical ids."""
     physical = {v: k for k, v in stack.resources.refs.items()}
@@ -147,6 +158,10 @@ def _traffic(client, api: str) -> None:
     client.post(f"/conversations/{approved}/messages", json={"message": "Please look up customer #1."})
     client.wait_status(approved, "idle")
     client.get_json("/approvals", params={"conversation_id": approved})
+    client.get_json("/receipts")
+    import requests
+
+    requests.get(f"{client.api}/.well-known/jwks.json", timeout=10).raise_for_status()  # kms:GetPublicKey
     _a_standing_approval_is_made_used_listed_and_revoked(client)
     _a_client_is_notified_after_one_refusal(client)
     _worker_dies_and_the_reconciler_ends_the_turn(client)
@@ -242,9 +257,11 @@ def test_what_each_function_does_is_exactly_what_it_may_do(stack, client, transl
         assert not missing, f"{function} does what its policy does not allow: {sorted(missing)}"
     for function, granted in grants.items():
         # Secret reads are cached process-wide here (one process plays every function), so which
-        # function read a secret first is luck; secrets are checked statically above. The user's
-        # lambda tools (ToolFunctionArns) are checked statically too (test_template_limits): which
-        # function invokes one depends on the flow (ungated, approved, scheduled).
-        static = ("ssm:", "secretsmanager:", "lambda:InvokeFunction")
-        unused = {g for g in granted if not g[0].startswith(static)} - used.get(function, set())
+        # function read a secret first is luck; secrets are checked statically above. What the user
+        # lists (their lambda tools, MCP secrets, retired receipt keys) is checked statically too
+        # (test_template_limits, and the kms test above), as is kms:Sign: the reconciler signs
+        # receipts of scheduled calls only, which this traffic has not.
+        static = ("ssm:", "secretsmanager:", "kms:Sign")
+        listed = ("ToolFunctionArns", "ToolSecretArns", "RetiredReceiptKeyArns")
+        unused = {g for g in granted if not g[0].startswith(static) and g[1] not in listed} - used.get(function, set())
         assert not unused, f"{function} is allowed more than it uses: {sorted(unused)}"

@@ -42,6 +42,8 @@ class Settings:
     catalog_parameter: str | None
     catalog_file: str | None
     tool_signing_secret: str  # the secret's id (ARN or name), not its value
+    receipt_key_id: str  # the KMS key that signs receipts ("" : no receipts)
+    retired_receipt_keys: tuple[str, ...]
     policy_parameter: str | None
     policy_file: str | None
     audit_retention_days: int
@@ -84,6 +86,8 @@ class Settings:
             catalog_parameter=env.get("CATALOG_PARAMETER") or None,
             catalog_file=env.get("CATALOG_FILE") or None,
             tool_signing_secret=env.get("TOOL_SIGNING_SECRET_SECRET", "signoff/tool-signing-secret"),
+            receipt_key_id=env.get("RECEIPT_KEY_ID", ""),
+            retired_receipt_keys=tuple(k.strip() for k in env.get("RETIRED_RECEIPT_KEYS", "").split(",") if k.strip()),
             policy_parameter=env.get("POLICY_PARAMETER") or None,
             policy_file=env.get("POLICY_FILE") or None,
             audit_retention_days=_int("AUDIT_RETENTION_DAYS", 400),

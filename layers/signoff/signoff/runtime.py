@@ -242,7 +242,29 @@ def _file_policy(path: str | None):
 def executor():
     from signoff.logic.executor import ActionExecutor
 
-    return ActionExecutor(table(), _CatalogTools(), settings().execution_lease_seconds, budget_keeper())
+    return ActionExecutor(
+        table(), _CatalogTools(), settings().execution_lease_seconds, budget_keeper(), receipt_issuer()
+    )
+
+
+@cache
+def receipt_signer():
+    """The KMS key that signs receipts; None when the deployment has none (receipts are then off)."""
+    from signoff.adapters.kms_signer import KmsReceiptSigner
+
+    cfg = settings()
+    if not cfg.receipt_key_id:
+        return None
+    return KmsReceiptSigner(boto3.client("kms", config=_BOTO_CONFIG), cfg.receipt_key_id, cfg.retired_receipt_keys)
+
+
+def receipt_issuer():
+    from signoff.logic.receipts import ReceiptIssuer
+
+    signer = receipt_signer()
+    if signer is None:
+        return None
+    return ReceiptIssuer(table(), signer, policy, settings().public_api_url or "signoff")
 
 
 def grant_keeper():
@@ -273,6 +295,12 @@ def audit_trail():
     from signoff.logic.audit import AuditTrail
 
     return AuditTrail(table())
+
+
+def approval_stats():
+    from signoff.logic.audit import ApprovalStats
+
+    return ApprovalStats(table())
 
 
 def approval_callback() -> ApprovalCallback:
@@ -408,6 +436,7 @@ def reset() -> None:
         notification_queue,
         _handover_client,
         _file_catalog,
+        receipt_signer,
         _http_tools,
         _lambda_tools,
         _openai_client,

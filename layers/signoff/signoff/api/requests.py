@@ -183,18 +183,11 @@ AUDIT_STATUSES = ("pending", "approved", "denied", "modified", "expired", "escal
 AuditStatus = Literal["pending", "approved", "denied", "modified", "expired", "escalated", "scheduled", "not_requested"]
 
 
-class AuditQueryParams(BaseModel):
-    """``GET /approvals`` query string."""
-
+class _TimeRange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
-    status: str | None = Field(default=None, pattern="^(" + "|".join(AUDIT_STATUSES) + ")$")
-    tool: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    conversation_id: str | None = Field(default=None, pattern=r"^conv_[0-9a-f]{32}$")
-    limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=2048)
 
     @field_validator("since", "until", mode="before")
     @classmethod
@@ -203,6 +196,26 @@ class AuditQueryParams(BaseModel):
         if value is not None and not (isinstance(value, str) and ISO_DATE.match(value)):
             raise ValueError("must be an ISO 8601 date-time with a time zone, e.g. 2026-11-26T09:00:00Z")
         return value
+
+
+TOOL_FILTER = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class AuditQueryParams(_TimeRange):
+    """``GET /approvals`` query string."""
+
+    status: str | None = Field(default=None, pattern="^(" + "|".join(AUDIT_STATUSES) + ")$")
+    tool: str | None = TOOL_FILTER
+    conversation_id: str | None = Field(default=None, pattern=r"^conv_[0-9a-f]{32}$")
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=2048)
+
+
+class StatsQueryParams(_TimeRange):
+    """``GET /approvals/stats`` query string."""
+
+    tool: str | None = TOOL_FILTER
+    approver: str | None = Field(default=None, max_length=320)
 
 
 def query_parameters(event: dict[str, Any]) -> dict[str, str]:
@@ -230,6 +243,23 @@ class GrantQueryParams(BaseModel):
 
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=2048)
+
+
+class ReceiptQueryParams(BaseModel):
+    """``GET /receipts`` query string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+def parse_query[M: BaseModel](params: dict[str, str], model: type[M]) -> M:
+    """A query string against its model: an unknown or ill-formed parameter is a 400."""
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_query", "The query string does not fit.", _problems(exc, "query")) from exc
 
 
 def parse_grant_query(params: dict[str, str]) -> GrantQueryParams:

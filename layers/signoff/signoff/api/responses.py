@@ -61,6 +61,7 @@ class ActionView(BaseModel):
     error: str | None = Field(default=None, description="Why the call was never run (bad arguments, ...).")
     gated_by_budget: str | None = Field(default=None, description="Why a budget asked for sign-off.")
     grant: GrantRefView | None = Field(default=None, description="The standing approval it ran under.")
+    receipt: str | None = Field(default=None, description="The signed receipt (JWS) of a gated call that ran.")
 
 
 class ConversationView(BaseModel):
@@ -97,6 +98,7 @@ class AuditEntry(BaseModel):
     verdict: str | None = None
     arguments_used: dict[str, Any] | None = None
     execution: AuditExecution | None = None
+    receipt: str | None = Field(default=None, description="The call's signed receipt, once it ran.")
 
 
 class ApprovalPage(BaseModel):
@@ -135,6 +137,47 @@ class GrantView(BaseModel):
 class GrantPage(BaseModel):
     grants: list[GrantView]
     next_cursor: str | None
+
+
+class Latency(BaseModel):
+    p50: float | None
+    p95: float | None
+
+
+class ApprovalStatsGroup(BaseModel):
+    tool: str
+    approver: str
+    decisions: int = Field(description="Answered or expired decisions in the range.")
+    pending: int
+    not_requested: int = Field(description="Approvals whose decision could not be asked for.")
+    shares: dict[str, float] = Field(description="approved, denied, modified, expired: each a share of decisions.")
+    time_to_decision_seconds: Latency = Field(description="Asked → answered, answered decisions only.")
+
+
+class ApprovalStatsPage(BaseModel):
+    since: str
+    until: str
+    groups: list[ApprovalStatsGroup]
+    truncated: bool = Field(description="More than 10,000 approvals in the range: narrow it.")
+
+
+class ReceiptPage(BaseModel):
+    receipts: list[str] = Field(description="The tenant's receipts (compact JWS, ES256) in chain order.")
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at the end.")
+
+
+class Jwk(BaseModel):
+    kty: Literal["EC"]
+    crv: Literal["P-256"]
+    x: str
+    y: str
+    kid: str
+    alg: Literal["ES256"]
+    use: Literal["sig"]
+
+
+class Jwks(BaseModel):
+    keys: list[Jwk]
 
 
 class ErrorDetail(BaseModel):

@@ -10,6 +10,7 @@ Item types (pk / sk):
 - ``EFFECT#<key>`` / ``EFFECT``        side effect of a demo tool, written once per key
 - ``BUDGET#<budget>#<group>`` / ``BUDGET`` a budget's reservations in its window, per group
 - ``GRANTSCOPE#<hash>`` / ``GRANT#<id>`` a standing approval (also in the audit index, bucket GRANTS)
+- ``RECEIPTS#<tenant>`` / ``HEAD`` | ``SEQ#<n>`` the tenant's receipt chain (receipts.py)
 - ``IDEMPOTENCY#...``                  Powertools idempotency records
 
 Every state transition is a conditional write; see docs/architecture.md.
@@ -25,6 +26,7 @@ from signoff.dal.conversations import ConversationBusy, ConversationNotFound, Co
 from signoff.dal.due import DueRecords, DueWork
 from signoff.dal.effects import EffectRecords
 from signoff.dal.grants import GrantRecords
+from signoff.dal.receipts import ReceiptRecords
 
 __all__ = ["ConversationBusy", "ConversationNotFound", "DueWork", "SignoffTable"]
 
@@ -38,5 +40,6 @@ class SignoffTable(
     EffectRecords,
     BudgetRecords,
     GrantRecords,
+    ReceiptRecords,
 ):
     pass

@@ -164,6 +164,7 @@ class Action(Record):
     gated_by_budget: str | None = None  # why a budget asks for sign-off although no rule does
     tenant: str = "default"  # its conversation's
     grant: GrantRef | None = None  # signed off by a standing approval instead of a decision
+    receipt: str | None = None  # the signed receipt (compact JWS) once a gated call ran
 
     @property
     def settled(self) -> bool:

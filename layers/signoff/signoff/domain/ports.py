@@ -142,6 +142,17 @@ class EffectLog(Protocol):
     def record_effect(self, key: str, tool: str, arguments: dict[str, Any], result: dict[str, Any]) -> dict: ...
 
 
+class ReceiptSigner(Protocol):
+    """Signs receipts (ES256) with a key whose private half it never hands out."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def sign(self, message: bytes) -> bytes:
+        """The ES256 signature of ``message``: raw ``r || s``, 64 bytes."""
+        ...
+
+
 class DeliveryFailed(RuntimeError):
     """The client's endpoint did not take the notification (no answer, or not 2xx)."""
 

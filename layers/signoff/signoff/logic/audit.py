@@ -84,4 +84,102 @@ def _entry(approval: Approval, action: Action | None) -> dict[str, Any]:
         "verdict": action.verdict.value if action is not None and action.verdict else None,
         "arguments_used": action.arguments_to_run if action is not None else None,
         "execution": execution,
+        "receipt": action.receipt if action is not None else None,
     }
+
+
+MAX_STATS_APPROVALS = 10_000  # approvals read per stats request; beyond, the answer says "truncated"
+ANSWERED = ("approved", "denied", "modified", "scheduled", "escalated")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100): a value that was observed, never an interpolation."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n * q / 100)
+    return round(ordered[int(rank) - 1], 3)
+
+
+class ApprovalStats:
+    """Per tool and approver: how many decisions, how they went, and how long approvers took."""
+
+    def __init__(self, table: SignoffTable):
+        self._table = table
+
+    def compute(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        tool: str | None,
+        approver: str | None,
+        tenant: str,
+    ) -> dict[str, Any]:
+        from signoff.dal.audit import AuditQuery
+
+        until = until or utc_now()
+        since = since or until - DEFAULT_RANGE
+        if since > until:
+            raise InvalidAuditQuery("since must be before until")
+        if until - since > MAX_RANGE:
+            raise InvalidAuditQuery("the time range may span at most 366 days")
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        cursor: str | None = None
+        read = 0
+        while True:
+            page, cursor = self._table.list_approvals(AuditQuery(since, until, None, tool, None, 200, cursor, tenant))
+            read += len(page)
+            for approval in page:
+                if approver is None or approval.approver == approver:
+                    _count(groups, approval)
+            if cursor is None or read >= MAX_STATS_APPROVALS:
+                break
+        return {
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "groups": [_summary(tool_name, who, data) for (tool_name, who), data in sorted(groups.items())],
+            "truncated": cursor is not None,
+        }
+
+
+def _count(groups: dict[tuple[str, str], dict[str, Any]], approval: Approval) -> None:
+    data = groups.setdefault((approval.tool, approval.approver), {"outcomes": {}, "seconds": [], "pending": 0})
+    if approval.state is ApprovalState.PENDING:
+        data["pending"] += 1
+        return
+    outcome = approval.outcome.value if approval.outcome else "not_requested"
+    data["outcomes"][outcome] = data["outcomes"].get(outcome, 0) + 1
+    if outcome in ANSWERED and approval.resolved_at:
+        began = _parse(approval.created_at)
+        ended = _parse(approval.resolved_at)
+        if began and ended:
+            data["seconds"].append(max(0.0, (ended - began).total_seconds()))
+
+
+def _summary(tool: str, approver: str, data: dict[str, Any]) -> dict[str, Any]:
+    outcomes: dict[str, int] = data["outcomes"]
+    decisions = sum(n for outcome, n in outcomes.items() if outcome != "not_requested")
+    shares = {
+        outcome: round(outcomes.get(outcome, 0) / decisions, 4) if decisions else 0.0
+        for outcome in ("approved", "denied", "modified", "expired")
+    }
+    return {
+        "tool": tool,
+        "approver": approver,
+        "decisions": decisions,
+        "pending": data["pending"],
+        "not_requested": outcomes.get("not_requested", 0),
+        "shares": shares,
+        "time_to_decision_seconds": {"p50": percentile(data["seconds"], 50), "p95": percentile(data["seconds"], 95)},
+    }
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None

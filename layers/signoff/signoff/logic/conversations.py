@@ -199,4 +199,6 @@ def _action_view(action: Action) -> dict[str, Any]:
         view["gated_by_budget"] = action.gated_by_budget
     if action.grant is not None:
         view["grant"] = action.grant.model_dump()
+    if action.receipt:
+        view["receipt"] = action.receipt
     return view

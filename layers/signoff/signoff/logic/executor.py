@@ -23,19 +23,27 @@ from signoff.domain.tools import (
     ToolUnreachable,
     arguments_of,
 )
+from signoff.logic.receipts import receipt_needed
 from signoff.observability import count, traced
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
     from signoff.logic.budgets import BudgetKeeper
+    from signoff.logic.receipts import ReceiptIssuer
 
 logger = Logger(child=True)
 
 
 class ActionExecutor:
     def __init__(
-        self, table: SignoffTable, tools: ToolRegistry, lease_seconds: int = 300, budgets: BudgetKeeper | None = None
+        self,
+        table: SignoffTable,
+        tools: ToolRegistry,
+        lease_seconds: int = 300,
+        budgets: BudgetKeeper | None = None,
+        receipts: ReceiptIssuer | None = None,
     ):
+        self._receipts = receipts
         self._table = table
         self._tools = tools
         self._lease = lease_seconds
@@ -147,7 +155,10 @@ class ActionExecutor:
 
     def _finish(self, action: Action, execution: Execution) -> None:
         execution = execution.model_copy(update={"result": bounded_result(execution.result)})
-        self._table.finish_execution(action, execution)
+        if self._receipts is not None and receipt_needed(action, execution):
+            self._receipts.finish(action, execution)  # the receipt in the same write
+        else:
+            self._table.finish_execution(action, execution)
         if self._budgets and execution.status in (ExecutionStatus.NOT_EXECUTED, ExecutionStatus.FAILED):
             self._budgets.release(action)  # it did not run, or failed: it does not count
         count(f"Actions{execution.status.value.title().replace('_', '')}")  # ActionsExecuted, ActionsFailed, ...
