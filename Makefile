@@ -14,7 +14,7 @@ SAM_CLI_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := layers/signoff:.
 
-.PHONY: help venv local sam-local demo bench reliability test lint openapi verify-receipts browser-deps build deploy deploy-guided clean
+.PHONY: help venv local sam-local demo bench reliability test lint openapi verify-receipts replay browser-deps build deploy deploy-guided clean
 
 help:
 	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
@@ -24,6 +24,7 @@ help:
 	@echo "make reliability  drills (duplicates, crashes, faults, forgeries); writes reliability.json"
 	@echo "make test    lint, template checks and the test suite"
 	@echo "make openapi regenerate openapi.yaml from the client API's routes and models"
+	@echo "make replay POLICY=path  what a candidate policy would have done to the recorded calls"
 	@echo "make verify-receipts  check a tenant's signed receipts with only the JWKS (API=... KEY=...)"
 	@echo "make build   sam build (needs Python 3.13)"
 	@echo "make deploy  sam deploy with samconfig.toml's [default] (ENV=prod for [prod]); deploy-guided to choose"
@@ -68,6 +69,10 @@ API ?= http://127.0.0.1:3000
 KEY ?= local-dev-key
 verify-receipts: $(VENV)/.installed
 	$(PY) -m signoff.verify --jwks $(API)/.well-known/jwks.json --api $(API) --key $(KEY)
+
+# What a candidate policy would have done to the recorded calls (make local running): POLICY=path.
+replay: $(VENV)/.installed
+	$(PY) -m local.replay $(POLICY) --api $(API) --key $(KEY)
 
 # openapi.yaml is generated from the client API's code; a test fails when the committed one is stale.
 openapi: $(VENV)/.installed

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, ValidationError
 
 from signoff import runtime
 from signoff.api.errors import JSON_HEADERS, REFUSALS, ApiError, json_response, refusal_of
@@ -32,6 +32,7 @@ from signoff.api.requests import (
     PostMessage,
     PostToolResults,
     ReceiptQueryParams,
+    SimulatePolicy,
     StartConversation,
     StatsQueryParams,
     check_body_transport,
@@ -39,6 +40,7 @@ from signoff.api.requests import (
     parse_audit_query,
     parse_grant_query,
     parse_query,
+    problems_of,
     query_parameters,
     request_json,
 )
@@ -52,6 +54,7 @@ from signoff.api.responses import (
     GrantView,
     Jwks,
     ReceiptPage,
+    ReplayReport,
     StartedConversation,
     ToolResultsAccepted,
 )
@@ -61,6 +64,7 @@ from signoff.dal.audit import InvalidCursor
 from signoff.dal.idempotency import client_request_config, client_request_persistence
 from signoff.dal.table import ConversationBusy, ConversationNotFound
 from signoff.domain.notifications import url_allowed
+from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.tenants import TENANT_NAME
 from signoff.logic.audit import InvalidAuditQuery
 from signoff.logic.conversations import NotAwaitingClient, QueueUnavailable, StartedTurn
@@ -316,6 +320,24 @@ def approval_stats(
     except InvalidAuditQuery as exc:
         raise ApiError(400, "invalid_query", str(exc)) from exc
     return _json(200, stats)
+
+
+@app.post(
+    "/policy/simulate",
+    summary="Replay the recorded calls of a range against a candidate policy; nothing runs or changes.",
+    operation_id="simulatePolicy",
+    responses=_ok(200, ReplayReport, "What the candidate would have done.") | _refused(400, 413, 415, 422),
+)
+def simulate_policy(body: SimulatePolicy) -> Response[dict]:
+    try:
+        candidate = ApprovalPolicy.model_validate(body.policy)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_policy", "The candidate policy is not valid.", problems_of(exc, "policy")) from exc
+    try:
+        report = runtime.policy_replay().simulate(candidate, since=body.since, until=body.until, tenant=_tenant())
+    except InvalidAuditQuery as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from exc
+    return _json(200, report)
 
 
 @app.get(

@@ -113,3 +113,39 @@ def test_approval_stats_match_the_audit_trail_they_summarise(client):
     assert client.get_json("/approvals/stats", params={"since": "yesterday"}, status=400)["error"]["code"] == (
         "invalid_query"
     )
+
+
+def test_a_policy_replay_of_recorded_calls_matches_a_hand_count(client):
+    import json
+    import os
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    since = datetime.now(UTC).isoformat()  # the calls of this test only
+    small = client.start("Refund €50 to customer #replay-1.")["conversation_id"]  # under 100: ran unasked
+    client.wait_status(small, "idle")
+    big = client.start("Refund €340 to customer #replay-2.")["conversation_id"]  # asked, approved
+    [decision_id] = client.pending_decision_ids(big)
+    client.resolve(decision_id, "approve")
+    client.wait_status(big, "idle")
+    looked = client.start("Look up customer #replay-3")["conversation_id"]  # never asked
+    client.wait_status(looked, "idle")
+
+    candidate = json.loads(Path(os.environ["POLICY_FILE"]).read_text())
+    candidate["tools"]["issue_refund"]["rules"][0]["thresholds"] = {"*": 40}
+    candidate["tools"]["lookup_customer"] = {"approval": "always"}
+    effects_before = len(client.effects(small)) + len(client.effects(big))
+    response = client.post("/policy/simulate", json={"policy": candidate, "since": since})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert set(report["tools"]) == {"issue_refund", "lookup_customer"}, report["tools"]
+    refunds, lookups = report["tools"]["issue_refund"], report["tools"]["lookup_customer"]
+    assert (refunds["calls"], refunds["gated_now"], refunds["gated_under_candidate"]) == (2, 1, 2)
+    assert (refunds["ran_ungated_would_need_sign_off"], refunds["approvals_no_longer_asked"]) == (1, 0)
+    assert (lookups["calls"], lookups["gated_now"], lookups["ran_ungated_would_need_sign_off"]) == (1, 0, 1)
+    today = datetime.now(UTC).date().isoformat()
+    assert report["approver_load_per_day"] == {"approver@example.com": {today: 3}}
+    assert len(client.effects(small)) + len(client.effects(big)) == effects_before  # nothing ran again
+
+    bad = client.post("/policy/simulate", json={"policy": {"tools": {"x": {"approval": "sometimes"}}}})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_policy"

@@ -297,6 +297,12 @@ def audit_trail():
     return AuditTrail(table())
 
 
+def policy_replay():
+    from signoff.logic.replay import PolicyReplay
+
+    return PolicyReplay(table(), _CatalogTools(), settings().approver_email)
+
+
 def approval_stats():
     from signoff.logic.audit import ApprovalStats
 

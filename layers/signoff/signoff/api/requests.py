@@ -48,6 +48,16 @@ class PostMessage(BaseModel):
     message: str = Field(min_length=1)
 
 
+class SimulatePolicy(BaseModel):
+    """``POST /policy/simulate``: a candidate approval policy and the range of recorded calls to replay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: dict[str, Any] = Field(description="A whole approval policy document (docs/policy.md).")
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+
+
 class ClientToolResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -70,7 +80,7 @@ class PostToolResults(BaseModel):
         return value
 
 
-def _problems(exc: ValidationError, where: str) -> list[dict[str, str]]:
+def problems_of(exc: ValidationError, where: str) -> list[dict[str, str]]:
     """Pydantic's complaints as ``{"field", "problem"}``, without echoing the input back."""
     return [
         {"field": ".".join(str(p) for p in err["loc"]) or where, "problem": err["msg"]}
@@ -259,18 +269,18 @@ def parse_query[M: BaseModel](params: dict[str, str], model: type[M]) -> M:
     try:
         return model.model_validate(params)
     except ValidationError as exc:
-        raise ApiError(400, "invalid_query", "The query string does not fit.", _problems(exc, "query")) from exc
+        raise ApiError(400, "invalid_query", "The query string does not fit.", problems_of(exc, "query")) from exc
 
 
 def parse_grant_query(params: dict[str, str]) -> GrantQueryParams:
     try:
         return GrantQueryParams.model_validate(params)
     except ValidationError as exc:
-        raise ApiError(400, "invalid_query", "The query string does not fit.", _problems(exc, "query")) from exc
+        raise ApiError(400, "invalid_query", "The query string does not fit.", problems_of(exc, "query")) from exc
 
 
 def parse_audit_query(params: dict[str, str]) -> AuditQueryParams:
     try:
         return AuditQueryParams.model_validate(params)
     except ValidationError as exc:
-        raise ApiError(400, "invalid_query", "The query string does not fit.", _problems(exc, "query")) from exc
+        raise ApiError(400, "invalid_query", "The query string does not fit.", problems_of(exc, "query")) from exc

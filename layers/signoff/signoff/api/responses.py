@@ -161,6 +161,24 @@ class ApprovalStatsPage(BaseModel):
     truncated: bool = Field(description="More than 10,000 approvals in the range: narrow it.")
 
 
+class ReplayCounts(BaseModel):
+    calls: int
+    gated_now: int
+    gated_under_candidate: int
+    approvals_no_longer_asked: int = Field(description="Gated as recorded, not under the candidate.")
+    ran_ungated_would_need_sign_off: int = Field(description="Ran without sign-off; the candidate would ask.")
+    budget_hits: int = Field(description="Calls the candidate's budgets would stop (sign-off, or refused).")
+
+
+class ReplayReport(BaseModel):
+    since: str
+    until: str
+    total: ReplayCounts
+    tools: dict[str, ReplayCounts]
+    approver_load_per_day: dict[str, dict[str, int]] = Field(description="approver → day → decisions asked.")
+    truncated: bool = Field(description="More than 20,000 calls in the range: only the first were replayed.")
+
+
 class ReceiptPage(BaseModel):
     receipts: list[str] = Field(description="The tenant's receipts (compact JWS, ES256) in chain order.")
     next_after: int | None = Field(description="Pass as `after` for the next page; null at the end.")

@@ -10,6 +10,10 @@ from signoff.domain.canonical import canonical_json
 from signoff.domain.models import Action, Execution, ExecutionStatus, iso, utc_now
 
 
+def calls_bucket(tenant: str, month: str) -> str:
+    return f"CALLS#{tenant}#{month}"
+
+
 class ActionRecords(TableBase):
     """Actions are keyed by turn and call id: an agent API that reuses call ids across turns
     (``call_0`` every time) still gets a new action for each turn's call."""
@@ -22,6 +26,9 @@ class ActionRecords(TableBase):
             "sk": _action_key(action.conversation_id, action.turn_id, action.call_id)["sk"]["S"],
             "type": "action",
             "ttl": self._expiry(),
+            # Listed by time per tenant (audit index): what a policy replay reads back.
+            "audit_bucket": calls_bucket(action.tenant, action.created_at[:7]),
+            "audit_at": f"{action.created_at}#{action.call_id}",
         }
         item.update(action.model_dump(mode="json"))
         # Stored as canonical JSON text: numbers keep their spelling, so the digest still matches on read.

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from signoff.dal.actions import calls_bucket
 from signoff.dal.base import TableBase, _record
 from signoff.dal.codec import from_item
-from signoff.domain.models import Approval, iso
+from signoff.domain.models import Action, Approval, iso
 
 AUDIT_INDEX = "audit-index"
 
@@ -138,3 +139,25 @@ class AuditRecords(TableBase):
             filters.append("conversation_id = :cid")
             values[":cid"] = {"S": query.conversation_id}
         return filters, values, names
+
+
+class CallRecords(TableBase):
+    def calls_between(self, tenant: str, since: datetime, until: datetime, most: int) -> list[Action]:
+        """The tenant's tool calls made in the range (at most ``most``), from the audit index."""
+        found: list[Action] = []
+        for month in reversed(_months_newest_first(since, until)):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": AUDIT_INDEX,
+                "KeyConditionExpression": "audit_bucket = :b AND audit_at BETWEEN :from AND :to",
+                "ExpressionAttributeValues": {
+                    ":b": {"S": calls_bucket(tenant, month)},
+                    ":from": {"S": iso(since)},
+                    ":to": {"S": iso(until) + "~"},
+                },
+            }
+            for item in self._pages(kwargs):
+                found.append(_record(item))
+                if len(found) >= most:
+                    return found
+        return found

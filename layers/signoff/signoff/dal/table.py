@@ -5,6 +5,7 @@ Item types (pk / sk):
 - ``CONV#<id>`` / ``MSG#<time>#<role>`` message shown to the client
 - ``CONV#<id>`` / ``TURN#<id>``        turn: status, pause reference, count of calls awaiting a verdict
 - ``CONV#<id>`` / ``ACTION#<call id>`` tool call: arguments, digest, approvals, verdict, execution
+                                       (also in the audit index, bucket ``CALLS#<tenant>#<month>``)
 - ``APPROVAL#<id>`` / ``APPROVAL``     one approver's sign-off on one call (also in the audit index)
 - ``CHAT#<id>`` / ``<seq>``            Chat Completions message list (chat_history.py)
 - ``EFFECT#<key>`` / ``EFFECT``        side effect of a demo tool, written once per key
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from signoff.dal.actions import ActionRecords
 from signoff.dal.approvals import ApprovalRecords
-from signoff.dal.audit import AuditRecords
+from signoff.dal.audit import AuditRecords, CallRecords
 from signoff.dal.budgets import BudgetRecords
 from signoff.dal.conversations import ConversationBusy, ConversationNotFound, ConversationRecords
 from signoff.dal.due import DueRecords, DueWork
@@ -37,6 +38,7 @@ class SignoffTable(
     ApprovalRecords,
     DueRecords,
     AuditRecords,
+    CallRecords,
     EffectRecords,
     BudgetRecords,
     GrantRecords,
