@@ -310,7 +310,7 @@ def approval_stats(
     since: Annotated[AwareDatetime | None, Query()] = None,
     until: Annotated[AwareDatetime | None, Query()] = None,
     tool: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
-    approver: Annotated[str | None, Query(max_length=320)] = None,
+    approver: Annotated[str | None, Query(min_length=1, max_length=320)] = None,
 ) -> Response[dict]:
     query = parse_query(query_parameters(app.current_event.raw_event), StatsQueryParams)
     try:

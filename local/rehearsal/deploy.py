@@ -32,6 +32,7 @@ PARAMETERS = {
     "CatalogParameterName": "/signoff/catalog",
     "ToolFunctionArns": f"arn:aws:lambda:{REGION}:123456789012:function:close-account",
     "ToolSecretArns": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:mcp-token-AbCdEf",
+    "RetiredReceiptKeyArns": f"arn:aws:kms:{REGION}:123456789012:key/11111111-2222-3333-4444-555555555555",
 }
 
 

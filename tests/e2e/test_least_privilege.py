@@ -108,7 +108,8 @@ def test_each_secret_is_readable_only_where_needed(translated):
         "ClientApiKeysSecret": {"AuthorizerFunction"},
         "OpenAIApiKeySecret": {"AgentWorkerFunction"},
         "HandoverApiKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"},
-        "CallbackSigningKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction"},
+        # The reconciler too: it asks the next rung of an escalation ladder when it finds an expiry.
+        "CallbackSigningKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"},
         "WebhookSigningSecret": {"NotifierFunction"},
         # The functions that run tools: sign http requests, authorise to MCP servers.
         "ToolSigningSecret": {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"},

@@ -282,7 +282,40 @@ def budget_keeper():
 def settler() -> ApprovalSettler:
     from signoff.logic.approvals import ApprovalSettler
 
-    return ApprovalSettler(table(), executor(), work_queue(), _CatalogTools(), policy, budget_keeper(), grant_keeper())
+    return ApprovalSettler(
+        table(),
+        executor(),
+        work_queue(),
+        _CatalogTools(),
+        policy,
+        budget_keeper(),
+        grant_keeper(),
+        escalate=lambda action, expired: approval_requester().escalate(action, expired),
+    )
+
+
+def approval_requester():
+    """Asks approvers (Handover decisions with signed callback URLs): at a pause, and up a ladder."""
+    from signoff.logic.approvals import ApprovalRequester, RequestSettings
+
+    cfg = settings()
+    request_settings = RequestSettings(
+        default_approver=cfg.approver_email,
+        default_timeout_minutes=cfg.decision_timeout_minutes,
+        public_api_url=cfg.public_api_url,
+        reconcile_after_seconds=cfg.reconcile_after_seconds,
+    )
+    return ApprovalRequester(
+        table(),
+        approval_service(),
+        _CatalogTools(),
+        policy,
+        settler(),
+        signing_key(),
+        request_settings,
+        budget_keeper(),
+        grant_keeper(),
+    )
 
 
 def conversation_service() -> ConversationService:
@@ -372,26 +405,9 @@ def agent_backend() -> AgentBackend:
 
 def agent_runner() -> AgentRunner:
     from signoff.logic.agent_runner import AgentRunner
-    from signoff.logic.approvals import ApprovalRequester, RequestSettings
 
     cfg = settings()
-    request_settings = RequestSettings(
-        default_approver=cfg.approver_email,
-        default_timeout_minutes=cfg.decision_timeout_minutes,
-        public_api_url=cfg.public_api_url,
-        reconcile_after_seconds=cfg.reconcile_after_seconds,
-    )
-    requester = ApprovalRequester(
-        table(),
-        approval_service(),
-        _CatalogTools(),
-        policy,
-        settler(),
-        signing_key(),
-        request_settings,
-        budget_keeper(),
-        grant_keeper(),
-    )
+    requester = approval_requester()
     return AgentRunner(
         table(),
         agent_backend(),

@@ -225,7 +225,7 @@ class StatsQueryParams(_TimeRange):
     """``GET /approvals/stats`` query string."""
 
     tool: str | None = TOOL_FILTER
-    approver: str | None = Field(default=None, max_length=320)
+    approver: str | None = Field(default=None, min_length=1, max_length=320)
 
 
 def query_parameters(event: dict[str, Any]) -> dict[str, str]:

@@ -41,6 +41,53 @@ class ApprovalRecords(TableBase):
         )
         return self._put_new(to_item(item))
 
+    def escalate(self, action: Action, expired: Approval, next_rung: Approval, due_at: datetime) -> bool:
+        """The call's expired approval is replaced by the next rung's, all or nothing: the new one is
+        stored (pending, due), the call now waits on it (and shows no decision until it is asked),
+        the expired one leaves the reconciler's list. Only while the call has no verdict and still
+        waits on the expired approval, so a ladder never forks."""
+        ids = [next_rung.approval_id if i == expired.approval_id else i for i in action.approval_ids]
+        item = {"pk": f"APPROVAL#{next_rung.approval_id}", "sk": "APPROVAL", "type": "approval"}
+        item.update(next_rung.model_dump(mode="json"))
+        item.update(
+            {
+                "due_bucket": DUE_BUCKET,
+                "due_at": iso(due_at),
+                "audit_bucket": f"AUDIT#{next_rung.created_at[:7]}",
+                "audit_at": f"{next_rung.created_at}#{next_rung.approval_id}",
+                "ttl": self._expiry(),
+            }
+        )
+        return self._transact(
+            [
+                {"Put": {"Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+                {
+                    "Update": {
+                        "Key": _action_key(action.conversation_id, action.turn_id, action.call_id),
+                        "UpdateExpression": "SET approval_ids = :ids REMOVE decision",
+                        "ConditionExpression": "verdict_recorded = :false AND contains(approval_ids, :expired)",
+                        "ExpressionAttributeValues": {
+                            ":ids": to_attr(ids),
+                            ":false": to_attr(False),
+                            ":expired": to_attr(expired.approval_id),
+                        },
+                    }
+                },
+                {
+                    "Update": {
+                        "Key": _approval_key(expired.approval_id),
+                        "UpdateExpression": "SET escalated_to = :next REMOVE due_bucket, due_at",
+                        "ConditionExpression": "#st = :settled",
+                        "ExpressionAttributeNames": {"#st": "state"},
+                        "ExpressionAttributeValues": {
+                            ":next": to_attr(next_rung.approval_id),
+                            ":settled": to_attr(ApprovalState.SETTLED.value),
+                        },
+                    }
+                },
+            ]
+        )
+
     def get_approval(self, approval_id: str) -> Approval | None:
         data = self._get(_approval_key(approval_id))
         return _record(data) if data else None

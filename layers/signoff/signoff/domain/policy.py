@@ -83,6 +83,13 @@ class Quorum(_Strict):
         return self
 
 
+class Rung(_Strict):
+    """One step of an escalation ladder: whom to ask next when the decision before expired."""
+
+    approver: str = Field(min_length=1, max_length=320)
+    after_minutes: int = Field(ge=1, le=MAX_TIMEOUT_MINUTES)
+
+
 class ToolPolicy(_Strict):
     approval: Literal["never", "always", "rules"] = "always"
     rules: list[Rule] = Field(default_factory=list)
@@ -92,6 +99,8 @@ class ToolPolicy(_Strict):
     quorum: Quorum | None = None
     modifiable: list[str] = Field(default_factory=list)  # arguments an approver may change
     grant_scope: list[str] = Field(default_factory=list)  # arguments a standing approval is tied to
+    # Who is asked next, in order, when a decision expires unanswered (or Handover escalates it).
+    escalation: list[Rung] = Field(default_factory=list, max_length=5)
 
     @model_validator(mode="after")
     def _rules_only_with_rules(self) -> ToolPolicy:
@@ -99,6 +108,10 @@ class ToolPolicy(_Strict):
             raise ValueError('approval "rules" needs at least one rule')
         if self.approver and self.quorum:
             raise ValueError("give either approver or quorum, not both")
+        if self.escalation and self.quorum:
+            raise ValueError("an escalation ladder is for one approver at a time, not a quorum")
+        if self.escalation and self.approval == "never":
+            raise ValueError("a tool that is never gated has no decisions to escalate")
         return self
 
 
@@ -142,6 +155,19 @@ class ApprovalPolicy(_Strict):
         if policy.quorum:
             return list(policy.quorum.approvers), policy.quorum.required
         return [policy.approver or self.defaults.approver or fallback], 1
+
+    def rung_approver(self, name: str, rung: int) -> str | None:
+        """Who is asked at ``rung`` (1 = the first escalation); None past the ladder's end."""
+        ladder = self.for_tool(name).escalation
+        return ladder[rung - 1].approver if 1 <= rung <= len(ladder) else None
+
+    def decision_minutes(self, name: str, rung: int, fallback: int) -> int:
+        """How long the decision at ``rung`` (0 = the first approver) may wait: until the next rung
+        takes over, and for the last one the tool's timeout."""
+        ladder = self.for_tool(name).escalation
+        if rung < len(ladder):
+            return ladder[rung].after_minutes
+        return self.timeout_minutes(name, fallback)
 
     def urgency(self, name: str) -> Urgency:
         return self.for_tool(name).urgency or self.defaults.urgency

@@ -41,6 +41,7 @@ from signoff.domain.tools import ToolRegistry
 from signoff.domain.verdict import Verdict, verdict_of
 from signoff.logic.budgets import call_key
 from signoff.logic.executor import ActionExecutor
+from signoff.logic.ids import new_approval_id
 from signoff.logic.turn_failure import NOT_RUN_BECAUSE_TURN_ENDED
 from signoff.observability import count, seconds
 
@@ -93,7 +94,9 @@ class ApprovalSettler:
         policy: Callable[[], ApprovalPolicy],
         budgets: BudgetKeeper | None = None,
         grants: GrantKeeper | None = None,
+        escalate: Callable[[Action, Approval], bool] | None = None,
     ):
+        self._escalate = escalate  # asks the next rung of the tool's ladder (ApprovalRequester.escalate)
         self._table = table
         self._executor = executor
         self._queue = queue
@@ -123,6 +126,8 @@ class ApprovalSettler:
         action = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
         if action is None:
             return
+        if self._escalates(action, approval):
+            return  # the next rung is asked; the call waits on its answer
         if not action.verdict_recorded:
             if self.decide(action):
                 # Out of the reconciler's list: answers still to come (a quorum's late ones) change nothing.
@@ -146,6 +151,19 @@ class ApprovalSettler:
             self._grants.create_from(action, approval)
         self._executor.run_approved(action)
         self._resume_if_ready(action.conversation_id, action.turn_id)
+
+    def _escalates(self, action: Action, approval: Approval) -> bool:
+        """An unanswered decision (expired, or escalated by Handover) of a call still waiting on it
+        goes to the next rung of the tool's ladder, if there is one and the turn is still live."""
+        if (
+            self._escalate is None
+            or action.verdict_recorded
+            or approval.approval_id not in action.approval_ids
+            or approval.outcome not in (DecisionStatus.EXPIRED, DecisionStatus.ESCALATED)
+            or self._turn_has_ended(action)
+        ):
+            return False
+        return self._escalate(action, approval)
 
     def _turn_has_ended(self, action: Action) -> bool:
         turn = self._table.get_turn(action.conversation_id, action.turn_id)
@@ -253,25 +271,56 @@ class ApprovalRequester:
         asked counts as no answer, and a call whose approvals can no longer be had is settled as not
         executed."""
         for approval in approvals:
-            try:
-                request = self._decision_request(
-                    conversation, action, approval.approver, issue_token(self._key, approval.approval_id)
-                )
-                decision_id = self._service.create_decision(request)
-            except Exception as exc:  # any failure to ask means this approver's yes never comes
-                logger.warning(
-                    "decision could not be created",
-                    extra={"call_id": action.call_id, "error": type(exc).__name__},
-                )
-                self._table.settle_approval(approval, None)
-                continue
-            self._table.attach_decision(approval, decision_id)
-            count("ApprovalsRequested")
-            logger.info("decision requested", extra={"call_id": action.call_id, "decision_id": decision_id})
+            self._ask(conversation, action, approval)
         self._settler.decide(action)
 
+    def escalate(self, action: Action, expired: Approval) -> bool:
+        """Ask the next rung of the tool's ladder about the same call (same digest, new decision);
+        False when the ladder has no next rung (the expiry then decides the call)."""
+        approver = self._policy().rung_approver(action.tool, expired.rung + 1)
+        if approver is None:
+            return False
+        now = utc_now()
+        next_rung = Approval.for_call(action, new_approval_id(), approver, iso(now), rung=expired.rung + 1)
+        due = now + timedelta(seconds=self._settings.reconcile_after_seconds)
+        if not self._table.escalate(action, expired, next_rung, due):
+            return True  # another invocation moved the ladder on, or the call got its verdict
+        count("ApprovalsEscalated")
+        logger.info("decision escalated", extra={"call_id": action.call_id, "rung": next_rung.rung})
+        conversation = self._table.get_conversation(action.conversation_id)
+        current = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
+        if conversation is None or current is None:
+            return True
+        self._ask(conversation, current, next_rung, escalated_from=expired)
+        self._settler.decide(current)
+        return True
+
+    def _ask(
+        self, conversation: Conversation, action: Action, approval: Approval, escalated_from: Approval | None = None
+    ) -> None:
+        try:
+            request = self._decision_request(
+                conversation, action, approval, issue_token(self._key, approval.approval_id), escalated_from
+            )
+            decision_id = self._service.create_decision(request)
+        except Exception as exc:  # any failure to ask means this approver's yes never comes
+            logger.warning(
+                "decision could not be created",
+                extra={"call_id": action.call_id, "error": type(exc).__name__},
+            )
+            self._table.settle_approval(approval, None)
+            return
+        self._table.attach_decision(approval, decision_id)
+        count("ApprovalsRequested")
+        logger.info("decision requested", extra={"call_id": action.call_id, "decision_id": decision_id})
+
     def _decision_request(
-        self, conversation: Conversation, action: Action, approver: str, token: str
+        self,
+        conversation: Conversation,
+        action: Action,
+        approval: Approval,
+        token: str,
+        escalated_from: Approval | None = None,
     ) -> DecisionRequest:
         spec = self._tools.get(action.tool)
         assert spec is not None
@@ -299,12 +348,18 @@ class ApprovalRequester:
             context_parts.append(f"To modify, send the changed values of: {', '.join(modifiable)}.")
         if spec.is_sign_off_request and getattr(args, "context", ""):
             context_parts.insert(0, args.context)
+        if escalated_from is not None:
+            context_parts.insert(
+                0,
+                f"Escalated: {escalated_from.approver or 'the approver before you'} did not answer in time "
+                f"(step {approval.rung} of this tool's escalation ladder).",
+            )
         return DecisionRequest(
             action=action.summary[:500],
             context="\n".join(context_parts)[:MAX_CONTEXT_CHARS],
-            approver=approver,
+            approver=approval.approver,
             urgency=urgency or policy.urgency(action.tool),
-            timeout_minutes=policy.timeout_minutes(action.tool, self._settings.default_timeout_minutes),
+            timeout_minutes=policy.decision_minutes(action.tool, approval.rung, self._settings.default_timeout_minutes),
             callback_url=f"{self._settings.public_api_url}/callbacks/handover/{token}",
             options=options,
         )
