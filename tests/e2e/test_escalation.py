@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from local.environment import settings_changed
+from signoff.domain.receipts import decode
 from tests.support import wait_for
 
 LADDER = [{"approver": "lead@example.com", "after_minutes": 30}, {"approver": "cto@example.com", "after_minutes": 45}]
@@ -56,26 +57,39 @@ def test_a_two_rung_ladder_reaches_the_second_approver_and_executes_once_on_thei
         45,
     )
     assert "Escalated: approver@example.com did not answer in time" in _decision(client, second)["context"]
-    assert client.stack.handover.expire(second, status="escalated")  # Handover's own escalation counts too
-    third = _next_decision(client, cid, second)
-    assert (_decision(client, third)["approver"], _decision(client, third)["timeout_minutes"]) == (
-        "cto@example.com",
-        120,
-    )
     assert client.effects(cid) == []  # nothing ran on the way up
-    client.resolve(third, "approve", resolved_by="cto@example.com")
+    client.resolve(second, "approve", resolved_by="lead@example.com")
     view = client.wait_status(cid, "idle")
     [action] = view["actions"]
-    assert action["execution"]["status"] == "executed" and action["decision"]["id"] == third
+    assert action["execution"]["status"] == "executed" and action["decision"]["id"] == second
     [effect] = client.effects(cid)
     assert effect["invocations"] == 1  # invoked once
     trail = client.get_json("/approvals", params={"conversation_id": cid})["approvals"]
     assert sorted((e["approver"], e["status"]) for e in trail) == [
         ("approver@example.com", "expired"),
-        ("cto@example.com", "approved"),
-        ("lead@example.com", "escalated"),
+        ("lead@example.com", "approved"),
     ]
     assert {e["arguments_digest"] for e in trail} == {trail[0]["arguments_digest"]}  # the same call each time
+    receipt = decode(action["receipt"]).claims
+    assert [a["approver"] for a in receipt["approvals"]] == ["lead@example.com"]
+
+
+def test_handover_escalating_moves_the_ladder_to_the_last_rung_too(client, ladder_policy):
+    cid = client.start("Delete customer #ladder-4's data")["conversation_id"]
+    [first] = client.pending_decision_ids(cid)
+    assert client.stack.handover.expire(first, status="escalated")  # Handover's own escalation counts too
+    second = _next_decision(client, cid, first)
+    assert client.stack.handover.expire(second)
+    third = _next_decision(client, cid, second)
+    assert (_decision(client, third)["approver"], _decision(client, third)["timeout_minutes"]) == (
+        "cto@example.com",
+        120,  # the last rung has the tool's timeout
+    )
+    client.resolve(third, "approve", resolved_by="cto@example.com")
+    view = client.wait_status(cid, "idle")
+    assert view["actions"][0]["execution"]["status"] == "executed" and len(client.effects(cid)) == 1
+    trail = client.get_json("/approvals", params={"conversation_id": cid})["approvals"]
+    assert sorted(e["status"] for e in trail) == ["approved", "escalated", "expired"]
 
 
 def test_the_last_rung_expiring_ends_in_not_executed_with_a_reply(client, ladder_policy):
