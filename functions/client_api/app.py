@@ -289,7 +289,7 @@ def list_approvals(
     tool: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
     conversation_id: Annotated[str | None, Query(pattern=r"^conv_[0-9a-f]{32}$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
 ) -> Response[dict]:
     # Read again from the raw query string: a nameless or repeated parameter is refused, not dropped.
     query = parse_audit_query(query_parameters(app.current_event.raw_event))
@@ -377,7 +377,7 @@ def jwks() -> Response[dict]:
 )
 def list_grants(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
 ) -> Response[dict]:
     query = parse_grant_query(query_parameters(app.current_event.raw_event))
     try:

@@ -218,7 +218,7 @@ class AuditQueryParams(_TimeRange):
     tool: str | None = TOOL_FILTER
     conversation_id: str | None = Field(default=None, pattern=r"^conv_[0-9a-f]{32}$")
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=2048)
+    cursor: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 class StatsQueryParams(_TimeRange):
@@ -252,7 +252,7 @@ class GrantQueryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=2048)
+    cursor: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 class ReceiptQueryParams(BaseModel):
