@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
@@ -35,6 +35,7 @@ from signoff.domain.models import (
     Turn,
     TurnStatus,
     iso,
+    parse_iso,
     utc_now,
 )
 from signoff.domain.outputs import render_output
@@ -428,5 +429,5 @@ def _client_overdue(action: Action, timeout_minutes: int) -> bool:
     execution = action.execution
     if execution is None or execution.status is not ExecutionStatus.AWAITING_CLIENT or not execution.claimed_at:
         return False
-    handed = datetime.fromisoformat(execution.claimed_at.replace("Z", "+00:00"))
-    return utc_now() - handed > timedelta(minutes=timeout_minutes)
+    handed = parse_iso(execution.claimed_at)
+    return handed is not None and utc_now() - handed > timedelta(minutes=timeout_minutes)

@@ -31,6 +31,7 @@ from signoff.domain.models import (
     ExecutionStatus,
     TurnStatus,
     iso,
+    parse_iso,
     utc_now,
 )
 from signoff.domain.modification import InvalidModification, apply_modification
@@ -217,7 +218,7 @@ class ApprovalSettler:
                 return VerdictPlan.refused(str(exc))
             return VerdictPlan(None, approved, action_digest(action.tool, approved, action.call_id), changes)
         if verdict.status is DecisionStatus.SCHEDULED:
-            execute_at = _parse_time(verdict.deciding[0].execute_at)
+            execute_at = parse_iso(verdict.deciding[0].execute_at)
             if execute_at is None:
                 return VerdictPlan.refused("no execute_at")
             when = iso(execute_at)
@@ -366,15 +367,5 @@ class ApprovalRequester:
 
 
 def _seconds_between(start: str, end: str | None) -> float | None:
-    began, ended = _parse_time(start), _parse_time(end) if end else utc_now()
+    began, ended = parse_iso(start), parse_iso(end) if end else utc_now()
     return max(0.0, (ended - began).total_seconds()) if began and ended else None
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None

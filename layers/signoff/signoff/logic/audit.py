@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from signoff.domain.models import Action, Approval, ApprovalState, utc_now
+from signoff.domain.models import Action, Approval, ApprovalState, parse_iso, utc_now
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
@@ -16,6 +16,17 @@ DEFAULT_RANGE = timedelta(days=30)
 
 class InvalidAuditQuery(ValueError):
     pass
+
+
+def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """The range a query covers: the last 30 days by default, at most 366 days, in order."""
+    until = until or utc_now()
+    since = since or until - DEFAULT_RANGE
+    if since > until:
+        raise InvalidAuditQuery("since must be before until")
+    if until - since > MAX_RANGE:
+        raise InvalidAuditQuery("the time range may span at most 366 days")
+    return since, until
 
 
 class AuditTrail:
@@ -36,12 +47,7 @@ class AuditTrail:
     ) -> dict[str, Any]:
         from signoff.dal.audit import AuditQuery, InvalidCursor
 
-        until = until or utc_now()
-        since = since or until - DEFAULT_RANGE
-        if since > until:
-            raise InvalidAuditQuery("since must be before until")
-        if until - since > MAX_RANGE:
-            raise InvalidAuditQuery("the time range may span at most 366 days")
+        since, until = time_range(since, until)
         query = AuditQuery(since, until, status, tool, conversation_id, limit, cursor, tenant)
         try:
             approvals, next_cursor = self._table.list_approvals(query)
@@ -118,12 +124,7 @@ class ApprovalStats:
     ) -> dict[str, Any]:
         from signoff.dal.audit import AuditQuery
 
-        until = until or utc_now()
-        since = since or until - DEFAULT_RANGE
-        if since > until:
-            raise InvalidAuditQuery("since must be before until")
-        if until - since > MAX_RANGE:
-            raise InvalidAuditQuery("the time range may span at most 366 days")
+        since, until = time_range(since, until)
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         cursor: str | None = None
         read = 0
@@ -151,8 +152,8 @@ def _count(groups: dict[tuple[str, str], dict[str, Any]], approval: Approval) ->
     outcome = approval.outcome.value if approval.outcome else "not_requested"
     data["outcomes"][outcome] = data["outcomes"].get(outcome, 0) + 1
     if outcome in ANSWERED and approval.resolved_at:
-        began = _parse(approval.created_at)
-        ended = _parse(approval.resolved_at)
+        began = parse_iso(approval.created_at)
+        ended = parse_iso(approval.resolved_at)
         if began and ended:
             data["seconds"].append(max(0.0, (ended - began).total_seconds()))
 
@@ -173,13 +174,3 @@ def _summary(tool: str, approver: str, data: dict[str, Any]) -> dict[str, Any]:
         "shares": shares,
         "time_to_decision_seconds": {"p50": percentile(data["seconds"], 50), "p95": percentile(data["seconds"], 95)},
     }
-
-
-def _parse(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None

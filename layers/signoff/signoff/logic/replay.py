@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from signoff.domain.budgets import UnreadableCharge, charge_for
 from signoff.domain.models import Action, DecisionStatus, ExecutionStatus
 from signoff.domain.policy import ApprovalPolicy
-from signoff.logic.audit import DEFAULT_RANGE, MAX_RANGE, InvalidAuditQuery
+from signoff.logic.audit import time_range
 
 if TYPE_CHECKING:
     from signoff.dal.table import SignoffTable
@@ -42,12 +42,7 @@ class PolicyReplay:
     def simulate(
         self, candidate: ApprovalPolicy, *, since: datetime | None, until: datetime | None, tenant: str
     ) -> dict[str, Any]:
-        until = until or datetime.now().astimezone()
-        since = since or until - DEFAULT_RANGE
-        if since > until:
-            raise InvalidAuditQuery("since must be before until")
-        if until - since > MAX_RANGE:
-            raise InvalidAuditQuery("the time range may span at most 366 days")
+        since, until = time_range(since, until)
         calls = self._table.calls_between(tenant, since, until, MAX_REPLAYED_CALLS + 1)
         truncated = len(calls) > MAX_REPLAYED_CALLS
         calls = sorted(calls[:MAX_REPLAYED_CALLS], key=lambda a: a.created_at)
