@@ -58,7 +58,7 @@ demo: $(VENV)/.installed
 
 # Cold-start cost: each handler's import time in fresh interpreters.
 bench: $(VENV)/.installed
-	$(PY) -m local.bench_coldstart
+	$(PY) -m local.bench
 
 # Faults, floods and forgeries against the local stack; prints a table, writes reliability.json.
 reliability: $(VENV)/.installed

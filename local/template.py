@@ -118,6 +118,7 @@ class FunctionDef:
     handler: str
     environment: dict[str, Any]
     timeout: int = 3  # seconds, as Lambda's default
+    memory_size: int = 128  # MB, as Lambda's default
 
 
 class SamTemplate:
@@ -163,7 +164,8 @@ class SamTemplate:
         env = dict(self.doc["Globals"]["Function"]["Environment"]["Variables"])
         env.update(props.get("Environment", {}).get("Variables", {}))
         timeout = props.get("Timeout", self.doc["Globals"]["Function"].get("Timeout", 3))
-        return FunctionDef(logical_id, props["CodeUri"], props["Handler"], env, int(timeout))
+        memory = props.get("MemorySize", self.doc["Globals"]["Function"].get("MemorySize", 128))
+        return FunctionDef(logical_id, props["CodeUri"], props["Handler"], env, int(timeout), int(memory))
 
     def functions(self) -> list[FunctionDef]:
         return [self.function(k) for k in self.of_type("AWS::Serverless::Function")]

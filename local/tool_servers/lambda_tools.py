@@ -14,10 +14,17 @@ INVOCATIONS: list[dict[str, Any]] = []
 _LOCK = threading.Lock()
 
 
+class AccountLocked(RuntimeError):
+    pass
+
+
 def close_account(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with _LOCK:
         INVOCATIONS.append(event)
-    return {"account_id": event["arguments"]["account_id"], "closed": True}
+    account = event["arguments"]["account_id"]
+    if account.startswith("locked"):
+        raise AccountLocked(f"account {account} is locked")  # Lambda answers FunctionError: Unhandled
+    return {"account_id": account, "closed": True}
 
 
 # Function name (the last part of the ARN the catalog names) → handler.

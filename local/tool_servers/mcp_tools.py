@@ -2,7 +2,8 @@
 
     python -m local.tool_servers.mcp_tools   (serves http://127.0.0.1:3006/mcp)
 
-Tools: ``create_ticket`` (a side effect, counted per call) and ``search_docs`` (read only). It
+Tools: ``create_ticket`` (a side effect, counted per call; a title starting REJECT is an error
+result) and ``search_docs`` (read only). It
 keeps every ``tools/call`` it received with the idempotency key Signoff sent in ``_meta``.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 from local.servers import serve_until_interrupted
 
@@ -52,6 +54,8 @@ def build_server(calls: McpCalls, required_authorization: str | None = None) -> 
                 }
             )
             number = len(calls.calls)
+        if title.startswith("REJECT"):
+            raise ToolError("the tracker refuses tickets titled REJECT")  # an isError result, this text shown
         return {"ticket": f"T-{number}", "title": title}
 
     @server.tool(description="Search the help-centre articles.")

@@ -300,3 +300,59 @@ def test_a_gated_client_tool_reaches_the_client_only_once_approved(client, answe
     )
     view = client.wait_status(cid, "idle")
     assert view["actions"][0]["execution"] == {"status": "executed", "result": "ok"}
+
+
+def test_a_lambda_tool_that_raises_is_failed_once_not_invoked_again(client):
+    cid = _start(client, "billing", _call("close_account", {"account_id": "locked-1"}))
+    [decision_id] = client.pending_decision_ids(cid)
+    client.resolve(decision_id, "approve")
+    view = client.wait_status(cid, "idle")
+    assert len(_lambda_invocations(cid)) == 1
+    execution = view["actions"][0]["execution"]
+    assert execution["status"] == "failed" and execution["result"]["detail"] == "AccountLocked"
+
+
+def test_an_mcp_tool_error_result_is_failed_with_what_the_tool_said(client, stack):
+    cid = _start(client, "ops", _call("tracker__create_ticket", {"title": "REJECT me", "body": "b"}))
+    [decision_id] = client.pending_decision_ids(cid)
+    client.resolve(decision_id, "approve")
+    view = client.wait_status(cid, "idle")
+    assert len(_mcp_calls(stack, cid)) == 1
+    execution = view["actions"][0]["execution"]
+    assert execution["status"] == "failed"
+    assert "refuses tickets titled REJECT" in execution["result"]["detail"]
+
+
+def test_a_client_call_with_no_result_in_time_fails_and_the_turn_goes_on(client, stack):
+    """The reconciler's next look after the client's deadline fails the call; the user gets a reply."""
+    import boto3
+
+    cid = _start(client, "ops", _call("get_device_location", {"device_id": "dev-silent"}))
+    view = client.wait_status(cid, "awaiting_client")
+    [action] = view["actions"]
+    # 31 minutes pass (the tool's timeout is 30): the hand-over time moves back instead.
+    from signoff import runtime
+
+    stored = runtime.table().get_action(cid, *_turn_and_call(cid, action["call_id"]))
+    boto3.client("dynamodb").update_item(
+        TableName=stack.resources.refs["SignoffTable"],
+        Key={"pk": {"S": f"CONV#{cid}"}, "sk": {"S": f"ACTION#{stored.turn_id}#{stored.call_id}"}},
+        UpdateExpression="SET execution.claimed_at = :then",
+        ExpressionAttributeValues={":then": {"S": "2026-01-01T00:00:00.000Z"}},
+    )
+    stack.run_scheduled("ReconcilerFunction")
+    view = client.wait_status(cid, "idle", timeout=30)
+    execution = view["actions"][0]["execution"]
+    assert execution["status"] == "failed"
+    assert "no result within 30 minutes" in execution["result"]["error"]
+    late = client.post(
+        f"/conversations/{cid}/tool-results", json={"results": [{"call_id": action["call_id"], "output": 1}]}
+    )
+    assert late.status_code == 409  # too late: nothing is recorded
+
+
+def _turn_and_call(cid: str, call_id: str) -> tuple[str, str]:
+    from signoff import runtime
+
+    conversation = runtime.table().get_conversation(cid)
+    return conversation.active_turn_id, call_id

@@ -47,16 +47,32 @@ def measure(path: Path, runs: int) -> tuple[list[float], bool]:
     return times, openai
 
 
+def cold_imports(runs: int) -> dict[str, dict[str, float | bool]]:
+    """Per function: median and max import ms, and whether openai came with it."""
+    results: dict[str, dict[str, float | bool]] = {}
+    for fn in SamTemplate().functions():
+        module, _ = fn.handler.rsplit(".", 1)
+        times, openai = measure(ROOT / fn.code_uri / f"{module}.py", runs)
+        results[fn.logical_id] = {
+            "median_ms": round(statistics.median(times)),
+            "max_ms": round(max(times)),
+            "openai": openai,
+        }
+    times, _ = measure_module("openai", runs)
+    results["(import openai alone)"] = {
+        "median_ms": round(statistics.median(times)),
+        "max_ms": round(max(times)),
+        "openai": True,
+    }
+    return results
+
+
 def main() -> int:
     runs = int(os.environ.get("SIGNOFF_BENCH_RUNS", "7"))
     print(f"import time of each function's handler, {runs} fresh interpreters each (Python {sys.version.split()[0]})\n")
     print(f"{'function':<26} {'median ms':>10} {'max ms':>8}  imports openai")
-    for fn in SamTemplate().functions():
-        module, _ = fn.handler.rsplit(".", 1)
-        times, openai = measure(ROOT / fn.code_uri / f"{module}.py", runs)
-        print(f"{fn.logical_id:<26} {statistics.median(times):>10.0f} {max(times):>8.0f}  {'yes' if openai else 'no'}")
-    times, _ = measure_module("openai", runs)
-    print(f"\nfor scale: `import openai` alone takes {statistics.median(times):.0f} ms here")
+    for name, row in cold_imports(runs).items():
+        print(f"{name:<26} {row['median_ms']:>10} {row['max_ms']:>8}  {'yes' if row['openai'] else 'no'}")
     return 0
 
 

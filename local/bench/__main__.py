@@ -1,0 +1,63 @@
+"""`make bench`: one table and ``bench/results.json``.
+
+SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=5 python -m local.bench
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from local.bench.coldstart import cold_imports
+from local.bench.costs import PRICES_AS_OF, anchors_per_1000, signoff_per_1000
+from local.bench.requests import approved_seed_runs, per_action
+from local.template import ROOT, SamTemplate
+
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def main() -> int:
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    runs = int(os.environ.get("SIGNOFF_BENCH_RUNS", "7"))
+    approvals = int(os.environ.get("SIGNOFF_BENCH_APPROVALS", "5"))
+    imports = cold_imports(runs)
+    measured = per_action(approved_seed_runs(approvals))
+    memory = {fn.logical_id: fn.memory_size for fn in SamTemplate().functions()}
+    costs = signoff_per_1000(measured, memory)
+    anchors = anchors_per_1000()
+    results = {
+        **{k: v for k, v in measured.items()},
+        "cost_per_1000_approved_actions_usd": costs["total"],
+        "cost_breakdown_per_1000_usd": costs,
+        "anchors_per_1000_approved_actions_usd": anchors,
+        "prices": PRICES_AS_OF,
+        "cold_import_ms": {name: row["median_ms"] for name, row in imports.items()},
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    _print(results, imports)
+    print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+def _print(results: dict, imports: dict) -> None:
+    print(f"Seed scenario approved, averaged over the runs (prices: {results['prices']})\n")
+    print(f"{'DynamoDB requests per approved action':<44} {results['dynamodb_requests_per_approved_action']:>8}")
+    for function, n in results["dynamodb_requests_by_function"].items():
+        print(f"{'  ' + function:<44} {n:>8}")
+    print(f"{'SQS sends per approved action':<44} {results['sqs_requests_per_approved_action']:>8}")
+    print(f"{'KMS requests per approved action':<44} {results['kms_requests_per_approved_action']:>8}")
+    print(f"{'Handover requests per decision':<44} {results['handover_requests_per_decision']:>8}")
+    print("\nUSD per 1,000 approved actions")
+    for part, usd in results["cost_breakdown_per_1000_usd"].items():
+        print(f"{'  Signoff ' + part:<44} {usd:>10.4f}")
+    for anchor, usd in results["anchors_per_1000_approved_actions_usd"].items():
+        print(f"{'  anchor: ' + anchor:<44} {usd:>10.4f}")
+    print(f"\n{'cold import (median ms)':<44}")
+    for name, row in imports.items():
+        print(f"{'  ' + name:<44} {row['median_ms']:>8}  {'imports openai' if row['openai'] else ''}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Requests per approved action, counted on the local stack with botocore events.
+
+The seed scenario (a gated refund, approved) runs ``runs`` times; every AWS request a function makes
+is counted per function and operation (a transaction counts once, its items separately for the
+bill), with each invocation's duration and the Handover requests per decision.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import boto3
+import requests
+
+from local.evidence import wait_for
+from local.lambda_runtime import CURRENT_FUNCTION, INVOCATION_ENDED, INVOCATION_STARTED
+from local.stack import EmbeddedStack, StackConfig
+
+SEED = "Issue a €340 refund to customer #4821."
+
+
+class RequestCounter:
+    """botocore ``before-parameter-build`` on the default session: (function, service, operation) → count."""
+
+    def __init__(self):
+        self.calls: Counter[tuple[str, str, str]] = Counter()
+        self.transact_items: Counter[str] = Counter()  # function → items written in transactions
+        self.write_bytes: Counter[str] = Counter()  # function → bytes of items written (for the units)
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        self._started: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def install(self) -> RequestCounter:
+        boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._on_call)
+        INVOCATION_STARTED.append(self._on_start)
+        INVOCATION_ENDED.append(self._on_end)
+        return self
+
+    def uninstall(self) -> None:
+        boto3.DEFAULT_SESSION.events.unregister("before-parameter-build", self._on_call)
+        INVOCATION_STARTED.remove(self._on_start)
+        INVOCATION_ENDED.remove(self._on_end)
+
+    def _on_call(self, model, params, **_kwargs) -> None:
+        function = CURRENT_FUNCTION.get()
+        if function is None:
+            return  # the bench's own reads
+        service = model.service_model.endpoint_prefix
+        with self._lock:
+            self.calls[(function, service, model.name)] += 1
+            if model.name == "TransactWriteItems":
+                self.transact_items[function] += len(params.get("TransactItems", []))
+            if service == "dynamodb" and model.name in ("PutItem", "UpdateItem", "TransactWriteItems"):
+                self.write_bytes[function] += len(str(params))
+
+    def _on_start(self, invocation) -> None:
+        with self._lock:
+            self._started[id(invocation)] = time.perf_counter()
+
+    def _on_end(self, invocation) -> None:
+        with self._lock:
+            began = self._started.pop(id(invocation), None)
+            if began is not None:
+                self.durations[invocation.function_id].append(time.perf_counter() - began)
+
+
+def approved_seed_runs(runs: int) -> dict[str, Any]:
+    config = StackConfig(
+        api_port=0,
+        handover_port=0,
+        openai_port=0,
+        aws_port=0,
+        lambda_port=0,
+        reconcile_interval_seconds=3600,
+        extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"},
+    )
+    stack = EmbeddedStack(config).start()
+    counter = RequestCounter().install()
+    api = {"Authorization": f"Bearer {config.api_key}"}
+    try:
+        for _ in range(runs):
+            started = requests.post(f"{stack.api_url}/conversations", json={"message": SEED}, headers=api, timeout=30)
+            cid = started.json()["conversation_id"]
+            decision = wait_for(lambda cid=cid: _pending(stack, cid), timeout=30, what="the decision")
+            stack.handover.resolve(decision, {"action": "approve", "resolved_by": "bench@example.com"})
+            wait_for(lambda cid=cid: _idle(stack, cid), timeout=30, what="the reply")
+        wait_for(stack.quiescent, timeout=30, what="the stack to settle")
+        handover = [e for e in requests.get(f"{stack.handover_url}/_emulator/log", timeout=10).json()]
+    finally:
+        counter.uninstall()
+        stack.stop()
+    decisions = sum(1 for e in handover if e["method"] == "POST" and e["path"] == "/decisions")
+    return {"runs": runs, "counter": counter, "handover_requests": len(handover), "decisions": decisions}
+
+
+def _pending(stack: EmbeddedStack, cid: str) -> str | None:
+    for decision in stack.handover.pending():
+        if cid in decision.get("context", ""):
+            return decision["id"]
+    return None
+
+
+def _idle(stack: EmbeddedStack, cid: str) -> bool:
+    from signoff import runtime
+
+    conversation = runtime.table().get_conversation(cid)
+    return conversation is not None and conversation.status.value == "idle"
+
+
+def per_action(result: dict[str, Any]) -> dict[str, Any]:
+    """The counts of ``approved_seed_runs`` per approved action."""
+    counter: RequestCounter = result["counter"]
+    runs = result["runs"]
+    by_function: dict[str, float] = defaultdict(float)
+    dynamodb = sqs = kms = 0
+    for (function, service, _operation), n in counter.calls.items():
+        if service == "dynamodb":
+            dynamodb += n
+            by_function[function] += n
+        elif service == "sqs" and _operation == "SendMessage":
+            sqs += n
+        elif service == "kms":
+            kms += n
+    return {
+        "dynamodb_requests_per_approved_action": round(dynamodb / runs, 2),
+        "dynamodb_requests_by_function": {f: round(n / runs, 2) for f, n in sorted(by_function.items())},
+        "dynamodb_operations": {
+            f"{function} {operation}": round(n / runs, 2)
+            for (function, service, operation), n in sorted(counter.calls.items())
+            if service == "dynamodb"
+        },
+        "transaction_items_per_approved_action": round(sum(counter.transact_items.values()) / runs, 2),
+        "sqs_requests_per_approved_action": round(sqs / runs, 2),
+        "kms_requests_per_approved_action": round(kms / runs, 2),
+        "handover_requests_per_decision": round(result["handover_requests"] / max(1, result["decisions"]), 2),
+        "invocations_per_approved_action": {f: round(len(d) / runs, 2) for f, d in sorted(counter.durations.items())},
+        "median_invocation_ms": {
+            f: round(statistics.median(d) * 1000, 1) for f, d in sorted(counter.durations.items())
+        },
+        "write_bytes_per_approved_action": round(sum(counter.write_bytes.values()) / runs),
+    }

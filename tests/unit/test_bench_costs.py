@@ -1,0 +1,37 @@
+"""The bench's price arithmetic against a hand calculation (the counts themselves come from the stack)."""
+
+import pytest
+
+from local.bench.costs import anchors_per_1000, signoff_per_1000
+
+MEASURED = {
+    "dynamodb_operations": {"AgentWorkerFunction PutItem": 4, "AgentWorkerFunction GetItem": 6},
+    "transaction_items_per_approved_action": 3,
+    "write_bytes_per_approved_action": 2000,  # over 4 + 0 writes: 500 bytes each → 1 unit each
+    "sqs_requests_per_approved_action": 2,
+    "invocations_per_approved_action": {"AgentWorkerFunction": 2, "ClientApiFunction": 1},
+    "median_invocation_ms": {"AgentWorkerFunction": 100.0, "ClientApiFunction": 50.0},
+    "kms_requests_per_approved_action": 1,
+}
+
+
+def test_signoff_is_priced_from_the_counts():
+    costs = signoff_per_1000(MEASURED, {"AgentWorkerFunction": 1024, "ClientApiFunction": 512})
+    # DynamoDB: 4 WRU + 2 x 3 transaction items = 10 WRU at $0.625/M, 6 RRU at $0.125/M, per 1,000
+    assert costs["dynamodb"] == pytest.approx((10 * 0.625 + 6 * 0.125) / 1000)
+    assert costs["sqs"] == pytest.approx(6 * 0.40 / 1000)  # send, receive, delete
+    assert costs["lambda_requests"] == pytest.approx(3 * 0.20 / 1000)
+    # 2 x 0.1 s x 1 GB + 1 x 0.05 s x 0.5 GB = 0.225 GB-s per action
+    assert costs["lambda_compute"] == pytest.approx(0.225 * 0.0000166667 * 1000, rel=1e-4)
+    assert costs["lambda_model_wait"] == pytest.approx(2.0 * 2 * 1.0 * 0.0000166667 * 1000, rel=1e-4)
+    assert costs["api_gateway"] == pytest.approx(1 * 1.00 / 1000)
+    assert costs["kms"] == pytest.approx(0.03 / 10)
+    parts = [v for k, v in costs.items() if k != "total"]
+    assert costs["total"] == pytest.approx(sum(parts), abs=1e-5)
+
+
+def test_the_anchors_are_what_their_assumptions_say():
+    anchors = anchors_per_1000()
+    assert anchors["seed_polling_design"] == pytest.approx(120 * 0.5 * 0.0000166667 * 1000 + 0.0002, rel=1e-4)
+    assert anchors["step_functions_standard"] == pytest.approx(6 * 0.025)
+    assert anchors["lambda_durable_functions"] == pytest.approx(4 * 8 / 1000)
