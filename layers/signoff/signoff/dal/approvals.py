@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from signoff.dal.base import DUE_BUCKET, TableBase, _action_key, _approval_key, _conv_pk, _key, _record
-from signoff.dal.codec import to_attr, to_item
+from signoff.dal.codec import from_item, to_attr, to_item
 from signoff.domain.models import (
     Action,
     Approval,
@@ -114,8 +114,9 @@ class ApprovalRecords(TableBase):
             )
         return bound
 
-    def settle_approval(self, approval: Approval, decision: Decision | None) -> bool:
+    def settle_approval(self, approval: Approval, decision: Decision | None) -> Approval | None:
         """pending → settled with the approver's answer (None: no decision could be requested).
+        Returns the settled approval, or None when it was settled already (someone else won).
 
         The approval stays in the due index until its call's verdict is recorded, so a crash
         right after this write is finished by the reconciler.
@@ -132,14 +133,20 @@ class ApprovalRecords(TableBase):
             ":at": decision.resolved_at if decision and decision.resolved_at else iso(utc_now()),
             ":soon": iso(utc_now()),
         }
-        return self._update(
-            _approval_key(approval.approval_id),
-            "SET #st = :settled, outcome = :outcome, resolved_by = :by, notes = :notes, response_data = :data, "
-            "execute_at = :exec_at, resolved_at = :at, due_at = :soon",
-            "#st = :pending",
-            values,
-            {"#st": "state"},
+        response = self._conditional(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_approval_key(approval.approval_id),
+            UpdateExpression=(
+                "SET #st = :settled, outcome = :outcome, resolved_by = :by, notes = :notes, response_data = :data, "
+                "execute_at = :exec_at, resolved_at = :at, due_at = :soon"
+            ),
+            ConditionExpression="#st = :pending",
+            ExpressionAttributeNames={"#st": "state"},
+            ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
+            ReturnValues="ALL_NEW",  # the settled approval, so the settler need not read it again
         )
+        return None if response is None else _record(from_item(response["Attributes"]))
 
     def record_verdict(
         self,

@@ -109,19 +109,20 @@ class ApprovalSettler:
     def settle(self, approval: Approval, decision: Decision | None) -> SettleResult:
         if decision is not None and not decision.status.is_terminal:
             return SettleResult.PENDING
-        won = self._table.settle_approval(approval, decision)
-        if won and decision is not None:
+        settled = self._table.settle_approval(approval, decision)
+        if settled is not None and decision is not None:
             count("ApprovalsAnswered")
             waited = _seconds_between(approval.created_at, decision.resolved_at)
             if waited is not None:
                 seconds("TimeToDecisionSeconds", waited)
-        self.finish(approval.approval_id)
-        return SettleResult.SETTLED if won else SettleResult.ALREADY_SETTLED
+        self.finish(approval.approval_id, settled)
+        return SettleResult.SETTLED if settled is not None else SettleResult.ALREADY_SETTLED
 
-    def finish(self, approval_id: str) -> None:
+    def finish(self, approval_id: str, settled: Approval | None = None) -> None:
         """After an answer is recorded: decide the call's verdict, run it if approved, resume the turn
-        once every call has its verdict. Idempotent, so a retry after a crash completes what was left."""
-        approval = self._table.get_approval(approval_id)
+        once every call has its verdict. Idempotent, so a retry after a crash completes what was left.
+        ``settled``: the approval as this invocation just settled it (else it is read)."""
+        approval = settled if settled is not None else self._table.get_approval(approval_id)
         if approval is None or approval.state is not ApprovalState.SETTLED:
             return
         action = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)

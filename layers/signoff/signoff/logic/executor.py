@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 
 from signoff.domain.binding import approval_matches, grant_matches
 from signoff.domain.limits import bounded_result
-from signoff.domain.models import Action, DecisionStatus, Execution, ExecutionStatus, iso, utc_now
+from signoff.domain.models import Action, Approval, DecisionStatus, Execution, ExecutionStatus, iso, utc_now
 from signoff.domain.tools import (
     InvalidToolArguments,
     ToolContext,
@@ -145,18 +145,19 @@ class ActionExecutor:
 
     def _run_claimed(self, action: Action) -> None:
         """The claim is ours: run the call if its approvals still cover exactly it, else record why not."""
-        if approval_matches(action, self._table.get_approvals(action.approval_ids)):
-            self._finish(action, self._invoke(action))
+        approvals = self._table.get_approvals(action.approval_ids)
+        if approval_matches(action, approvals):
+            self._finish(action, self._invoke(action), approvals)
             return
         logger.warning("approval does not match the call; not executed", extra={"call_id": action.call_id})
         self._finish(
             action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
         )
 
-    def _finish(self, action: Action, execution: Execution) -> None:
+    def _finish(self, action: Action, execution: Execution, approvals: list[Approval] | None = None) -> None:
         execution = execution.model_copy(update={"result": bounded_result(execution.result)})
         if self._receipts is not None and receipt_needed(action, execution):
-            self._receipts.finish(action, execution)  # the receipt in the same write
+            self._receipts.finish(action, execution, approvals)  # the receipt in the same write
         else:
             self._table.finish_execution(action, execution)
         if self._budgets and execution.status in (ExecutionStatus.NOT_EXECUTED, ExecutionStatus.FAILED):

@@ -93,11 +93,12 @@ class ReceiptIssuer:
         self._issuer = issuer
         self._sleep = sleep
 
-    def finish(self, action: Action, execution: Execution) -> bool:
+    def finish(self, action: Action, execution: Execution, approvals: list[Approval] | None = None) -> bool:
         """Record ``execution`` with the call's receipt, signed against the chain's head as it is;
         signed again if another call of the tenant moved the head first. False when the call is no
-        longer executing (someone else settled it)."""
-        approvals = self._table.get_approvals(action.approval_ids) if action.approval_ids else []
+        longer executing (someone else settled it). ``approvals``: the call's, if already read."""
+        if approvals is None:
+            approvals = self._table.get_approvals(action.approval_ids) if action.approval_ids else []
         version = policy_version(self._policy().model_dump(mode="json"))
         for attempt in range(APPEND_ATTEMPTS):
             seq, prev = self._table.receipt_head(action.tenant)
