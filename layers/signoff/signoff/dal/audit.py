@@ -20,6 +20,7 @@ from signoff.dal.codec import from_item
 from signoff.domain.models import Action, Approval, iso
 
 AUDIT_INDEX = "audit-index"
+MAX_PAGES_PER_REQUEST = 10  # index pages one audit request reads at most; past that, a cursor
 
 
 class InvalidCursor(ValueError):
@@ -76,9 +77,14 @@ class AuditRecords(TableBase):
             months = months[months.index(month) :]
         filters, values, names = self._filters(query)
         found: list[Approval] = []
+        pages = 0
         for month in months:
             bucket = f"AUDIT#{month}"
             while True:
+                if pages == MAX_PAGES_PER_REQUEST:
+                    # Bounded: a filter that matches little never reads the whole index in one request;
+                    # the cursor goes on from here (mid-month, or from the start of this month).
+                    return found, _encode(bucket, start_key or {})
                 kwargs: dict[str, Any] = {
                     "TableName": self._table,
                     "IndexName": AUDIT_INDEX,
@@ -99,6 +105,7 @@ class AuditRecords(TableBase):
                 if start_key:
                     kwargs["ExclusiveStartKey"] = start_key
                 page = self._db.query(**kwargs)
+                pages += 1
                 for item in page.get("Items", []):
                     found.append(_record(from_item(item)))
                     if len(found) == query.limit:
