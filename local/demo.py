@@ -83,7 +83,7 @@ def run_pass(
 def main() -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     config = StackConfig.from_env()
-    config.api_port = config.handover_port = config.openai_port = config.aws_port = config.lambda_port = 0
+    config.on_free_ports()
     config.extra_env = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
     stack = EmbeddedStack(config).start()
     try:

@@ -525,7 +525,7 @@ def main() -> int:
 
     scale = int(os.environ.get("SIGNOFF_RELIABILITY_SCALE", "5"))
     config = StackConfig.from_env()
-    config.api_port = config.handover_port = config.openai_port = config.aws_port = config.lambda_port = 0
+    config.on_free_ports()
     config.reconcile_interval_seconds = 3600  # the drills run the reconciler when they mean to
     config.reconcile_after_seconds = 0
     config.stall_after_seconds = 0

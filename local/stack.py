@@ -94,6 +94,11 @@ class StackConfig:
     catalog_file: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    def on_free_ports(self) -> StackConfig:
+        """The same settings, every server on a port the system picks (tests, demo, bench, drills)."""
+        self.api_port = self.handover_port = self.openai_port = self.aws_port = self.lambda_port = 0
+        return self
+
     @classmethod
     def from_env(cls) -> StackConfig:
         env = os.environ

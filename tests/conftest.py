@@ -23,11 +23,6 @@ from tests.support import SignoffClient
 @pytest.fixture(scope="session")
 def stack():
     config = StackConfig(
-        api_port=0,
-        handover_port=0,
-        openai_port=0,
-        aws_port=0,
-        lambda_port=0,
         # The tests run the reconciler themselves, so its schedule stays out of the way.
         reconcile_interval_seconds=3600,
         reconcile_after_seconds=0,
@@ -35,7 +30,7 @@ def stack():
         queue_visibility_seconds=2,
         extra_env={"HANDOVER_TIMEOUT_SECONDS": "1"},  # so the drills' slow Handover answers time out
         tenant_keys="acme:key-acme-1,acme:key-acme-2,globex:key-globex",  # the isolation tests' tenants
-    )
+    ).on_free_ports()
     running = EmbeddedStack(config).start()
     yield running
     running.stop()

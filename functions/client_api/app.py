@@ -87,6 +87,12 @@ IdempotencyKey = Annotated[
     ),
 ]
 ConversationId = Annotated[str, Path(description="conv_ and 32 hex digits.")]
+# Query parameters the audit routes share (documented here; each route's query model checks them too).
+Since = Annotated[AwareDatetime | None, Query()]
+Until = Annotated[AwareDatetime | None, Query()]
+ToolFilter = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Limit200 = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(min_length=1, max_length=2048)]
 
 
 def _json(status: int, body: Any) -> Response:
@@ -283,13 +289,13 @@ def get_conversation(conversation_id: ConversationId) -> Response[dict]:
     responses=_ok(200, ApprovalPage, "A page of approvals.") | _refused(400),
 )
 def list_approvals(
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Since = None,
+    until: Until = None,
     status: Annotated[AuditStatus | None, Query()] = None,
-    tool: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
+    tool: ToolFilter = None,
     conversation_id: Annotated[str | None, Query(pattern=r"^conv_[0-9a-f]{32}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+    limit: Limit200 = 50,
+    cursor: Cursor = None,
 ) -> Response[dict]:
     # Read again from the raw query string: a nameless or repeated parameter is refused, not dropped.
     query = parse_audit_query(query_parameters(app.current_event.raw_event))
@@ -307,9 +313,9 @@ def list_approvals(
     responses=_ok(200, ApprovalStatsPage, "The statistics of the range.") | _refused(400),
 )
 def approval_stats(
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
-    tool: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
+    since: Since = None,
+    until: Until = None,
+    tool: ToolFilter = None,
     approver: Annotated[str | None, Query(min_length=1, max_length=320)] = None,
 ) -> Response[dict]:
     query = parse_query(query_parameters(app.current_event.raw_event), StatsQueryParams)
@@ -376,8 +382,8 @@ def jwks() -> Response[dict]:
     responses=_ok(200, GrantPage, "A page of grants.") | _refused(400),
 )
 def list_grants(
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+    limit: Limit200 = 50,
+    cursor: Cursor = None,
 ) -> Response[dict]:
     query = parse_grant_query(query_parameters(app.current_event.raw_event))
     try:

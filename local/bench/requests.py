@@ -71,15 +71,7 @@ class RequestCounter:
 
 
 def approved_seed_runs(runs: int) -> dict[str, Any]:
-    config = StackConfig(
-        api_port=0,
-        handover_port=0,
-        openai_port=0,
-        aws_port=0,
-        lambda_port=0,
-        reconcile_interval_seconds=3600,
-        extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"},
-    )
+    config = StackConfig(reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"}).on_free_ports()
     stack = EmbeddedStack(config).start()
     counter = RequestCounter().install()
     api = {"Authorization": f"Bearer {config.api_key}"}
@@ -91,7 +83,7 @@ def approved_seed_runs(runs: int) -> dict[str, Any]:
             stack.handover.resolve(decision, {"action": "approve", "resolved_by": "bench@example.com"})
             wait_for(lambda cid=cid: _idle(stack, cid), timeout=30, what="the reply")
         wait_for(stack.quiescent, timeout=30, what="the stack to settle")
-        handover = [e for e in requests.get(f"{stack.handover_url}/_emulator/log", timeout=10).json()]
+        handover = requests.get(f"{stack.handover_url}/_emulator/log", timeout=10).json()
     finally:
         counter.uninstall()
         stack.stop()

@@ -12,7 +12,8 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from signoff.domain.catalog import McpServer, mcp_tool_name
@@ -90,15 +91,20 @@ class McpToolbox:
         except Exception as exc:  # transport, protocol or timeout: the server did not answer
             raise ToolUnreachable(f"MCP server {self._name} did not answer ({type(exc).__name__})") from exc
 
-    def _client(self) -> Any:
+    @asynccontextmanager
+    async def _client(self) -> AsyncIterator[Any]:
+        """An MCP session over an HTTP client this call owns (and closes: the SDK leaves a client it
+        was given open)."""
         import httpx2
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
 
         authorization = self._authorization()
         headers = {"Authorization": authorization} if authorization else {}
-        http = httpx2.AsyncClient(headers=headers, timeout=self._server.timeout_seconds)
-        return Client(streamable_http_client(self._server.url, http_client=http), mode="legacy", cache=None)
+        async with httpx2.AsyncClient(headers=headers, timeout=self._server.timeout_seconds) as http:
+            transport = streamable_http_client(self._server.url, http_client=http)
+            async with Client(transport, mode="legacy", cache=None) as client:
+                yield client
 
     async def _list(self) -> list[Any]:
         tools: list[Any] = []

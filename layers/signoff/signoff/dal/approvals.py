@@ -27,7 +27,8 @@ from signoff.domain.models import (
 
 
 class ApprovalRecords(TableBase):
-    def put_approval(self, approval: Approval, due_at: datetime) -> bool:
+    def _approval_item(self, approval: Approval, due_at: datetime) -> dict:
+        """An approval as stored: due for the reconciler, listed in the audit index, kept for audit."""
         item = {"pk": f"APPROVAL#{approval.approval_id}", "sk": "APPROVAL", "type": "approval"}
         item.update(approval.model_dump(mode="json"))
         item.update(
@@ -39,7 +40,10 @@ class ApprovalRecords(TableBase):
                 "ttl": self._expiry(),
             }
         )
-        return self._put_new(to_item(item))
+        return to_item(item)
+
+    def put_approval(self, approval: Approval, due_at: datetime) -> bool:
+        return self._put_new(self._approval_item(approval, due_at))
 
     def escalate(self, action: Action, expired: Approval, next_rung: Approval, due_at: datetime) -> bool:
         """The call's expired approval is replaced by the next rung's, all or nothing: the new one is
@@ -47,20 +51,14 @@ class ApprovalRecords(TableBase):
         the expired one leaves the reconciler's list. Only while the call has no verdict and still
         waits on the expired approval, so a ladder never forks."""
         ids = [next_rung.approval_id if i == expired.approval_id else i for i in action.approval_ids]
-        item = {"pk": f"APPROVAL#{next_rung.approval_id}", "sk": "APPROVAL", "type": "approval"}
-        item.update(next_rung.model_dump(mode="json"))
-        item.update(
-            {
-                "due_bucket": DUE_BUCKET,
-                "due_at": iso(due_at),
-                "audit_bucket": f"AUDIT#{next_rung.created_at[:7]}",
-                "audit_at": f"{next_rung.created_at}#{next_rung.approval_id}",
-                "ttl": self._expiry(),
-            }
-        )
         return self._transact(
             [
-                {"Put": {"Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}},
+                {
+                    "Put": {
+                        "Item": self._approval_item(next_rung, due_at),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
                 {
                     "Update": {
                         "Key": _action_key(action.conversation_id, action.turn_id, action.call_id),

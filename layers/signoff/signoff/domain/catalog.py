@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # The agent APIs accept function names of this shape only.
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
@@ -24,16 +24,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _https_url(value: str, what: str) -> str:
+def _https_url(value: str) -> str:
     """HTTPS, or plain HTTP to this machine only (the local stack's servers)."""
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"{what} must be an https:// URL")
+        raise ValueError("url must be an https:// URL")
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
-        raise ValueError(f"{what} must use https (plain http is allowed for localhost only)")
+        raise ValueError("url must use https (plain http is allowed for localhost only)")
     if parts.username or parts.password:
-        raise ValueError(f"{what} must not carry credentials; use an authorization secret")
+        raise ValueError("url must not carry credentials; use an authorization secret")
     return value
+
+
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 
 
 class PythonExecutor(_Strict):
@@ -47,14 +50,9 @@ class HttpExecutor(_Strict):
     """``POST url`` with the call as JSON, signed per Standard Webhooks with the tool signing secret."""
 
     type: Literal["http"]
-    url: str
+    url: HttpsUrl
     timeout_seconds: float = Field(default=10, gt=0, le=60)
     max_attempts: int = Field(default=3, ge=1, le=6)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _https_url(value, "url")
 
 
 class LambdaExecutor(_Strict):
@@ -98,17 +96,12 @@ class CatalogTool(_Strict):
 class McpServer(_Strict):
     """An MCP server reached over streamable HTTP; its tools come from ``tools/list``."""
 
-    url: str
+    url: HttpsUrl
     # Secrets Manager id of a value sent as the Authorization header (e.g. "Bearer ...").
     authorization_secret: str | None = None
     # Only these of the server's tools are offered (all when absent).
     tools: list[str] | None = None
     timeout_seconds: float = Field(default=30, gt=0, le=120)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _https_url(value, "url")
 
 
 class AgentSpec(_Strict):
