@@ -33,6 +33,11 @@ def test_domain_does_not_reach_into_adapters_or_dal():
         assert "signoff.adapters" not in source and "signoff.dal" not in source, path
 
 
+def test_use_cases_depend_on_the_store_protocols_not_on_dynamodb():
+    for path in (PACKAGE / "logic").glob("*.py"):
+        assert "signoff.dal" not in path.read_text(), f"{path.relative_to(ROOT)} reaches into the DAL"
+
+
 def _modules_after_importing(handler_dir: str) -> set[str]:
     code = (
         "import importlib.util, sys\n"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,25 +17,12 @@ from signoff.dal.actions import calls_bucket
 from signoff.dal.base import TableBase, _record
 from signoff.dal.codec import from_item
 from signoff.domain.models import Action, Approval, iso
+from signoff.domain.stores import AuditQuery, InvalidCursor
+
+__all__ = ["AuditQuery", "AuditRecords", "CallRecords", "InvalidCursor"]
 
 AUDIT_INDEX = "audit-index"
 MAX_PAGES_PER_REQUEST = 10  # index pages one audit request reads at most; past that, a cursor
-
-
-class InvalidCursor(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class AuditQuery:
-    since: datetime
-    until: datetime
-    status: str | None = None
-    tool: str | None = None
-    conversation_id: str | None = None
-    limit: int = 50
-    cursor: str | None = None
-    tenant: str = "default"  # only this tenant's approvals are listed
 
 
 def _months_newest_first(since: datetime, until: datetime) -> list[str]:

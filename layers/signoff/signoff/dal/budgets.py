@@ -12,25 +12,17 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from signoff.dal.base import TableBase, _key
 from signoff.domain.budgets import BudgetCharge, live_total, prune
 from signoff.domain.models import iso
+from signoff.domain.stores import BudgetContention, Reservation
+
+__all__ = ["BudgetContention", "BudgetRecords", "Reservation"]
 
 MAX_ATTEMPTS = 25
-
-
-class BudgetContention(RuntimeError):
-    """Too many writers raced for one counter; the caller fails closed."""
-
-
-@dataclass(frozen=True)
-class Reservation:
-    taken: bool
-    total_before: Decimal  # the group's live total without this call
 
 
 def _budget_key(group_id: str) -> dict:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from signoff.dal.base import DUE_BUCKET, DUE_INDEX, TableBase, _record
 from signoff.dal.codec import from_item
-from signoff.domain.models import Action, Approval, Turn, iso
+from signoff.domain.models import iso
+from signoff.domain.stores import DueWork
 
-
-@dataclass
-class DueWork:
-    approvals: list[Approval] = field(default_factory=list)
-    turns: list[Turn] = field(default_factory=list)
-    actions: list[Action] = field(default_factory=list)  # scheduled calls whose time has come
-    oldest_due_at: str | None = None  # when the longest-waiting item fell due (the index is in due order)
+__all__ = ["DueRecords", "DueWork"]
 
 
 class DueRecords(TableBase):
@@ -34,6 +28,3 @@ class DueRecords(TableBase):
             work.oldest_due_at = work.oldest_due_at or data.get("due_at")
             lists[data["type"]].append(_record(data))
         return work
-
-    def due_approvals(self, now: datetime, limit: int = 100) -> list[Approval]:
-        return self.due_work(now, limit).approvals

@@ -57,7 +57,7 @@ from signoff.logic.turn_failure import NOT_RUN_BECAUSE_TURN_ENDED, fail_turn
 from signoff.observability import count
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
     from signoff.logic.budgets import BudgetKeeper
     from signoff.logic.grants import GrantKeeper
 
@@ -79,7 +79,7 @@ class CallStillRunning(BackendUnavailable):
 class AgentRunner:
     def __init__(
         self,
-        table: SignoffTable,
+        table: SignoffStore,
         backend: AgentBackend,
         tools: ToolRegistry,
         policy: Callable[[], ApprovalPolicy],

@@ -47,7 +47,7 @@ from signoff.logic.turn_failure import NOT_RUN_BECAUSE_TURN_ENDED
 from signoff.observability import count, seconds
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
     from signoff.logic.budgets import BudgetKeeper
     from signoff.logic.grants import GrantKeeper
 
@@ -88,7 +88,7 @@ class SettleResult(StrEnum):
 class ApprovalSettler:
     def __init__(
         self,
-        table: SignoffTable,
+        table: SignoffStore,
         executor: ActionExecutor,
         queue: WorkQueue,
         tools: ToolRegistry,
@@ -237,7 +237,7 @@ class ApprovalSettler:
 class ApprovalRequester:
     def __init__(
         self,
-        table: SignoffTable,
+        table: SignoffStore,
         service: ApprovalService,
         tools: ToolRegistry,
         policy: Callable[[], ApprovalPolicy],

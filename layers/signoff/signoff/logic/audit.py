@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from signoff.domain.models import Action, Approval, ApprovalState, parse_iso, utc_now
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
 
 MAX_RANGE = timedelta(days=366)
 DEFAULT_RANGE = timedelta(days=30)
@@ -30,7 +30,7 @@ def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime
 
 
 class AuditTrail:
-    def __init__(self, table: SignoffTable):
+    def __init__(self, table: SignoffStore):
         self._table = table
 
     def list(
@@ -45,7 +45,7 @@ class AuditTrail:
         cursor: str | None,
         tenant: str = "default",
     ) -> dict[str, Any]:
-        from signoff.dal.audit import AuditQuery, InvalidCursor
+        from signoff.domain.stores import AuditQuery, InvalidCursor
 
         since, until = time_range(since, until)
         query = AuditQuery(since, until, status, tool, conversation_id, limit, cursor, tenant)
@@ -110,7 +110,7 @@ def percentile(values: list[float], q: float) -> float | None:
 class ApprovalStats:
     """Per tool and approver: how many decisions, how they went, and how long approvers took."""
 
-    def __init__(self, table: SignoffTable):
+    def __init__(self, table: SignoffStore):
         self._table = table
 
     def compute(
@@ -122,7 +122,7 @@ class ApprovalStats:
         approver: str | None,
         tenant: str,
     ) -> dict[str, Any]:
-        from signoff.dal.audit import AuditQuery
+        from signoff.domain.stores import AuditQuery
 
         since, until = time_range(since, until)
         groups: dict[tuple[str, str], dict[str, Any]] = {}

@@ -22,7 +22,7 @@ from signoff.domain.policy import ApprovalPolicy
 from signoff.observability import count
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
 
 logger = Logger(child=True)
 
@@ -49,7 +49,7 @@ def call_key(action: Action) -> str:
 
 
 class BudgetKeeper:
-    def __init__(self, table: SignoffTable, policy: Callable[[], ApprovalPolicy]):
+    def __init__(self, table: SignoffStore, policy: Callable[[], ApprovalPolicy]):
         self._table = table
         self._policy = policy
 

@@ -18,7 +18,7 @@ from signoff.domain.tokens import InvalidCallbackToken, verify_token
 from signoff.logic.approvals import ApprovalSettler, SettleResult
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
 
 logger = Logger(child=True)
 
@@ -41,7 +41,7 @@ class UnknownApproval(LookupError):
 class ApprovalCallback:
     def __init__(
         self,
-        table: SignoffTable,
+        table: SignoffStore,
         service: ApprovalService,
         settler: ApprovalSettler,
         signing_key: bytes,

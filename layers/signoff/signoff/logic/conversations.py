@@ -23,7 +23,7 @@ from signoff.domain.tenants import DEFAULT_TENANT
 from signoff.logic.ids import CONVERSATION_ID, new_conversation_id, new_turn_id
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
     from signoff.logic.executor import ActionExecutor
 
 logger = Logger(child=True)
@@ -48,7 +48,7 @@ class StartedTurn(BaseModel):
 
 
 class ConversationService:
-    def __init__(self, table: SignoffTable, queue: WorkQueue, executor: ActionExecutor | None = None):
+    def __init__(self, table: SignoffStore, queue: WorkQueue, executor: ActionExecutor | None = None):
         self._table = table
         self._queue = queue
         self._executor = executor  # records client results (return of control)

@@ -27,7 +27,7 @@ from signoff.logic.receipts import receipt_needed
 from signoff.observability import count, traced
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
     from signoff.logic.budgets import BudgetKeeper
     from signoff.logic.receipts import ReceiptIssuer
 
@@ -37,7 +37,7 @@ logger = Logger(child=True)
 class ActionExecutor:
     def __init__(
         self,
-        table: SignoffTable,
+        table: SignoffStore,
         tools: ToolRegistry,
         lease_seconds: int = 300,
         budgets: BudgetKeeper | None = None,

@@ -22,13 +22,13 @@ from signoff.domain.policy import ApprovalPolicy
 from signoff.observability import count
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
 
 logger = Logger(child=True)
 
 
 class GrantKeeper:
-    def __init__(self, table: SignoffTable, policy: Callable[[], ApprovalPolicy]):
+    def __init__(self, table: SignoffStore, policy: Callable[[], ApprovalPolicy]):
         self._table = table
         self._policy = policy
 

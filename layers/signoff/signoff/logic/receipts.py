@@ -18,7 +18,7 @@ from signoff.domain.receipts import compact, policy_version, signing_input
 from signoff.observability import count
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
 
 logger = Logger(child=True)
 
@@ -81,7 +81,7 @@ def receipt_claims(
 class ReceiptIssuer:
     def __init__(
         self,
-        table: SignoffTable,
+        table: SignoffStore,
         signer: ReceiptSigner,
         policy: Callable[[], ApprovalPolicy],
         issuer: str,

@@ -34,7 +34,7 @@ from signoff.logic.executor import ActionExecutor
 from signoff.logic.turn_failure import fail_turn
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
 
 logger = Logger(child=True)
 
@@ -58,7 +58,7 @@ class ReconcileReport:
 class Reconciler:
     def __init__(
         self,
-        table: SignoffTable,
+        table: SignoffStore,
         service: ApprovalService,
         settler: ApprovalSettler,
         executor: ActionExecutor,

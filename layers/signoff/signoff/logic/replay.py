@@ -18,7 +18,7 @@ from signoff.domain.policy import ApprovalPolicy
 from signoff.logic.audit import time_range
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
     from signoff.domain.tools import ToolRegistry
 
 MAX_REPLAYED_CALLS = 20_000
@@ -34,7 +34,7 @@ COUNTERS = (
 
 
 class PolicyReplay:
-    def __init__(self, table: SignoffTable, tools: ToolRegistry, default_approver: str):
+    def __init__(self, table: SignoffStore, tools: ToolRegistry, default_approver: str):
         self._table = table
         self._tools = tools
         self._default_approver = default_approver

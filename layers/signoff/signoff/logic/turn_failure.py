@@ -16,7 +16,7 @@ from signoff.domain.models import Message, iso, utc_now
 from signoff.observability import count
 
 if TYPE_CHECKING:
-    from signoff.dal.table import SignoffTable
+    from signoff.domain.stores import SignoffStore
     from signoff.logic.executor import ActionExecutor
 
 logger = Logger(child=True)
@@ -24,7 +24,7 @@ logger = Logger(child=True)
 NOT_RUN_BECAUSE_TURN_ENDED = "the turn ended before this call could run"
 
 
-def fail_turn(table: SignoffTable, executor: ActionExecutor, conversation_id: str, turn_id: str, why: str) -> bool:
+def fail_turn(table: SignoffStore, executor: ActionExecutor, conversation_id: str, turn_id: str, why: str) -> bool:
     """True if this call ended the turn (it was not final yet)."""
     reply = Message(
         role="assistant",

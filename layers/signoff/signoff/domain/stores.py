@@ -1,0 +1,311 @@
+"""What the use cases need from the store, and the conditions each write holds to.
+
+The use cases in ``signoff.logic`` depend on these protocols, never on a database: DynamoDB
+(``signoff.dal.table.SignoffTable``) implements them for real, and an in-memory table
+(``tests/fakes/memory_table.py``) implements them for the unit tests. One contract suite
+(``tests/contract/test_store_contract.py``) runs against both, so the two cannot drift.
+
+Every state transition is a conditional write: it returns False (or None) when its condition
+does not hold, and then changes nothing at all. Transactions are all or nothing. Reads are
+strongly consistent. "Due" means listed for the reconciler (``due_work``) from a time on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from signoff.domain.budgets import BudgetCharge
+from signoff.domain.grants import Grant, GrantUse
+from signoff.domain.models import Action, Approval, Conversation, Decision, DecisionRef, Execution, Message, Turn
+from signoff.domain.tenants import DEFAULT_TENANT
+
+
+class InvalidCursor(ValueError):
+    """A page cursor that this store did not hand out (or for another query)."""
+
+
+class BudgetContention(RuntimeError):
+    """Too many writers raced for one budget counter; the caller fails closed."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    taken: bool
+    total_before: Decimal  # the group's live total without this call
+
+
+@dataclass
+class DueWork:
+    approvals: list[Approval] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)  # scheduled calls whose time has come
+    oldest_due_at: str | None = None  # when the longest-waiting item fell due (listed in due order)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    since: datetime
+    until: datetime
+    status: str | None = None
+    tool: str | None = None
+    conversation_id: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+    tenant: str = DEFAULT_TENANT  # only this tenant's approvals are listed
+
+
+class ConversationStore(Protocol):
+    """Conversations, their messages and turns. A turn moves queued → running → (awaiting_approval
+    ↔ running) → completed | failed; the conversation shows its active turn's state."""
+
+    def create_conversation(self, conversation: Conversation, turn: Turn, message: Message) -> None:
+        """Conversation, first turn (due after the stall time) and message, all or nothing; raises
+        ConversationBusy when the id exists."""
+        ...
+
+    def open_turn(self, conversation_id: str, turn: Turn, message: Message, tenant: str = DEFAULT_TENANT) -> None:
+        """Conversation idle|failed → running with ``turn`` active, for its own tenant only (the default
+        tenant also owns conversations stored without one). ConversationNotFound for a missing or
+        another tenant's conversation, ConversationBusy otherwise."""
+        ...
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    def get_turn(self, conversation_id: str, turn_id: str) -> Turn | None: ...
+
+    def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
+        """The conversation, its messages in time order and its actions by (created_at, turn, seq)."""
+        ...
+
+    def set_backend_state(self, conversation_id: str, state: dict[str, Any]) -> None: ...
+
+    def claim_turn_start(self, conversation_id: str, turn_id: str) -> bool:
+        """queued → running, due when the running lease ends. One winner."""
+        ...
+
+    def claim_turn_resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
+        """awaiting_approval with this pause and nothing pending → running (due at the lease end), and
+        the conversation → running while this turn is its active one. One winner."""
+        ...
+
+    def release_turn(self, conversation_id: str, turn_id: str, *, for_resume: bool) -> int | None:
+        """running → queued (or awaiting_approval, for a resume), attempts + 1, due later as a backstop.
+        The attempts so far; None when the turn was not running."""
+        ...
+
+    def record_pause(
+        self,
+        turn: Turn,
+        pause_ref: str,
+        actions: list[Action],
+        approvals: list[tuple[Approval, datetime]],
+        pending: int,
+    ) -> bool:
+        """Each action and approval put once (an existing one is kept), then, only while the turn is
+        running: pause_ref and pending set, status awaiting_approval when pending > 0."""
+        ...
+
+    def show_awaiting_approval(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
+        """Conversation → awaiting_approval, only while the turn awaits this pause with pending > 0
+        and is the active turn."""
+        ...
+
+    def show_awaiting_client(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
+        """Turn running|awaiting_approval with this pause and nothing pending → awaiting_approval, due
+        after the stall time; conversation → awaiting_client while the turn is active."""
+        ...
+
+    def complete_turn(self, conversation_id: str, turn_id: str, reply: Message) -> bool:
+        """Turn running → completed (no longer due), conversation → idle, reply stored: all or nothing."""
+        ...
+
+    def fail_turn(self, conversation_id: str, turn_id: str, error: str, reply: Message | None = None) -> bool:
+        """Turn queued|running|awaiting_approval → failed (error kept, ≤ 500 chars; no longer due);
+        conversation → failed with ``unanswered_turn_id``; the reply stored: all or nothing."""
+        ...
+
+    def clear_unanswered_turn(self, conversation_id: str, turn_id: str) -> bool:
+        """Forget ``unanswered_turn_id``, only if it is still ``turn_id``."""
+        ...
+
+    def postpone_turn(self, conversation_id: str, turn_id: str, due_at: datetime | None) -> bool:
+        """A due turn is due again at ``due_at``, or no longer (None). False when it was not due."""
+        ...
+
+
+class ActionStore(Protocol):
+    """Tool calls, keyed by conversation, turn and call id. An execution is claimed once."""
+
+    def put_action(self, action: Action) -> bool:
+        """Stored once; False (and the stored one kept) when it exists."""
+        ...
+
+    def get_action(self, conversation_id: str, turn_id: str, call_id: str) -> Action | None: ...
+
+    def list_actions(self, conversation_id: str, turn_id: str) -> list[Action]:
+        """One turn's actions by seq."""
+        ...
+
+    def claim_execution(self, action: Action) -> bool:
+        """No execution → executing (claimed now), only for an ungated call, a verdict of approved or
+        modified, or a call under a grant."""
+        ...
+
+    def settle_stale_execution(self, action: Action, lease_seconds: int) -> bool:
+        """executing, claimed more than ``lease_seconds`` ago → failed, outcome unknown."""
+        ...
+
+    def abandon_action(self, action: Action, why: str) -> bool:
+        """No execution → not_executed with ``why``."""
+        ...
+
+    def claim_scheduled_execution(self, action: Action) -> bool:
+        """Execution scheduled, its execute_at come, verdict scheduled → executing; no longer due."""
+        ...
+
+    def settle_client_call(self, action: Action, execution: Execution) -> bool:
+        """awaiting_client → ``execution``."""
+        ...
+
+    def finish_execution(self, action: Action, execution: Execution) -> bool:
+        """executing → ``execution``."""
+        ...
+
+
+class ApprovalStore(Protocol):
+    """Approvals (one per approver of a call) and each call's verdict."""
+
+    def put_approval(self, approval: Approval, due_at: datetime) -> bool:
+        """Stored once, due at ``due_at``; False when it exists."""
+        ...
+
+    def escalate(self, action: Action, expired: Approval, next_rung: Approval, due_at: datetime) -> bool:
+        """All or nothing: ``next_rung`` stored (due), the action's approval ids with the expired one
+        swapped for it and its decision removed, the expired one no longer due. Only while the action
+        has no verdict and waits on ``expired``, and ``expired`` is settled and ``next_rung`` new."""
+        ...
+
+    def get_approval(self, approval_id: str) -> Approval | None: ...
+
+    def get_approvals(self, approval_ids: list[str]) -> list[Approval]:
+        """In the order asked; missing ones left out."""
+        ...
+
+    def attach_decision(self, approval: Approval, decision_id: str) -> bool:
+        """Bind the decision once, only while pending and unbound; then the action shows its first one."""
+        ...
+
+    def settle_approval(self, approval: Approval, decision: Decision | None) -> Approval | None:
+        """pending → settled with the answer (None: no decision could be asked); due now. The settled
+        approval, or None when it was settled already."""
+        ...
+
+    def record_verdict(
+        self,
+        action: Action,
+        decision: DecisionRef,
+        verdict: str | None,
+        execution: Execution | None,
+        approved_arguments: dict[str, Any] | None = None,
+        approved_digest: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> bool:
+        """The call's verdict once (no verdict yet, no execution), with its turn's pending count down by
+        one while the turn awaits approvals with pending > 0 (the turn due after the stall time); a
+        scheduled execution makes the action due at its execute_at. All or nothing."""
+        ...
+
+    def retire_approval(self, approval_id: str) -> None:
+        """No longer due."""
+        ...
+
+    def postpone_approval(self, approval_id: str, due_at: datetime, *, unreadable: bool = False) -> bool:
+        """A due approval is due again at ``due_at`` (``unreadable``: read_failures + 1). False when not due."""
+        ...
+
+
+class DueStore(Protocol):
+    def due_work(self, now: datetime, limit: int = 100) -> DueWork:
+        """At most ``limit`` due items (approvals, turns, scheduled actions) with due_at ≤ now, oldest first."""
+        ...
+
+
+class AuditStore(Protocol):
+    def list_approvals(self, query: AuditQuery) -> tuple[list[Approval], str | None]:
+        """The tenant's approvals created in the range and matching the filters, newest first, at most
+        ``limit``; a cursor when there may be more (InvalidCursor for one not handed out for this range)."""
+        ...
+
+    def calls_between(self, tenant: str, since: datetime, until: datetime, most: int) -> list[Action]:
+        """The tenant's actions created in the range, oldest first, at most ``most``."""
+        ...
+
+
+class BudgetStore(Protocol):
+    def budget_total(self, charge: BudgetCharge, now: datetime) -> Decimal:
+        """The live total of the charge's group in its window."""
+        ...
+
+    def reserve_budget(self, charge: BudgetCharge, call_key: str, now: datetime, enforce_limit: bool) -> Reservation:
+        """Add the call's amount once per ``call_key`` (a repeat is taken again at no cost); with
+        ``enforce_limit``, refused when the total would pass the limit."""
+        ...
+
+    def release_budget(self, charge: BudgetCharge, call_key: str, now: datetime) -> bool:
+        """Take the call's reservation back; False when it held none."""
+        ...
+
+
+class GrantStore(Protocol):
+    def put_grant(self, grant: Grant) -> bool:
+        """Stored once; False when it exists."""
+        ...
+
+    def get_grant(self, grant_id: str) -> Grant | None: ...
+
+    def grants_for_scope(self, tenant: str, tool: str, scope: dict[str, str]) -> list[Grant]: ...
+
+    def take_grant_use(self, grant: Grant, use: GrantUse, now: datetime) -> int | None:
+        """One use, recorded, only from a live grant (uses left, not expired at ``now``, not revoked):
+        the uses left after it, or None."""
+        ...
+
+    def revoke_grant(self, tenant: str, grant_id: str, by: str, now: datetime) -> bool:
+        """Revoked once, by its own tenant; False otherwise."""
+        ...
+
+    def list_grants(self, tenant: str, limit: int, cursor: str | None) -> tuple[list[Grant], str | None]:
+        """The tenant's grants newest first, a page at a time (a page may hold fewer than ``limit``)."""
+        ...
+
+
+class ReceiptStore(Protocol):
+    def receipt_head(self, tenant: str) -> tuple[int, str]:
+        """(last seq, its hash); (0, GENESIS) before the first receipt."""
+        ...
+
+    def finish_with_receipt(self, action: Action, execution: Execution, seq: int, jws: str) -> bool:
+        """executing → ``execution`` with the receipt on the action, the chain head moved from exactly
+        ``seq - 1`` to ``seq``, the receipt stored at ``seq``: all or nothing."""
+        ...
+
+    def list_receipts(self, tenant: str, after_seq: int, limit: int) -> tuple[list[str], int | None]:
+        """The receipts after ``after_seq`` in order (at most ``limit``, capped), and where to go on."""
+        ...
+
+
+class SignoffStore(
+    ConversationStore,
+    ActionStore,
+    ApprovalStore,
+    DueStore,
+    AuditStore,
+    BudgetStore,
+    GrantStore,
+    ReceiptStore,
+    Protocol,
+):
+    """Everything the use cases keep: what ``SignoffTable`` and the in-memory table both are."""
