@@ -1,7 +1,7 @@
 """What the use cases need from the store, and the conditions each write holds to.
 
 The use cases in ``signoff.logic`` depend on these protocols, never on a database: DynamoDB
-(``signoff.dal.table.SignoffTable``) implements them for real, and an in-memory table
+(``SignoffTable``, in the data access layer) implements them for real, and an in-memory table
 (``tests/fakes/memory_table.py``) implements them for the unit tests. One contract suite
 (``tests/contract/test_store_contract.py``) runs against both, so the two cannot drift.
 
