@@ -239,9 +239,10 @@ class Gate:
         return outcome
 
     def reply(self, cid: str) -> str:
+        """The latest assistant message (in memory a reply can share the question's millisecond)."""
         loaded = self.table.load_conversation(cid)
         assert loaded is not None
-        return loaded[1][-1].content
+        return [m for m in loaded[1] if m.role == "assistant"][-1].content
 
 
 def args(**values: Any) -> str:
