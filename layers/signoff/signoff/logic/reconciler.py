@@ -160,11 +160,15 @@ class Reconciler:
                 return
             message = WorkMessage.resume(turn)
         elif turn.status is TurnStatus.AWAITING_APPROVAL:
-            report.missing_approvals_settled += self._settle_missing_approvals(turn)
-            self._table.postpone_turn(
-                turn.conversation_id, turn.turn_id, now + self._recheck * WAITING_TURN_RECHECK_FACTOR
-            )
-            return
+            settled = self._settle_missing_approvals(turn)
+            report.missing_approvals_settled += settled
+            current = self._table.get_turn(turn.conversation_id, turn.turn_id) if settled else None
+            if current is None or current.pending or current.status is not TurnStatus.AWAITING_APPROVAL:
+                self._table.postpone_turn(
+                    turn.conversation_id, turn.turn_id, now + self._recheck * WAITING_TURN_RECHECK_FACTOR
+                )
+                return
+            message = WorkMessage.resume(current)  # its last missing verdict is in: go on now, not in an hour
         else:
             self._table.postpone_turn(turn.conversation_id, turn.turn_id, None)
             return

@@ -1,0 +1,296 @@
+"""The reconciler (the safety net) and the conversation service, in memory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from signoff.domain.models import ConversationStatus, DecisionStatus, ExecutionStatus, TurnStatus, utc_now
+from signoff.domain.ports import BackendRejected, BackendUnavailable, ConversationBusy, ConversationNotFound
+from signoff.logic.agent_runner import MAX_ATTEMPTS
+from signoff.logic.conversations import NotAwaitingClient, QueueUnavailable
+from signoff.logic.reconciler import MAX_READ_FAILURES, Reconciler
+from tests.fakes.agent import ScriptedAgent, pause, reply
+from tests.fakes.gate import Gate
+
+
+def _refund():
+    return ("issue_refund", {"customer_id": "c1", "amount": 340})
+
+
+def _later(minutes: float):
+    return time_machine.travel(utc_now() + timedelta(minutes=minutes), tick=False)
+
+
+# -- the reconciler ---------------------------------------------------------------------------
+def test_an_answer_whose_callback_never_came_is_found_and_acted_on():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply("Refunded.")))
+    cid = gate.ask()
+    [decision] = gate.handover.asked()
+    gate.handover.answer(decision, "approved")  # ... and the callback is lost
+    report = gate.reconciler.run_once()
+    assert report.checked == 0  # not due yet: a callback usually comes first
+    with _later(6):
+        report = gate.reconciler.run_once()
+        gate.drain()
+    assert report.settled == 1 and len(gate.ran()) == 1 and gate.reply(cid) == "Refunded."
+    with _later(20):
+        assert gate.reconciler.run_once().checked == 0  # retired: never fetched again
+        assert gate.handover.fetches == 1
+
+
+def test_an_unanswered_decision_is_looked_at_again_later_not_every_run():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply()))
+    gate.ask()
+    with _later(6):
+        report = gate.reconciler.run_once()
+        assert report.still_pending == 1 and gate.reconciler.run_once().checked == 0
+    with _later(12):
+        assert gate.reconciler.run_once().still_pending == 1
+    assert gate.ran() == []
+
+
+def test_handover_unreachable_is_an_error_looked_at_again():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply()))
+    gate.ask()
+    gate.handover.unreachable = True
+    with _later(6):
+        assert gate.reconciler.run_once().errors == 1
+    gate.handover.unreachable = False
+    gate.handover.answer(gate.handover.asked()[0], "approved")
+    with _later(12):
+        assert gate.reconciler.run_once().settled == 1
+        gate.drain()
+    assert len(gate.ran()) == 1
+
+
+def test_an_unreadable_decision_is_retried_with_backoff_then_settled_not_executed():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply("No.")))
+    cid = gate.ask()
+    [decision] = gate.handover.asked()
+    gate.handover.unreadable.add(decision)
+    minutes, looks = 0.0, 0
+    while looks < MAX_READ_FAILURES:
+        minutes += 6 * 2**looks
+        with _later(minutes):
+            report = gate.reconciler.run_once()
+            gate.drain()
+        looks += report.errors
+        assert report.errors <= 1
+    assert report.unreadable_settled == 1 and gate.ran() == []
+    action = gate.action(cid)
+    assert action.execution.status is ExecutionStatus.NOT_EXECUTED and gate.reply(cid) == "No."
+    assert gate.approvals(cid)[0].read_failures == MAX_READ_FAILURES - 1
+
+
+def test_an_approval_never_bound_to_a_decision_is_settled_after_the_grace():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply("Nobody asked.")))
+    gate.handover.refuse_asks = False
+    cid = gate.ask()
+    approval = gate.approvals(cid)[0]
+    row = gate.table._rows[(f"APPROVAL#{approval.approval_id}", "APPROVAL")]
+    row.record = row.record.model_copy(update={"decision_id": None})  # the worker died before binding it
+    patient = Reconciler(gate.table, gate.handover, gate.settler, gate.executor, gate.queue, 300, 600)
+    with _later(5.5):
+        assert patient.run_once().settled == 0  # within the grace: it may still be being asked
+    with _later(11):
+        assert patient.run_once().settled == 1
+        gate.drain()
+    assert gate.ran() == [] and gate.action(cid).verdict_recorded and gate.reply(cid) == "Nobody asked."
+
+
+def test_a_settled_approval_whose_call_has_no_verdict_is_finished():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply("Done.")))
+    cid = gate.ask()
+    [decision] = gate.handover.asked()
+    gate.handover.answer(decision, "approved")
+    gate.table.settle_approval(gate.approvals(cid)[0], gate.handover.get_decision(decision))  # crash here
+    report = gate.reconciler.run_once()
+    gate.drain()
+    assert report.checked == 1 and len(gate.ran()) == 1 and gate.reply(cid) == "Done."
+
+
+def test_a_lost_start_message_is_sent_again_after_the_stall_time():
+    gate = Gate(ScriptedAgent(reply("Hi.")))
+    started = gate.conversations.start("hi")
+    gate.queue.sent.clear()  # lost
+    assert gate.reconciler.run_once().turns_redriven == 0
+    with _later(3):
+        assert gate.reconciler.run_once().turns_redriven == 1
+        gate.drain()
+    assert gate.reply(started.conversation_id) == "Hi."
+
+
+def test_a_lost_resume_message_is_sent_again():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply("Done.")))
+    cid = gate.ask()
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    gate.queue.sent.clear()
+    with _later(3):
+        assert gate.reconciler.run_once().turns_redriven == 1
+        gate.drain()
+    assert gate.reply(cid) == "Done." and len(gate.ran()) == 1
+
+
+def test_a_worker_that_died_before_any_pause_fails_the_turn_with_a_reply():
+    gate = Gate(ScriptedAgent(reply("never")))
+    started = gate.conversations.start("hi")
+    message, _ = gate.queue.sent.pop()
+    assert gate.table.claim_turn_start(message.conversation_id, message.turn_id)  # ... and dies
+    with _later(11):
+        assert gate.reconciler.run_once().turns_redriven == 1
+    cid = started.conversation_id
+    assert gate.conversation(cid).status is ConversationStatus.FAILED
+    assert "the worker stopped before it finished" in gate.reply(cid)
+
+
+def test_a_worker_that_died_after_its_calls_ran_hands_the_turn_back():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply("Done.")))
+    cid = gate.ask()
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    message, _ = gate.queue.sent.pop()
+    turn = gate.table.get_turn(cid, message.turn_id)
+    assert gate.table.claim_turn_resume(cid, turn.turn_id, turn.pause_ref)  # ... and dies before submitting
+    with _later(11):
+        assert gate.reconciler.run_once().turns_redriven == 1
+        gate.drain()
+    assert gate.reply(cid) == "Done." and len(gate.agent.submitted) == 1
+
+
+def test_a_call_whose_approval_is_missing_is_settled_as_not_requested():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply("Missing.")))
+    cid = gate.ask()
+    approval = gate.approvals(cid)[0]
+    del gate.table._rows[(f"APPROVAL#{approval.approval_id}", "APPROVAL")]  # lost, somehow
+    with _later(11):  # the turn is looked at once its running lease is over
+        report = gate.reconciler.run_once()
+        gate.drain()
+    assert report.missing_approvals_settled == 1 and gate.ran() == []
+    assert gate.action(cid).execution.status is ExecutionStatus.NOT_EXECUTED and gate.reply(cid) == "Missing."
+
+
+def test_the_report_says_how_long_the_oldest_due_item_waited():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply()))
+    gate.ask()
+    with _later(65):
+        report = gate.reconciler.run_once(limit=1)
+    assert 59 * 60 <= report.oldest_due_age_seconds <= 61 * 60 and report.checked == 1
+
+
+# -- retries of the agent API ------------------------------------------------------------------
+def test_an_unavailable_agent_api_is_retried_with_a_delay_then_the_turn_fails():
+    gate = Gate(ScriptedAgent(*[BackendUnavailable("503")] * MAX_ATTEMPTS))
+    started = gate.conversations.start("hi")
+    delays = []
+    while gate.queue.sent:
+        message, delay = gate.queue.sent.pop(0)
+        delays.append(delay)
+        gate.runner.handle(message)
+    assert delays == [0, 5, 15, 45, 120]
+    cid = started.conversation_id
+    assert gate.conversation(cid).status is ConversationStatus.FAILED
+    assert "unavailable for too long" in gate.reply(cid)
+
+
+def test_a_rejected_submission_that_got_through_is_not_sent_again():
+    agent = ScriptedAgent(pause(("lookup_customer", {})))
+    gate = Gate(agent)
+    original = agent.submit_tool_outputs
+
+    def lost_answer(conversation, pause_ref, outputs):
+        original(conversation, pause_ref, outputs)  # the model got them ...
+        raise BackendRejected("already submitted")  # ... but we heard an error
+
+    agent.submit_tool_outputs = lost_answer
+    agent.will(reply("Found."))
+    cid = gate.ask()
+    assert gate.reply(cid) == "Found." and len(agent.submitted) == 1
+
+
+def test_too_many_tool_rounds_end_the_turn():
+    steps = [pause(("lookup_customer", {})) for _ in range(8)]
+    gate = Gate(ScriptedAgent(*steps))
+    cid = gate.ask()
+    assert gate.conversation(cid).status is ConversationStatus.FAILED
+    assert "more tool rounds than one turn allows" in gate.reply(cid)
+
+
+def test_a_new_turn_first_answers_the_calls_a_failed_turn_left_open():
+    gate = Gate(ScriptedAgent(pause(_refund())))
+    cid = gate.ask()
+    from signoff.logic.turn_failure import fail_turn
+
+    fail_turn(gate.table, gate.executor, cid, gate.conversation(cid).active_turn_id, "gave up")
+    gate.agent.will(reply("Fresh start."))
+    gate.conversations.post_message(cid, "again")
+    gate.drain()
+    [closed] = gate.agent.closed
+    assert '"not_executed"' in closed[0].output and gate.reply(cid) == "Fresh start."
+    assert gate.conversation(cid).unanswered_turn_id is None
+
+
+# -- conversations ----------------------------------------------------------------------------
+def test_a_conversation_is_its_tenants_only():
+    gate = Gate(ScriptedAgent(reply("Hi."), reply("Again.")))
+    cid = gate.ask(tenant="acme")
+    with pytest.raises(ConversationNotFound):
+        gate.conversations.post_message(cid, "mine now", tenant="globex")
+    assert gate.conversations.view(cid, tenant="globex") is None
+    assert gate.conversations.view("not-an-id", tenant="acme") is None
+    with pytest.raises(ConversationNotFound):
+        gate.conversations.submit_tool_results(cid, [("call", {})], "globex")
+    with _later(1):  # a later millisecond (messages are ordered and keyed by time)
+        gate.conversations.post_message(cid, "again", tenant="acme")
+        gate.drain()
+    view = gate.conversations.view(cid, tenant="acme")
+    assert [m["content"] for m in view["messages"] if m["role"] == "assistant"] == ["Hi.", "Again."]
+
+
+def test_a_message_while_a_turn_waits_is_refused():
+    gate = Gate(ScriptedAgent(pause(_refund())))
+    cid = gate.ask()
+    with pytest.raises(ConversationBusy):
+        gate.conversations.post_message(cid, "hurry up")
+
+
+def test_a_queue_that_is_down_fails_the_turn_it_could_not_send():
+    gate = Gate(ScriptedAgent())
+    gate.queue.fail = True
+    with pytest.raises(QueueUnavailable):
+        gate.conversations.start("hi")
+    [conversation] = [r.record for r in gate.table._rows.values() if type(r.record).__name__ == "Conversation"]
+    assert conversation.status is ConversationStatus.FAILED
+
+
+def test_a_result_for_a_call_not_with_the_client_records_nothing():
+    gate = Gate(ScriptedAgent(pause(("run_on_laptop", {}), ("run_on_laptop", {"n": 2})), reply("Both.")))
+    cid = gate.ask()
+    first, second = gate.actions(cid)
+    with pytest.raises(NotAwaitingClient):
+        gate.conversations.submit_tool_results(cid, [(first.call_id, 1), ("call_nope", 2)], "default")
+    assert gate.action(cid).execution.status is ExecutionStatus.AWAITING_CLIENT  # the good one not taken either
+    assert gate.conversations.submit_tool_results(cid, [(first.call_id, 1)], "default") == 1
+    assert gate.queue.sent == []  # one still with the client: nothing resumed
+    with pytest.raises(NotAwaitingClient):
+        gate.conversations.submit_tool_results(cid, [(first.call_id, 1)], "default")
+    assert gate.conversations.submit_tool_results(cid, [(second.call_id, 2)], "default") == 0
+    gate.drain()
+    assert gate.reply(cid) == "Both."
+
+
+def test_the_view_shows_each_calls_decision_and_execution():
+    gate = Gate(ScriptedAgent(pause(_refund()), reply()))
+    cid = gate.ask()
+    [decision] = gate.handover.asked()
+    pending = gate.conversations.view(cid)["actions"][0]
+    assert pending["decision"] == {"id": decision, "status": "pending", "resolved_by": None, "notes": None}
+    assert pending["execution"] is None and pending["gated"] is True
+    gate.answer(decision, "approved", notes="fine")
+    done = gate.conversations.view(cid)["actions"][0]
+    assert done["decision"]["status"] == "approved" and done["decision"]["notes"] == "fine"
+    assert done["execution"] == {"status": "executed", "result": {"refund_id": "re_340"}}
+    assert gate.conversations.view(cid)["status"] == "idle"
+    assert gate.table.get_turn(cid, gate.action(cid).turn_id).status is TurnStatus.COMPLETED
+    assert gate.action(cid).verdict is DecisionStatus.APPROVED
