@@ -14,7 +14,7 @@ SAM_CLI_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := layers/signoff:.
 
-.PHONY: help venv local sam-local demo bench reliability test lint openapi verify-receipts replay browser-deps build deploy deploy-guided clean
+.PHONY: help venv local sam-local demo bench mutation reliability test lint openapi verify-receipts replay browser-deps build deploy deploy-guided clean
 
 help:
 	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench   import time of each function (the cold-start cost of its code)"
 	@echo "make reliability  drills (duplicates, crashes, faults, forgeries); writes reliability.json"
 	@echo "make test    lint, template checks and the test suite"
+	@echo "make mutation  mutmut over domain/ and logic/ with the unit tests; kill rate per module"
 	@echo "make openapi regenerate openapi.yaml from the client API's routes and models"
 	@echo "make replay POLICY=path  what a candidate policy would have done to the recorded calls"
 	@echo "make verify-receipts  check a tenant's signed receipts with only the JWKS (API=... KEY=...)"
@@ -60,6 +61,10 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m local.bench
 
+# Mutation testing of the domain and the use cases with tests/unit (mutmut; about 8 min on 2 cores).
+mutation: $(VENV)/.installed
+	$(PY) -m local.mutation
+
 # Faults, floods and forgeries against the local stack; prints a table, writes reliability.json.
 reliability: $(VENV)/.installed
 	$(PY) -m local.reliability
@@ -93,8 +98,10 @@ browser-deps:
 			|| echo "chromium could not be installed: the browser tests will be skipped"; \
 	else echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; fi
 
+# The unit tests first (the gate's logic in memory, seconds); then everything on the local stack.
 test: lint browser-deps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest tests/unit
+	$(VENV)/bin/pytest --ignore=tests/unit
 
 build: $(VENV)/.installed $(SAM_VENV)/.installed
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(SAM) build

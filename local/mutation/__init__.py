@@ -1,0 +1,1 @@
+"""``make mutation``: mutmut over the domain and the use cases, scored by the fast unit tests."""
