@@ -719,7 +719,7 @@ class MemoryTable:
         return bool(self._atomically(change))
 
     def get_grant(self, grant_id: str) -> Grant | None:
-        if not _GRANT_ID.match(grant_id):
+        if not _GRANT_ID.fullmatch(grant_id):
             return None
         with self._lock:
             return self._record(_grant_key(grant_id))
@@ -744,7 +744,7 @@ class MemoryTable:
         return self._atomically(change)
 
     def revoke_grant(self, tenant: str, grant_id: str, by: str, now: datetime) -> bool:
-        if not _GRANT_ID.match(grant_id):
+        if not _GRANT_ID.fullmatch(grant_id):
             return False
         key = _grant_key(grant_id)
 

@@ -45,7 +45,7 @@ class GrantRecords(TableBase):
         return self._put_new(item)
 
     def get_grant(self, grant_id: str) -> Grant | None:
-        if not _GRANT_ID.match(grant_id):
+        if not _GRANT_ID.fullmatch(grant_id):
             return None
         data = self._get(_grant_key(grant_id))
         return Grant.model_validate(_strip_keys(data)) if data else None
@@ -77,7 +77,7 @@ class GrantRecords(TableBase):
     def revoke_grant(self, tenant: str, grant_id: str, by: str, now: datetime) -> bool:
         """Revoked at once, for good, by its own tenant only; False when it already was (or is not
         this tenant's, or does not exist)."""
-        if not _GRANT_ID.match(grant_id):
+        if not _GRANT_ID.fullmatch(grant_id):
             return False
         return self._update(
             _grant_key(grant_id),

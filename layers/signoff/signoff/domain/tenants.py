@@ -26,6 +26,6 @@ def parse_key_line(line: str) -> tuple[str, str] | None:
     if not sep:
         return DEFAULT_TENANT, line
     tenant, key = tenant.strip(), key.strip()
-    if not TENANT_NAME.match(tenant) or not key:
+    if not TENANT_NAME.fullmatch(tenant) or not key:
         raise InvalidKeyLine("a keys line must be '<tenant>:<key>' with a lower-case tenant name")
     return tenant, key

@@ -29,7 +29,7 @@ def _mac(key: bytes, approval_id: str) -> str:
 
 
 def issue_token(key: bytes, approval_id: str) -> str:
-    if not _ID_PATTERN.match(approval_id):
+    if not _ID_PATTERN.fullmatch(approval_id):
         raise ValueError("approval id must be 8-64 lowercase letters or digits")
     return f"{_VERSION}.{approval_id}.{_mac(key, approval_id)}"
 
@@ -42,7 +42,7 @@ def parse_token(token: str) -> tuple[str, str]:
     if len(parts) != 3 or parts[0] != _VERSION:
         raise InvalidCallbackToken("malformed token")
     _, approval_id, mac = parts
-    if not _ID_PATTERN.match(approval_id) or not _MAC_PATTERN.match(mac):
+    if not _ID_PATTERN.fullmatch(approval_id) or not _MAC_PATTERN.fullmatch(mac):
         raise InvalidCallbackToken("malformed token")
     return approval_id, mac
 

@@ -19,8 +19,6 @@ YES_FOR_ONE = {DecisionStatus.APPROVED, DecisionStatus.MODIFIED, DecisionStatus.
 class Verdict:
     status: DecisionStatus | None  # None: no decision could be requested at all
     deciding: tuple[Approval, ...]  # whose answers made the verdict
-    required: int = 1
-    approvals_total: int = 1
 
     @property
     def resolved_by(self) -> str | None:
@@ -35,23 +33,22 @@ class Verdict:
 
 def verdict_of(approvals: list[Approval], required: int) -> Verdict | None:
     """The verdict once it is decided, else None (still waiting on someone)."""
-    total = len(approvals)
     settled = [a for a in approvals if a.state is ApprovalState.SETTLED]
     pending = [a for a in approvals if a.state is ApprovalState.PENDING]
     denials = [a for a in settled if a.outcome is DecisionStatus.DENIED]
     if denials:
-        return Verdict(DecisionStatus.DENIED, (denials[0],), required, total)
-    if required == 1 and total == 1:
+        return Verdict(DecisionStatus.DENIED, (denials[0],))
+    if required == 1 and len(approvals) == 1:
         if pending:
             return None
         only = settled[0]
-        return Verdict(only.outcome, (only,), 1, 1)
+        return Verdict(only.outcome, (only,))
     yes = [a for a in settled if a.outcome is DecisionStatus.APPROVED]
     if len(yes) >= required:
-        return Verdict(DecisionStatus.APPROVED, tuple(yes[:required]), required, total)
+        return Verdict(DecisionStatus.APPROVED, tuple(yes[:required]))
     if len(yes) + len(pending) < required:
         lapsed = [a for a in settled if a.outcome in (DecisionStatus.EXPIRED, DecisionStatus.ESCALATED)]
         others = [a for a in settled if a.outcome is not None and a not in yes]
         status = DecisionStatus.EXPIRED if lapsed else (others[0].outcome if others else None)
-        return Verdict(status, tuple(lapsed or others), required, total)
+        return Verdict(status, tuple(lapsed or others))
     return None

@@ -100,7 +100,8 @@ class ConversationService:
         recorded); ConversationNotFound for another tenant's conversation. Returns how many calls
         of the turn still wait for the client."""
         assert self._executor is not None
-        conversation = self._table.get_conversation(conversation_id) if CONVERSATION_ID.match(conversation_id) else None
+        known = CONVERSATION_ID.fullmatch(conversation_id)
+        conversation = self._table.get_conversation(conversation_id) if known else None
         if conversation is None or conversation.tenant != tenant:
             raise ConversationNotFound(conversation_id)
         turn_id = conversation.active_turn_id
@@ -125,7 +126,7 @@ class ConversationService:
 
     def view(self, conversation_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
         """The conversation as its tenant sees it; None when there is none (for this tenant)."""
-        if not CONVERSATION_ID.match(conversation_id):
+        if not CONVERSATION_ID.fullmatch(conversation_id):
             return None
         loaded = self._table.load_conversation(conversation_id)
         if loaded is None or loaded[0].tenant != tenant:
