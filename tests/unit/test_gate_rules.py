@@ -244,21 +244,28 @@ def test_changed_values_may_come_under_arguments_and_an_unchanged_one_is_no_chan
     assert changed_arguments(None) == {} and changed_arguments(["amount"]) == {}
 
 
+NO_VALUES = "the approver asked for changes but sent no changed values"
+NOT_CHANGEABLE = "these arguments may not be changed by an approver: "
+SCHEMA = "arguments for issue_refund do not fit its schema: amount: "
+
+
 @pytest.mark.parametrize(
     ("response_data", "modifiable", "why"),
     [
-        (None, ["amount"], "sent no changed values"),
-        ({}, ["amount"], "sent no changed values"),
-        ({"customer_id": "c2"}, ["amount"], "may not be changed by an approver: customer_id"),
-        ({"customer_id": "c2", "amount": 1, "zz": 1}, ["amount"], "may not be changed by an approver: customer_id, zz"),
-        ({"amount": 5000}, ["amount"], "do not fit its schema"),
-        ({"amount": "lots"}, ["amount"], "do not fit its schema"),
-        ({"amount": 1}, [], "may not be changed by an approver: amount"),
+        (None, ["amount"], NO_VALUES),
+        ({}, ["amount"], NO_VALUES),
+        ({"customer_id": "c2"}, ["amount"], NOT_CHANGEABLE + "customer_id"),
+        ({"customer_id": "c2", "amount": 1, "zz": 1}, ["amount"], NOT_CHANGEABLE + "customer_id, zz"),
+        ({"amount": 1}, [], NOT_CHANGEABLE + "amount"),
+        ({"amount": 5000}, ["amount"], SCHEMA + "5000 is greater than the maximum of 1000"),
+        ({"amount": "lots"}, ["amount"], SCHEMA + "'lots' is not of type 'number'"),
     ],
 )
 def test_a_modification_the_policy_or_schema_refuses(response_data, modifiable, why):
-    with pytest.raises(InvalidModification, match=why):
+    """The reason is what the model hears as the call's error: said in full."""
+    with pytest.raises(InvalidModification) as refused:
         apply_modification(REFUND, ARGS, response_data, modifiable)
+    assert str(refused.value) == why
 
 
 def test_a_modification_keeps_only_arguments_the_tool_knows_after_its_check():
@@ -368,3 +375,50 @@ def test_a_trailing_newline_is_not_part_of_any_accepted_id():
     approval_id, mac = token.split(".")[1:]
     with pytest.raises(InvalidCallbackToken, match="malformed"):
         parse_token(f"v1.{approval_id}\n.{mac}")
+
+
+# -- policy ----------------------------------------------------------------------------------------
+def _policy(tools: dict, **defaults):
+    from signoff.domain.policy import ApprovalPolicy
+
+    return ApprovalPolicy.model_validate({"tools": tools, "defaults": defaults})
+
+
+def test_a_never_gated_tool_is_not_gated_whatever_rules_it_carries():
+    rule = {"kind": "amount_over", "field": "amount", "thresholds": {"*": 0}}
+    policy = _policy({"t": {"approval": "never", "rules": [rule]}, "r": {"approval": "rules", "rules": [rule]}})
+    assert not policy.requires_approval("t", {"amount": 5})
+    assert policy.requires_approval("r", {"amount": 5}) and not policy.requires_approval("r", {"amount": 0})
+    assert policy.requires_approval("unknown", {})  # a tool the policy does not name: fail closed
+
+
+def test_each_rung_of_a_ladder_names_its_approver_and_waits_its_minutes():
+    ladder = [{"approver": "lead@x.io", "after_minutes": 30}, {"approver": "vp@x.io", "after_minutes": 90}]
+    policy = _policy({"t": {"approval": "always", "escalation": ladder, "timeout_minutes": 600}})
+    assert [policy.rung_approver("t", r) for r in (0, 1, 2, 3)] == [None, "lead@x.io", "vp@x.io", None]
+    assert [policy.decision_minutes("t", r, 60) for r in (0, 1, 2)] == [30, 90, 600]
+    assert policy.decision_minutes("other", 0, 60) == 60
+
+
+def test_a_timeout_is_the_tools_else_the_defaults_else_the_deployments_within_a_week():
+    policy = _policy(
+        {"t": {"approval": "always", "timeout_minutes": 1}, "u": {"approval": "always"}}, timeout_minutes=45
+    )
+    assert policy.timeout_minutes("t", 60) == 1 and policy.timeout_minutes("u", 60) == 45
+    assert _policy({}).timeout_minutes("x", 60) == 60
+    assert _policy({}).timeout_minutes("x", 10**9) == 7 * 24 * 60 and _policy({}).timeout_minutes("x", 0) == 1
+
+
+def test_why_a_tool_cannot_have_a_standing_approval():
+    policy = _policy(
+        {
+            "q": {"approval": "always", "quorum": {"required": 1, "approvers": ["a@x.io"]}, "grant_scope": ["c"]},
+            "c": {"approval": "always", "urgency": "critical", "grant_scope": ["c"]},
+            "n": {"approval": "always"},
+            "ok": {"approval": "always", "grant_scope": ["c"]},
+        }
+    )
+    assert policy.ungrantable("q") == "it needs a quorum"
+    assert policy.ungrantable("c") == "it is critical"
+    assert policy.ungrantable("n") == "the policy gives it no grant_scope"
+    assert policy.ungrantable("ok") is None
