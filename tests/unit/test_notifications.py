@@ -96,3 +96,66 @@ def test_no_prefix_allows_nothing():
     assert not url_allowed("http://127.0.0.1/", [])
     assert not url_allowed("http://127.0.0.1/", parse_prefixes(" , "))
     assert parse_prefixes("http://a, https://b/ ,") == ["http://a", "https://b/"]
+
+
+# -- the relay ------------------------------------------------------------------------------------
+class _Sender:
+    def __init__(self, fail: int = 0):
+        self.fail, self.sent = fail, []
+
+    def send(self, notification) -> None:
+        from signoff.domain.ports import DeliveryFailed
+
+        if self.fail:
+            self.fail -= 1
+            raise DeliveryFailed("503 from the client")
+        self.sent.append(notification)
+
+
+class _Queue:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, notification) -> None:
+        self.sent.append(notification)
+
+
+def _change(n: int, status: str, url: str = "http://127.0.0.1:9/h"):
+    from signoff.logic.notifications import RecordChange
+
+    return RecordChange(f"ch{n}", _meta("running", notify_url=url), _meta(status, notify_url=url), WHEN)
+
+
+def test_fan_out_queues_one_notification_per_change_worth_telling(counted):
+    from signoff.logic.notifications import NotificationRelay
+
+    queue = _Queue()
+    relay = NotificationRelay(queue, _Sender(), PREFIXES)
+    changes = [_change(1, "idle"), _change(2, "running"), _change(3, "failed", url="https://evil.example/x")]
+    assert relay.fan_out(changes) == 1
+    assert [n.event.type for n in queue.sent] == ["turn.completed"]
+    assert counted() == {"NotificationsRefused": 1}
+
+
+def test_delivery_retries_with_a_doubling_delay_capped_at_six_hours(counted):
+    from signoff.logic.notifications import MAX_RETRY_DELAY_SECONDS, NotificationRelay
+
+    sender = _Sender(fail=3)
+    relay = NotificationRelay(_Queue(), sender, PREFIXES, retry_base_seconds=30)
+    notification = notification_for_change("c", _meta("running"), _meta("idle"), WHEN)
+    assert [relay.deliver(notification, attempt) for attempt in (1, 2, 3)] == [30, 60, 120]
+    assert relay.deliver(notification, 4) is None and sender.sent == [notification]
+    assert counted() == {"NotificationsRetried": 3, "NotificationsDelivered": 1}
+    always = NotificationRelay(_Queue(), _Sender(fail=99), PREFIXES, retry_base_seconds=30)
+    assert always.deliver(notification, 30) == MAX_RETRY_DELAY_SECONDS == 6 * 3600
+    assert NotificationRelay(_Queue(), _Sender(fail=1), PREFIXES, retry_base_seconds=0).deliver(notification, 0) == 1
+
+
+def test_a_url_no_longer_allowed_is_dropped_not_retried(counted):
+    from signoff.logic.notifications import NotificationRelay
+
+    sender = _Sender()
+    relay = NotificationRelay(_Queue(), sender, ["https://hooks.example.com/signoff/"])
+    notification = notification_for_change("c", _meta("running"), _meta("idle"), WHEN)
+    assert relay.deliver(notification, 1) is None and sender.sent == []
+    assert counted() == {"NotificationsRefused": 1}
