@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ def _normalise(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str | int):
         return value
     if isinstance(value, float | Decimal):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ValueError("NaN and infinity are not valid JSON")
         return int(value) if value == int(value) else float(value)
     if isinstance(value, dict):
@@ -31,4 +32,4 @@ def canonical_json(value: Any) -> str:
 def action_digest(tool: str, arguments: dict[str, Any], call_id: str) -> str:
     """SHA-256 over (tool, canonical arguments, call id): what an approval is granted for."""
     payload = canonical_json({"tool": tool, "arguments": arguments, "call_id": call_id})
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return hashlib.sha256(payload.encode()).hexdigest()
