@@ -38,7 +38,7 @@ from signoff.domain.modification import InvalidModification, apply_modification
 from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.ports import ApprovalService, DecisionRequest, WorkMessage, WorkQueue
 from signoff.domain.tokens import issue_token
-from signoff.domain.tools import ToolRegistry
+from signoff.domain.tools import ToolRegistry, arguments_of
 from signoff.domain.verdict import Verdict, verdict_of
 from signoff.logic.budgets import call_key
 from signoff.logic.executor import ActionExecutor
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 MAX_CONTEXT_CHARS = 4000
+URGENCIES = ("low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True)
@@ -327,8 +328,10 @@ class ApprovalRequester:
         spec = self._tools.get(action.tool)
         assert spec is not None
         policy = self._policy()
-        args = spec.parse_arguments(action.arguments)
-        urgency = getattr(args, "urgency", None) if spec.is_sign_off_request else None
+        # A sign-off request may say how urgent it is and why; a typed (python) tool's model and a
+        # JSON-schema tool's dict both give their values here.
+        asked = arguments_of(spec.parse_arguments(action.arguments)) if spec.is_sign_off_request else {}
+        urgency = asked.get("urgency") if asked.get("urgency") in URGENCIES else None
         context_parts = [
             f"The agent asks to call `{action.tool}` in conversation {conversation.conversation_id}.",
             f"Arguments: {json.dumps(action.arguments, ensure_ascii=False, sort_keys=True)}",
@@ -348,8 +351,8 @@ class ApprovalRequester:
         options = policy.options(action.tool)
         if "modify" in options:
             context_parts.append(f"To modify, send the changed values of: {', '.join(modifiable)}.")
-        if spec.is_sign_off_request and getattr(args, "context", ""):
-            context_parts.insert(0, args.context)
+        if asked.get("context"):
+            context_parts.insert(0, str(asked["context"]))
         if escalated_from is not None:
             context_parts.insert(
                 0,
