@@ -614,7 +614,7 @@ def test_a_modified_verdict_keeps_what_runs_and_what_changed(table):
 
 
 # -- executions -----------------------------------------------------------------------------------
-def _ungated(table: SignoffStore, tenant: str = "default") -> Action:
+def _ungated(table: SignoffStore, tenant: str = "default", created_at: str | None = None) -> Action:
     cid, tid = _conversation(table)
     assert table.claim_turn_start(cid, tid)
     action = Action(
@@ -627,7 +627,7 @@ def _ungated(table: SignoffStore, tenant: str = "default") -> Action:
         digest="d",
         gated=False,
         tenant=tenant,
-        created_at=iso(utc_now()),
+        created_at=created_at or iso(utc_now()),
     )
     assert table.record_pause(table.get_turn(cid, tid), "p", [action], [], pending=0)
     return action
@@ -732,7 +732,8 @@ def test_the_audit_trail_lists_a_tenants_approvals_newest_first_each_once(table)
 
 def test_calls_are_listed_by_time_per_tenant(table):
     tenant = f"calls{uuid.uuid4().hex[:8]}"
-    made = [_ungated(table, tenant) for _ in range(3)]
+    start = utc_now()  # one millisecond apart: calls in the same millisecond are listed by call id
+    made = [_ungated(table, tenant, iso(start + timedelta(milliseconds=n))) for n in range(3)]
     _ungated(table, f"other{tenant}")
     since, until = utc_now() - timedelta(minutes=5), utc_now() + timedelta(minutes=1)
     assert [a.call_id for a in table.calls_between(tenant, since, until, 10)] == [a.call_id for a in made]
