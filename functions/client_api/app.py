@@ -29,6 +29,7 @@ from signoff import runtime
 from signoff.api.errors import JSON_HEADERS, REFUSALS, ApiError, json_response, refusal_of
 from signoff.api.requests import (
     AuditStatus,
+    ConversationQueryParams,
     PostMessage,
     PostToolResults,
     ReceiptQueryParams,
@@ -60,11 +61,11 @@ from signoff.api.responses import (
 )
 from signoff.api.responses import StartedTurn as StartedTurnView
 from signoff.config import settings
-from signoff.dal.audit import InvalidCursor
 from signoff.dal.idempotency import client_request_config, client_request_persistence
 from signoff.dal.table import ConversationBusy, ConversationNotFound
 from signoff.domain.notifications import url_allowed
 from signoff.domain.policy import ApprovalPolicy
+from signoff.domain.stores import InvalidCursor
 from signoff.domain.tenants import TENANT_NAME
 from signoff.logic.audit import InvalidAuditQuery
 from signoff.logic.conversations import NotAwaitingClient, QueueUnavailable, StartedTurn
@@ -271,12 +272,20 @@ def post_tool_results(conversation_id: ConversationId, body: PostToolResults) ->
 
 @app.get(
     "/conversations/<conversation_id>",
-    summary="The conversation, its messages and its tool calls.",
+    summary="The conversation with a page of its messages (oldest first) and of its tool calls (by turn).",
     operation_id="getConversation",
-    responses=_ok(200, ConversationView, "The conversation.") | _refused(404),
+    responses=_ok(200, ConversationView, "The conversation.") | _refused(400, 404),
 )
-def get_conversation(conversation_id: ConversationId) -> Response[dict]:
-    view = runtime.conversation_service().view(conversation_id, _tenant())
+def get_conversation(
+    conversation_id: ConversationId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    cursor: Cursor = None,
+) -> Response[dict]:
+    query = parse_query(query_parameters(app.current_event.raw_event), ConversationQueryParams)
+    try:
+        view = runtime.conversation_service().view(conversation_id, _tenant(), query.limit, query.cursor)
+    except InvalidCursor as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from exc
     if view is None:
         raise ApiError(404, "conversation_not_found", "No such conversation.")
     return _json(200, view)

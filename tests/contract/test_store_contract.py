@@ -792,3 +792,52 @@ def test_both_tables_implement_every_store_method_with_its_signature():
         for impl in (SignoffTable, MemoryTable):
             got = inspect.signature(getattr(impl, name))
             assert list(got.parameters) == list(want.parameters), f"{impl.__name__}.{name}{got} != {want}"
+
+
+def test_a_long_conversation_is_read_a_page_at_a_time_each_item_once(table):
+    from signoff.domain.stores import READ_TO_END
+
+    cid, tid = _conversation(table)  # the first message: "hi"
+    start = utc_now()
+
+    def at(n: int) -> str:
+        return iso(start + timedelta(milliseconds=10 * n))
+
+    for n in range(4):  # four turns: a reply each, then a new question (three of them)
+        assert table.claim_turn_start(cid, tid)
+        if n == 0:
+            calls = [
+                Action(
+                    conversation_id=cid,
+                    turn_id=tid,
+                    call_id=f"c{k}",
+                    seq=k,
+                    tool="t",
+                    arguments={},
+                    digest="d",
+                    gated=False,
+                )
+                for k in range(5)
+            ]
+            assert table.record_pause(table.get_turn(cid, tid), "p", calls, [], pending=0)
+        assert table.complete_turn(cid, tid, Message(role="assistant", content=f"a{n}", created_at=at(2 * n + 1)))
+        if n < 3:
+            tid = f"turn_{uuid.uuid4().hex}"
+            turn = Turn(conversation_id=cid, turn_id=tid, status=TurnStatus.QUEUED, created_at=at(2 * n + 2))
+            table.open_turn(cid, turn, Message(role="user", content=f"q{n + 1}", created_at=at(2 * n + 2)))
+    messages, actions, after, pages = [], [], (None, None), 0
+    while True:
+        page = table.conversation_page(cid, after[0], after[1], 3)
+        pages += 1
+        assert len(page.messages) <= 3 and len(page.actions) <= 3
+        messages += [m.content for m in page.messages]
+        actions += [a.call_id for a in page.actions]
+        if page.after_message is None and page.after_action is None:
+            break
+        after = (page.after_message or READ_TO_END, page.after_action or READ_TO_END)
+    assert messages == ["hi", "a0", "q1", "a1", "q2", "a2", "q3", "a3"]
+    assert sorted(actions) == [f"c{k}" for k in range(5)] and len(actions) == 5
+    assert pages in (3, 4)  # 8 messages, 3 a page (DynamoDB may hand out one last, empty page)
+    assert table.conversation_page(f"conv_{uuid.uuid4().hex}", None, None, 3) is None
+    rest = table.conversation_page(cid, None, READ_TO_END, 500)
+    assert len(rest.messages) == 8 and rest.actions == [] and rest.after_message is None

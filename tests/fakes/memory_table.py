@@ -41,7 +41,15 @@ from signoff.domain.models import (
 )
 from signoff.domain.ports import ConversationBusy, ConversationNotFound
 from signoff.domain.receipts import GENESIS, receipt_hash
-from signoff.domain.stores import AuditQuery, DueWork, InvalidCursor, Reservation
+from signoff.domain.stores import (
+    MAX_CONVERSATION_PAGE,
+    READ_TO_END,
+    AuditQuery,
+    ConversationPage,
+    DueWork,
+    InvalidCursor,
+    Reservation,
+)
 from signoff.domain.tenants import DEFAULT_TENANT
 
 MAX_RECEIPT_PAGE = 500
@@ -222,6 +230,30 @@ class MemoryTable:
             return None
         actions.sort(key=lambda a: (a.created_at, a.turn_id, a.seq))
         return meta, messages, actions
+
+    def conversation_page(
+        self, conversation_id: str, after_message: str | None, after_action: str | None, limit: int
+    ) -> ConversationPage | None:
+        conversation = self.get_conversation(conversation_id)
+        if conversation is None:
+            return None
+        limit = max(1, min(limit, MAX_CONVERSATION_PAGE))
+        page = ConversationPage(conversation)
+        messages, page.after_message = self._slice(conversation_id, "MSG#", after_message, limit)
+        actions, page.after_action = self._slice(conversation_id, "ACTION#", after_action, limit)
+        page.messages = messages
+        page.actions = sorted(actions, key=lambda a: (a.created_at, a.turn_id, a.seq))
+        return page
+
+    def _slice(self, conversation_id: str, prefix: str, after: str | None, limit: int) -> tuple[list, str | None]:
+        if after == READ_TO_END:
+            return [], None
+        with self._lock:
+            rows = [
+                (k, r) for k, r in self._partition(_conv_pk(conversation_id), prefix) if after is None or k[1] > after
+            ]
+            page = [(k[1], r.record.model_copy(deep=True)) for k, r in rows[:limit]]
+        return [record for _sk, record in page], (page[-1][0] if len(rows) > limit else None)
 
     def set_backend_state(self, conversation_id: str, state: dict[str, Any]) -> None:
         key = (_conv_pk(conversation_id), "META")

@@ -294,3 +294,40 @@ def test_the_view_shows_each_calls_decision_and_execution():
     assert gate.conversations.view(cid)["status"] == "idle"
     assert gate.table.get_turn(cid, gate.action(cid).turn_id).status is TurnStatus.COMPLETED
     assert gate.action(cid).verdict is DecisionStatus.APPROVED
+
+
+def test_a_conversation_is_read_a_page_at_a_time_with_a_cursor():
+    from signoff.domain.stores import InvalidCursor
+
+    gate = Gate(ScriptedAgent(*[reply(f"r{n}") for n in range(3)]))
+    cid = gate.conversations.start("q0").conversation_id
+    for n in (0, 1, 2):  # each message in its own millisecond (in one, the reply would sort first)
+        with _later(n):
+            if n:
+                gate.conversations.post_message(cid, f"q{n}")
+        with _later(n + 0.5):
+            gate.drain()
+    seen, cursor, pages = [], None, 0
+    while True:
+        view = gate.conversations.view(cid, limit=2, cursor=cursor)
+        seen += [m["content"] for m in view["messages"]]
+        pages += 1
+        cursor = view["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["q0", "r0", "q1", "r1", "q2", "r2"] and pages == 3
+    assert gate.conversations.view(cid)["next_cursor"] is None  # one page holds it all
+    for bad in ("!!", "e30=", "eyJtIjogMSwgImEiOiAifiJ9"):  # not base64 JSON; {}; {"m": 1, "a": "~"}
+        with pytest.raises(InvalidCursor):
+            gate.conversations.view(cid, cursor=bad)
+    assert gate.conversations.view(cid, tenant="globex", cursor=view["next_cursor"]) is None
+
+
+def test_turn_ids_sort_in_the_order_they_were_made():
+    from signoff.logic.ids import new_turn_id
+
+    with _later(0):
+        first = new_turn_id()
+    with _later(1 / 60_000):  # one millisecond later
+        second = new_turn_id()
+    assert first < second and len(first) == len(second) == 37 and first.startswith("turn_")

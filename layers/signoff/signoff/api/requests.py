@@ -255,6 +255,15 @@ class GrantQueryParams(BaseModel):
     cursor: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
+class ConversationQueryParams(BaseModel):
+    """``GET /conversations/{id}`` query string: a page of its messages and tool calls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=100, ge=1, le=200)
+    cursor: str | None = Field(default=None, min_length=1, max_length=2048)
+
+
 class ReceiptQueryParams(BaseModel):
     """``GET /receipts`` query string."""
 

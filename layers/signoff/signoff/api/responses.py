@@ -71,8 +71,11 @@ class ConversationView(BaseModel):
     metadata: dict[str, Any]
     notify_url: str | None
     agent: str | None = Field(description="The catalog agent; null for the catalog's default.")
-    messages: list[MessageView]
-    actions: list[ActionView]
+    messages: list[MessageView] = Field(description="A page of the messages, oldest first.")
+    actions: list[ActionView] = Field(description="A page of the tool calls, by turn, oldest first.")
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page of messages and tool calls; null when both are read."
+    )
 
 
 class AuditExecution(BaseModel):

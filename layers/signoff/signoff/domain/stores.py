@@ -45,6 +45,22 @@ class DueWork:
     oldest_due_at: str | None = None  # when the longest-waiting item fell due (listed in due order)
 
 
+MAX_CONVERSATION_PAGE = 200  # messages (and actions) one read of a conversation returns at most
+READ_TO_END = "~"  # as ``after_message`` / ``after_action``: that list is done, read none of it
+
+
+@dataclass
+class ConversationPage:
+    """A conversation with one page of its messages (oldest first) and of its tool calls (by turn,
+    oldest first); ``after_*`` is where each list goes on, None once it is read to its end."""
+
+    conversation: Conversation
+    messages: list[Message] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    after_message: str | None = None
+    after_action: str | None = None
+
+
 @dataclass(frozen=True)
 class AuditQuery:
     since: datetime
@@ -78,6 +94,15 @@ class ConversationStore(Protocol):
 
     def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
         """The conversation, its messages in time order and its actions by (created_at, turn, seq)."""
+        ...
+
+    def conversation_page(
+        self, conversation_id: str, after_message: str | None, after_action: str | None, limit: int
+    ) -> ConversationPage | None:
+        """The conversation and at most ``limit`` (capped at MAX_CONVERSATION_PAGE) of its messages
+        after ``after_message`` and of its actions after ``after_action`` (a position this method
+        handed out; None: from the start; READ_TO_END: none). Each list is read only as far as the
+        page needs."""
         ...
 
     def set_backend_state(self, conversation_id: str, state: dict[str, Any]) -> None: ...

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -19,6 +22,7 @@ from signoff.domain.models import (
     utc_now,
 )
 from signoff.domain.ports import ConversationNotFound, WorkMessage, WorkQueue
+from signoff.domain.stores import READ_TO_END, InvalidCursor
 from signoff.domain.tenants import DEFAULT_TENANT
 from signoff.logic.ids import CONVERSATION_ID, new_conversation_id, new_turn_id
 
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
     from signoff.logic.executor import ActionExecutor
 
 logger = Logger(child=True)
+
+DEFAULT_PAGE_SIZE = 100  # messages (and tool calls) GET /conversations/{id} returns per page
 
 
 class QueueUnavailable(RuntimeError):
@@ -124,14 +130,23 @@ class ConversationService:
                 self._queue.send(WorkMessage.resume(turn))
         return len(remaining)
 
-    def view(self, conversation_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
-        """The conversation as its tenant sees it; None when there is none (for this tenant)."""
+    def view(
+        self,
+        conversation_id: str,
+        tenant: str = DEFAULT_TENANT,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> dict[str, Any] | None:
+        """The conversation as its tenant sees it, with a page of its messages and of its tool calls
+        and the cursor to the next page (None once both are read to the end); None when there is no
+        such conversation (for this tenant). InvalidCursor for a cursor this did not hand out."""
         if not CONVERSATION_ID.fullmatch(conversation_id):
             return None
-        loaded = self._table.load_conversation(conversation_id)
-        if loaded is None or loaded[0].tenant != tenant:
+        after_message, after_action = _positions(cursor)
+        page = self._table.conversation_page(conversation_id, after_message, after_action, limit)
+        if page is None or page.conversation.tenant != tenant:
             return None
-        conversation, messages, actions = loaded
+        conversation = page.conversation
         return {
             "conversation_id": conversation.conversation_id,
             "status": conversation.status.value,
@@ -139,8 +154,9 @@ class ConversationService:
             "metadata": conversation.metadata,
             "notify_url": conversation.notify_url,
             "agent": conversation.agent,
-            "messages": [m.model_dump() for m in messages],
-            "actions": [_action_view(a) for a in actions],
+            "messages": [m.model_dump() for m in page.messages],
+            "actions": [_action_view(a) for a in page.actions],
+            "next_cursor": _cursor(page.after_message, page.after_action),
         }
 
     @staticmethod
@@ -164,6 +180,28 @@ class ConversationService:
             self._table.fail_turn(conversation_id, turn_id, "queue unavailable")
             raise QueueUnavailable("the work queue is unavailable; try again") from exc
         return StartedTurn(conversation_id=conversation_id, turn_id=turn_id, status=ConversationStatus.RUNNING)
+
+
+def _cursor(after_message: str | None, after_action: str | None) -> str | None:
+    if after_message is None and after_action is None:
+        return None
+    positions = {"m": after_message or READ_TO_END, "a": after_action or READ_TO_END}
+    return base64.urlsafe_b64encode(json.dumps(positions).encode()).decode()
+
+
+def _positions(cursor: str | None) -> tuple[str | None, str | None]:
+    """Where each list goes on (None: from the start)."""
+    if not cursor:
+        return None, None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        after_message, after_action = data["m"], data["a"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise InvalidCursor("cursor is not valid") from exc
+    for value, prefix in ((after_message, "MSG#"), (after_action, "ACTION#")):
+        if not isinstance(value, str) or len(value) > 512 or not (value == READ_TO_END or value.startswith(prefix)):
+            raise InvalidCursor("cursor is not valid")
+    return after_message, after_action
 
 
 def _awaits_client(action: Action | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 CONVERSATION_ID = re.compile(r"^conv_[0-9a-f]{32}$")
@@ -13,7 +14,9 @@ def new_conversation_id() -> str:
 
 
 def new_turn_id() -> str:
-    return f"turn_{uuid.uuid4().hex}"
+    """Time first (milliseconds, 12 hex digits), then 80 random bits: a conversation's turns, and so
+    its tool calls (keyed by turn), sort in the order they were made."""
+    return f"turn_{time.time_ns() // 1_000_000:012x}{uuid.uuid4().hex[:20]}"
 
 
 def new_approval_id() -> str:
