@@ -30,6 +30,24 @@ def test_the_reconciler_schedule_is_named_per_stack_and_says_minute_in_the_singu
     assert one == "rate(1 minute)" and many == {"Fn::Sub": "rate(${ReconcileIntervalMinutes} minutes)"}
 
 
+def test_the_public_callback_route_has_its_own_smaller_throttle():
+    api = _props("HttpApi")
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+    }
+    callback = api["RouteSettings"]["POST /callbacks/handover/{token}"]
+    assert callback == {
+        "ThrottlingBurstLimit": {"Ref": "CallbackBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "CallbackRateLimit"},
+    }
+    events = _props("ApprovalCallbackFunction")["Events"]["HandoverCallback"]["Properties"]
+    assert f"{events['Method']} {events['Path']}" == "POST /callbacks/handover/{token}"  # the route it throttles
+    parameters = TEMPLATE.doc["Parameters"]
+    assert parameters["CallbackRateLimit"]["Default"] < parameters["ApiRateLimit"]["Default"]
+    assert parameters["CallbackBurstLimit"]["Default"] < parameters["ApiBurstLimit"]["Default"]
+
+
 def test_the_worker_takes_one_turn_per_invocation():
     assert TEMPLATE.sqs_batch_size("AgentWorkerFunction") == 1
 
