@@ -534,8 +534,13 @@ def test_backend_state_is_kept_on_the_conversation(table):
 # -- approvals ------------------------------------------------------------------------------------
 def test_a_decision_is_bound_once_and_only_to_a_pending_approval(table):
     cid, tid, [[approval]] = _paused(table, calls=1)  # bound to dec_<id> already
-    assert not table.attach_decision(approval, "dec_other")
-    assert table.get_approval(approval.approval_id).decision_id == f"dec_{approval.approval_id}"
+    assert not table.attach_decision(approval, "dec_other", "2030-01-01T00:00:00.000Z")
+    stored = table.get_approval(approval.approval_id)
+    assert stored.decision_id == f"dec_{approval.approval_id}" and stored.expires_at is None
+    later = Approval.for_call(table.get_action(cid, tid, "call_0"), "ap" + uuid.uuid4().hex[:10], "x", iso(utc_now()))
+    assert table.put_approval(later, utc_now())
+    assert table.attach_decision(later, "dec_x", "2030-01-01T00:00:00.000Z")
+    assert table.get_approval(later.approval_id).expires_at == "2030-01-01T00:00:00.000Z"
     assert table.get_action(cid, tid, "call_0").decision.id == f"dec_{approval.approval_id}"
     assert table.get_approvals(["missing", approval.approval_id]) == [table.get_approval(approval.approval_id)]
 

@@ -558,7 +558,7 @@ class MemoryTable:
     def get_approvals(self, approval_ids: list[str]) -> list[Approval]:
         return [a for a in (self.get_approval(i) for i in approval_ids) if a is not None]
 
-    def attach_decision(self, approval: Approval, decision_id: str) -> bool:
+    def attach_decision(self, approval: Approval, decision_id: str, expires_at: str | None = None) -> bool:
         key = _approval_key(approval.approval_id)
 
         def change() -> bool:
@@ -566,7 +566,7 @@ class MemoryTable:
             self._require(row is not None and row.record.decision_id is None)
             assert row is not None
             self._require(row.record.state is ApprovalState.PENDING)
-            self._update(key, decision_id=decision_id)
+            self._update(key, decision_id=decision_id, expires_at=expires_at)
             return True
 
         bound = bool(self._atomically(change))

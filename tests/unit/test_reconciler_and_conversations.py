@@ -331,3 +331,49 @@ def test_turn_ids_sort_in_the_order_they_were_made():
     with _later(1 / 60_000):  # one millisecond later
         second = new_turn_id()
     assert first < second and len(first) == len(second) == 37 and first.startswith("turn_")
+
+
+def _every_five_minutes(gate: Gate, until_minutes: int, at_minute=None) -> None:
+    """Run the reconciler on its schedule; ``at_minute(m)`` runs before the pass of minute m."""
+    start = utc_now()
+    for minute in range(5, until_minutes + 1, 5):
+        with time_machine.travel(start + timedelta(minutes=minute), tick=False):
+            if at_minute:
+                at_minute(minute)
+            gate.reconciler.run_once()
+            gate.drain()
+
+
+def test_a_decision_pending_for_a_week_is_looked_at_thinning_out_not_every_pass():
+    import copy
+
+    from tests.fakes.gate import POLICY
+
+    policy = copy.deepcopy(POLICY)
+    policy["tools"]["send_email"]["timeout_minutes"] = 7 * 24 * 60
+    gate = Gate(ScriptedAgent(pause(("send_email", {})), reply("Expired.")), policy)
+    cid = gate.ask()
+    [decision] = gate.handover.asked()
+    week = 7 * 24 * 60
+
+    def expire(minute):
+        if minute == week:  # Handover expires it; its callback is lost
+            gate.handover.answer(decision, "expired")
+
+    _every_five_minutes(gate, week + 10, expire)
+    # 2,016 passes; a look every pass would be 2,016 fetches. Thinning out to hourly: about 175.
+    assert gate.handover.fetches <= 7 * 24 + 12
+    assert gate.reply(cid) == "Expired."  # the expiry was noticed within two passes
+
+
+def test_a_lost_expiry_callback_still_moves_the_ladder_on_time():
+    gate = Gate(ScriptedAgent(pause(("wipe_device", {})), reply()))
+    gate.ask()
+    [first] = gate.handover.asked()
+
+    def expire(minute):
+        if minute == 30:  # the first rung's 30 minutes are up; the callback is lost
+            gate.handover.answer(first, "expired")
+
+    _every_five_minutes(gate, 40, expire)
+    assert len(gate.handover.asked("lead@x.io")) == 1  # escalated within ten minutes of the expiry

@@ -94,13 +94,14 @@ class ApprovalRecords(TableBase):
         """Consistent reads, in the order asked; missing ones are left out."""
         return [a for a in (self.get_approval(i) for i in approval_ids) if a is not None]
 
-    def attach_decision(self, approval: Approval, decision_id: str) -> bool:
-        """Bind the Handover decision to the approval, once; the action shows the first one as pending."""
+    def attach_decision(self, approval: Approval, decision_id: str, expires_at: str | None = None) -> bool:
+        """Bind the Handover decision (and when it times out) to the approval, once; the action shows
+        the first one as pending."""
         bound = self._update(
             _approval_key(approval.approval_id),
-            "SET decision_id = :d",
+            "SET decision_id = :d, expires_at = :e",
             "attribute_not_exists(decision_id) AND #st = :pending",
-            {":d": decision_id, ":pending": ApprovalState.PENDING},
+            {":d": decision_id, ":e": expires_at, ":pending": ApprovalState.PENDING},
             {"#st": "state"},
         )
         if bound:

@@ -212,6 +212,7 @@ class Approval(Record):
     execute_at: str | None = None
     resolved_at: str | None = None
     created_at: str
+    expires_at: str | None = None  # when its decision times out, as asked (the reconciler looks then)
     read_failures: int = 0  # looks at the decision that found it unreadable
     rung: int = 0  # its step on the tool's escalation ladder (0: the first approver asked)
     tenant: str = "default"  # its conversation's (the audit trail lists a tenant's own only)

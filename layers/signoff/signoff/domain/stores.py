@@ -219,8 +219,9 @@ class ApprovalStore(Protocol):
         """In the order asked; missing ones left out."""
         ...
 
-    def attach_decision(self, approval: Approval, decision_id: str) -> bool:
-        """Bind the decision once, only while pending and unbound; then the action shows its first one."""
+    def attach_decision(self, approval: Approval, decision_id: str, expires_at: str | None = None) -> bool:
+        """Bind the decision (and when it times out) once, only while pending and unbound; then the
+        action shows its first one."""
         ...
 
     def settle_approval(self, approval: Approval, decision: Decision | None) -> Approval | None:

@@ -305,6 +305,7 @@ class ApprovalRequester:
             request = self._decision_request(
                 conversation, action, approval, issue_token(self._key, approval.approval_id), escalated_from
             )
+            expires_at = iso(utc_now() + timedelta(minutes=request.timeout_minutes))
             decision_id = self._service.create_decision(request)
         except Exception as exc:  # any failure to ask means this approver's yes never comes
             logger.warning(
@@ -313,7 +314,7 @@ class ApprovalRequester:
             )
             self._table.settle_approval(approval, None)
             return
-        self._table.attach_decision(approval, decision_id)
+        self._table.attach_decision(approval, decision_id, expires_at)
         count("ApprovalsRequested")
         logger.info("decision requested", extra={"call_id": action.call_id, "decision_id": decision_id})
 

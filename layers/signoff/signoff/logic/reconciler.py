@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from signoff.domain.models import Approval, ApprovalState, Turn, TurnStatus, iso, utc_now
+from signoff.domain.models import Approval, ApprovalState, Turn, TurnStatus, iso, parse_iso, utc_now
 from signoff.domain.ports import (
     ApprovalService,
     ApprovalServiceError,
@@ -40,6 +40,7 @@ logger = Logger(child=True)
 
 MAX_READ_FAILURES = 6  # with backoff from the recheck interval: about 63 intervals before giving up
 WAITING_TURN_RECHECK_FACTOR = 12  # a turn waiting on approvals is carried by them; look rarely
+MAX_PENDING_RECHECK = timedelta(hours=1)  # the longest a pending decision goes unlooked at
 
 
 @dataclass
@@ -129,9 +130,21 @@ class Reconciler:
             return
         if self._settler.settle(approval, decision) is SettleResult.PENDING:
             report.still_pending += 1
-            self._table.postpone_approval(approval.approval_id, now + self._recheck)
+            self._table.postpone_approval(approval.approval_id, self._next_look(approval, now))
         else:
             report.settled += 1
+
+    def _next_look(self, approval: Approval, now: datetime) -> datetime:
+        """When to look at a decision still pending. Its callback carries it, so the looks thin out:
+        half its age from now, at least the recheck interval, at most MAX_PENDING_RECHECK; but once
+        just after it should have expired (a lost expiry callback must not hold an escalation
+        ladder back), and at the recheck interval while it is past that and still pending."""
+        expires = parse_iso(approval.expires_at)
+        if expires is not None and now >= expires:
+            return now + self._recheck
+        created = parse_iso(approval.created_at) or now
+        later = now + min(max(self._recheck, (now - created) / 2), MAX_PENDING_RECHECK)
+        return min(later, expires + self._recheck) if expires is not None else later
 
     def _redrive(self, turn: Turn, now: datetime, report: ReconcileReport) -> None:
         """A turn nobody picked up: its queue message was lost (or is late). Send it again; the
