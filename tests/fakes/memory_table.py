@@ -42,13 +42,13 @@ from signoff.domain.models import (
 from signoff.domain.ports import ConversationBusy, ConversationNotFound
 from signoff.domain.receipts import GENESIS, receipt_hash
 from signoff.domain.stores import (
-    MAX_CONVERSATION_PAGE,
-    READ_TO_END,
     AuditQuery,
     ConversationPage,
     DueWork,
     InvalidCursor,
     Reservation,
+    conversation_page,
+    months_newest_first,
 )
 from signoff.domain.tenants import DEFAULT_TENANT
 
@@ -90,14 +90,6 @@ def _approval_key(approval_id: str) -> Key:
 
 def _grant_key(grant_id: str) -> Key:
     return f"GRANTSCOPE#{grant_id.split('_')[1]}", f"GRANT#{grant_id}"
-
-
-def _months_newest_first(since: datetime, until: datetime) -> list[str]:
-    months, year, month = [], until.year, until.month
-    while (year, month) >= (since.year, since.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return months
 
 
 def _cursor(bucket: str, at: str) -> str:
@@ -237,17 +229,11 @@ class MemoryTable:
         conversation = self.get_conversation(conversation_id)
         if conversation is None:
             return None
-        limit = max(1, min(limit, MAX_CONVERSATION_PAGE))
-        page = ConversationPage(conversation)
-        messages, page.after_message = self._slice(conversation_id, "MSG#", after_message, limit)
-        actions, page.after_action = self._slice(conversation_id, "ACTION#", after_action, limit)
-        page.messages = messages
-        page.actions = sorted(actions, key=lambda a: (a.created_at, a.turn_id, a.seq))
-        return page
+        return conversation_page(
+            conversation, after_message, after_action, limit, lambda *slice_: self._slice(conversation_id, *slice_)
+        )
 
     def _slice(self, conversation_id: str, prefix: str, after: str | None, limit: int) -> tuple[list, str | None]:
-        if after == READ_TO_END:
-            return [], None
         with self._lock:
             rows = [
                 (k, r) for k, r in self._partition(_conv_pk(conversation_id), prefix) if after is None or k[1] > after
@@ -666,7 +652,7 @@ class MemoryTable:
 
     # -- audit --------------------------------------------------------------------------------
     def list_approvals(self, query: AuditQuery) -> tuple[list[Approval], str | None]:
-        months = _months_newest_first(query.since, query.until)
+        months = months_newest_first(query.since, query.until)
         after: str | None = None
         if query.cursor:
             bucket, after = _uncursor(query.cursor)
@@ -693,7 +679,7 @@ class MemoryTable:
         return [a for _at, a in page], cursor
 
     def calls_between(self, tenant: str, since: datetime, until: datetime, most: int) -> list[Action]:
-        buckets = {f"CALLS#{tenant}#{m}" for m in _months_newest_first(since, until)}
+        buckets = {f"CALLS#{tenant}#{m}" for m in months_newest_first(since, until)}
         low, high = iso(since), iso(until) + "~"
         with self._lock:
             entries = sorted(

@@ -17,21 +17,12 @@ from signoff.dal.actions import calls_bucket
 from signoff.dal.base import TableBase, _record
 from signoff.dal.codec import from_item
 from signoff.domain.models import Action, Approval, iso
-from signoff.domain.stores import AuditQuery, InvalidCursor
+from signoff.domain.stores import AuditQuery, InvalidCursor, months_newest_first
 
 __all__ = ["AuditQuery", "AuditRecords", "CallRecords", "InvalidCursor"]
 
 AUDIT_INDEX = "audit-index"
 MAX_PAGES_PER_REQUEST = 10  # index pages one audit request reads at most; past that, a cursor
-
-
-def _months_newest_first(since: datetime, until: datetime) -> list[str]:
-    months = []
-    year, month = until.year, until.month
-    while (year, month) >= (since.year, since.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return months
 
 
 def _encode(bucket: str, key: dict) -> str:
@@ -51,7 +42,7 @@ def _decode(cursor: str) -> tuple[str, dict]:
 
 class AuditRecords(TableBase):
     def list_approvals(self, query: AuditQuery) -> tuple[list[Approval], str | None]:
-        months = _months_newest_first(query.since, query.until)
+        months = months_newest_first(query.since, query.until)
         start_key: dict | None = None
         if query.cursor:
             bucket, start_key = _decode(query.cursor)
@@ -138,7 +129,7 @@ class CallRecords(TableBase):
     def calls_between(self, tenant: str, since: datetime, until: datetime, most: int) -> list[Action]:
         """The tenant's tool calls made in the range (at most ``most``), from the audit index."""
         found: list[Action] = []
-        for month in reversed(_months_newest_first(since, until)):
+        for month in reversed(months_newest_first(since, until)):
             kwargs: dict[str, Any] = {
                 "TableName": self._table,
                 "IndexName": AUDIT_INDEX,

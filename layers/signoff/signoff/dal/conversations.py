@@ -20,7 +20,7 @@ from signoff.domain.models import (
     utc_now,
 )
 from signoff.domain.ports import ConversationBusy, ConversationNotFound
-from signoff.domain.stores import MAX_CONVERSATION_PAGE, READ_TO_END, ConversationPage
+from signoff.domain.stores import ConversationPage, conversation_page
 from signoff.domain.tenants import DEFAULT_TENANT
 
 __all__ = ["ConversationBusy", "ConversationNotFound", "ConversationRecords"]
@@ -135,19 +135,13 @@ class ConversationRecords(TableBase):
         conversation = self.get_conversation(conversation_id)
         if conversation is None:
             return None
-        limit = max(1, min(limit, MAX_CONVERSATION_PAGE))
-        page = ConversationPage(conversation)
-        messages, page.after_message = self._slice(conversation_id, "MSG#", after_message, limit)
-        actions, page.after_action = self._slice(conversation_id, "ACTION#", after_action, limit)
-        page.messages = [_record(item) for item in messages]
-        page.actions = sorted((_record(item) for item in actions), key=lambda a: (a.created_at, a.turn_id, a.seq))
-        return page
+        return conversation_page(
+            conversation, after_message, after_action, limit, lambda *slice_: self._slice(conversation_id, *slice_)
+        )
 
-    def _slice(self, conversation_id: str, prefix: str, after: str | None, limit: int) -> tuple[list[dict], str | None]:
-        """Up to ``limit`` items of one kind (sort keys ``prefix…``) after ``after``; and the sort key to
-        go on after, if the query stopped at the limit."""
-        if after == READ_TO_END:
-            return [], None
+    def _slice(self, conversation_id: str, prefix: str, after: str | None, limit: int) -> tuple[list, str | None]:
+        """Up to ``limit`` records of one kind (sort keys ``prefix…``) after ``after``; and the sort key
+        to go on after, if the query stopped at the limit."""
         response = self._db.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
@@ -161,7 +155,7 @@ class ConversationRecords(TableBase):
         )
         items = [from_item(item) for item in response.get("Items", [])]
         more = "LastEvaluatedKey" in response and items
-        return items, (items[-1]["sk"] if more else None)
+        return [_record(item) for item in items], (items[-1]["sk"] if more else None)
 
     def set_backend_state(self, conversation_id: str, state: dict[str, Any]) -> None:
         self._update(

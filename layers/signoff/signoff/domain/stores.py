@@ -12,6 +12,7 @@ strongly consistent. "Due" means listed for the reconciler (``due_work``) from a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -59,6 +60,35 @@ class ConversationPage:
     actions: list[Action] = field(default_factory=list)
     after_message: str | None = None
     after_action: str | None = None
+
+
+def conversation_page(
+    conversation: Conversation,
+    after_message: str | None,
+    after_action: str | None,
+    limit: int,
+    read: Callable[[str, str | None, int], tuple[list[Any], str | None]],
+) -> ConversationPage:
+    """A page assembled from one store's ``read(prefix, after, limit)`` → (records, where to go on):
+    each list read no further than the page (none of it once READ_TO_END), the actions in call order."""
+    limit = max(1, min(limit, MAX_CONVERSATION_PAGE))
+    page = ConversationPage(conversation)
+    if after_message != READ_TO_END:
+        page.messages, page.after_message = read("MSG#", after_message, limit)
+    if after_action != READ_TO_END:
+        actions, page.after_action = read("ACTION#", after_action, limit)
+        page.actions = sorted(actions, key=lambda a: (a.created_at, a.turn_id, a.seq))
+    return page
+
+
+def months_newest_first(since: datetime, until: datetime) -> list[str]:
+    """The months (``yyyy-mm``) a time range touches, the latest first: the audit index's buckets."""
+    months = []
+    year, month = until.year, until.month
+    while (year, month) >= (since.year, since.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months
 
 
 @dataclass(frozen=True)
