@@ -44,6 +44,7 @@ def test_small_calls_run_unasked_until_the_budget_would_go_over_then_a_human_is_
         second = gate.ask()
     action = gate.action(second)
     assert action.gated and "already used of 100" in action.gated_by_budget and len(gate.ran()) == 1
+    assert gate.conversations.view(second)["actions"][0]["gated_by_budget"] == action.gated_by_budget
     [decision] = gate.handover.asked()
     assert "a budget does" in gate.handover.requests[decision].context
     gate.answer(decision, "approved")
@@ -87,6 +88,8 @@ def test_an_approval_with_allow_similar_covers_later_calls_up_to_its_uses():
     assert len(gate.handover.asked()) == 2  # two covered by the grant; the third asks again
     covered = [gate.action(c) for c in later[:2]]
     assert [a.grant.uses_left for a in covered] == [1, 0]
+    assert gate.conversations.view(later[0])["actions"][0]["grant"] == {"id": covered[0].grant.id, "uses_left": 1}
+    assert "grant" not in gate.conversations.view(later[2])["actions"][0]
     assert all(a.execution.status is ExecutionStatus.EXECUTED for a in covered)
     assert gate.action(later[2]).grant is None and len(gate.ran()) == 3
 

@@ -82,3 +82,13 @@ def test_standing_approvals_count_their_creation_uses_and_revocation(counted):
     keeper.revoke("default", grant["grant_id"], "ops")
     totals = counted()
     assert (totals["GrantsCreated"], totals["GrantUses"], totals["GrantsRevoked"]) == (1, 1, 1)
+
+
+def test_a_client_result_counts_as_an_execution_and_an_overdue_one_as_a_failure(counted):
+    gate = Gate(ScriptedAgent(pause(("run_on_laptop", {}), ("run_on_laptop", {"n": 2})), reply()))
+    cid = gate.ask()
+    first, second = gate.actions(cid)
+    assert gate.executor.record_client_result(first, {"ok": True})
+    assert gate.executor.expire_client_call(second, 60)
+    totals = counted()
+    assert (totals["ActionsExecuted"], totals["ActionsFailed"]) == (1, 1)

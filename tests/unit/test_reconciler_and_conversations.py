@@ -377,3 +377,38 @@ def test_a_lost_expiry_callback_still_moves_the_ladder_on_time():
 
     _every_five_minutes(gate, 40, expire)
     assert len(gate.handover.asked("lead@x.io")) == 1  # escalated within ten minutes of the expiry
+
+
+def test_one_pass_counts_everything_it_did():
+    """The report feeds the reconciler's metrics: each count is a sum over the pass, not a flag."""
+    gate = Gate(ScriptedAgent(*[pause(_refund()) for _ in range(4)], pause(("lookup_customer", {}))))
+    cids = [gate.ask() for _ in range(4)]
+    answered, fetch_fails, unreadable, pending = gate.handover.asked()
+    gate.handover.answer(answered, "approved")  # its callback lost
+    gate.handover.unreadable.add(unreadable)
+    gate.agent.will(reply("r"))  # for the answered call's resume
+    lost = gate.conversations.start("lost message").conversation_id
+    gate.queue.sent.pop()  # its start message is lost
+    original = gate.handover.get_decision
+
+    def flaky(decision_id):
+        if decision_id == fetch_fails:
+            from signoff.domain.ports import ApprovalServiceError
+
+            raise ApprovalServiceError("503")
+        return original(decision_id)
+
+    gate.handover.get_decision = flaky
+    with _later(6):
+        report = gate.reconciler.run_once()
+    assert (report.checked, report.settled, report.still_pending, report.errors) == (4, 1, 1, 2)
+    assert report.turns_redriven == 1 and report.unreadable_settled == 0
+    assert {m.conversation_id for m, _ in gate.queue.sent} == {cids[0], lost}
+    with _later(6.5):  # everything looked at was postponed, none is due again at once
+        assert gate.reconciler.run_once().checked == 0
+    with _later(11.5):  # the failed fetch and the pending one: again after one interval; not the unreadable one
+        again = gate.reconciler.run_once()
+    assert (again.checked, again.errors, again.still_pending) == (2, 1, 1)
+    with _later(16.5):  # unreadable once: looked at again after two intervals
+        assert gate.reconciler.run_once().errors >= 1
+    assert gate.approvals(cids[2])[0].read_failures == 2 and pending
