@@ -152,7 +152,19 @@ class Gate:
             grants=self.grants,
             offered=offered,
         )
-        self.callback = ApprovalCallback(self.table, self.handover, self.settler, SIGNING_KEY)
+        # As the runtime wires it: the callback hands approved calls to the worker (run_calls).
+        self.callback_settler = ApprovalSettler(
+            self.table,
+            self.executor,
+            self.queue,
+            self.tools,
+            self.policy,
+            self.budgets,
+            self.grants,
+            escalate=lambda action, expired: self.requester.escalate(action, expired),
+            hand_off=True,
+        )
+        self.callback = ApprovalCallback(self.table, self.handover, self.callback_settler, SIGNING_KEY)
         self.reconciler = Reconciler(self.table, self.handover, self.settler, self.executor, self.queue, 300, 300)
         self.conversations = ConversationService(self.table, self.queue, self.executor)
 

@@ -284,3 +284,49 @@ def test_execution_records_are_json_as_dynamodb_keeps_them():
     gate = Gate(ScriptedAgent(pause(("lookup_customer", {"customer_id": "x"})), reply()))
     cid = gate.ask()
     assert gate.action(cid).execution == Execution(status=ExecutionStatus.EXECUTED, result={"customer": "x"})
+
+
+# -- the callback hands approved calls to the worker ---------------------------------------------
+def test_the_callback_records_the_verdict_and_the_worker_runs_the_call():
+    gate = Gate(ScriptedAgent(pause(_gated_refund()), reply("Done.")))
+    cid = gate.ask()
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    assert gate.ran() == []  # not in the callback: it has the gateway's 30 seconds
+    [(message, delay)] = gate.queue.sent
+    assert (message.kind, message.pause_ref, delay) == (
+        "run_calls",
+        gate.table.get_turn(cid, message.turn_id).pause_ref,
+        0,
+    )
+    gate.queue.sent.append((message, 0))  # delivered twice
+    gate.drain()
+    assert len(gate.ran()) == 1 and len(gate.agent.submitted) == 1 and gate.reply(cid) == "Done."
+
+
+def test_an_approved_call_runs_at_once_while_another_call_of_the_pause_still_waits():
+    gate = Gate(ScriptedAgent(pause(_gated_refund(), ("send_email", {})), reply()))
+    cid = gate.ask()
+    refund, email = gate.handover.asked()
+    gate.answer(refund, "approved")
+    assert gate.ran("issue_refund") and gate.agent.submitted == []  # ran; the turn waits for the email
+    assert gate.table.get_turn(cid, gate.action(cid).turn_id).status is TurnStatus.AWAITING_APPROVAL
+    gate.answer(email, "denied")
+    assert len(gate.ran()) == 1 and len(gate.agent.submitted) == 1
+
+
+def test_a_lost_hand_off_is_made_up_for_by_the_reconciler():
+    gate = Gate(ScriptedAgent(pause(_gated_refund()), reply("Done.")))
+    cid = gate.ask()
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    gate.queue.sent.clear()  # the run_calls message is lost
+    with time_machine.travel(utc_now() + timedelta(minutes=3), tick=False):
+        gate.reconciler.run_once()
+        gate.drain()
+    assert len(gate.ran()) == 1 and gate.reply(cid) == "Done."
+
+
+def test_a_denied_call_needs_no_hand_off():
+    gate = Gate(ScriptedAgent(pause(_gated_refund()), reply()))
+    gate.ask()
+    gate.answer(gate.handover.asked()[0], "denied", drain=False)
+    assert [m.kind for m, _ in gate.queue.sent] == ["resume_turn"]

@@ -150,13 +150,14 @@ def test_a_worker_that_died_after_its_calls_ran_hands_the_turn_back():
     gate = Gate(ScriptedAgent(pause(_refund()), reply("Done.")))
     cid = gate.ask()
     gate.answer(gate.handover.asked()[0], "approved", drain=False)
-    message, _ = gate.queue.sent.pop()
+    message, _ = gate.queue.sent.pop()  # the worker takes the hand-off ...
     turn = gate.table.get_turn(cid, message.turn_id)
+    gate.executor.settle_turn(cid, turn.turn_id)  # ... runs the call ...
     assert gate.table.claim_turn_resume(cid, turn.turn_id, turn.pause_ref)  # ... and dies before submitting
     with _later(11):
         assert gate.reconciler.run_once().turns_redriven == 1
         gate.drain()
-    assert gate.reply(cid) == "Done." and len(gate.agent.submitted) == 1
+    assert gate.reply(cid) == "Done." and len(gate.agent.submitted) == 1 and len(gate.ran()) == 1
 
 
 def test_a_call_whose_approval_is_missing_is_settled_as_not_requested():

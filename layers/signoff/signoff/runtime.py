@@ -279,7 +279,9 @@ def budget_keeper():
     return BudgetKeeper(table(), policy)
 
 
-def settler() -> ApprovalSettler:
+def settler(hand_off: bool = False) -> ApprovalSettler:
+    """``hand_off``: approved calls run in the worker (the callback's setting: a tool never meets the
+    gateway's 30 seconds); the reconciler and the worker run them where they are."""
     from signoff.logic.approvals import ApprovalSettler
 
     return ApprovalSettler(
@@ -291,6 +293,7 @@ def settler() -> ApprovalSettler:
         budget_keeper(),
         grant_keeper(),
         escalate=lambda action, expired: approval_requester().escalate(action, expired),
+        hand_off=hand_off,
     )
 
 
@@ -345,7 +348,7 @@ def approval_stats():
 def approval_callback() -> ApprovalCallback:
     from signoff.logic.callback import ApprovalCallback
 
-    return ApprovalCallback(table(), approval_service(), settler(), signing_key())
+    return ApprovalCallback(table(), approval_service(), settler(hand_off=True), signing_key())
 
 
 def reconciler() -> Reconciler:

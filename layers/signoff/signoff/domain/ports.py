@@ -104,11 +104,24 @@ class WorkMessage(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["start_turn", "resume_turn"]
+    # run_calls: run the calls of a pause that may run (approved since), then resume it if it is ready;
+    # sent by the callback, which has API Gateway's 30 seconds, to the worker, which has its timeout.
+    kind: Literal["start_turn", "resume_turn", "run_calls"]
     conversation_id: str
     turn_id: str
     pause_ref: str | None = None
     tenant: str | None = None  # for the worker's log lines; the conversation's own is what counts
+
+    @classmethod
+    def run_calls(cls, turn: Turn) -> WorkMessage:
+        """Run the calls of ``turn``'s pause that may run, then go on if none is left waiting."""
+        return cls(
+            kind="run_calls",
+            conversation_id=turn.conversation_id,
+            turn_id=turn.turn_id,
+            pause_ref=turn.pause_ref,
+            tenant=turn.tenant,
+        )
 
     @classmethod
     def resume(cls, turn: Turn) -> WorkMessage:

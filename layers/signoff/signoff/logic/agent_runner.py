@@ -108,9 +108,24 @@ class AgentRunner:
     def handle(self, message: WorkMessage) -> None:
         if message.kind == "start_turn":
             self.start(message.conversation_id, message.turn_id)
+        elif message.kind == "run_calls":
+            assert message.pause_ref is not None
+            self.run_calls(message.conversation_id, message.turn_id, message.pause_ref)
         else:
             assert message.pause_ref is not None
             self.resume(message.conversation_id, message.turn_id, message.pause_ref)
+
+    def run_calls(self, conversation_id: str, turn_id: str, pause_ref: str) -> None:
+        """Run the calls of this pause that may run (a callback handed them over: a tool has this
+        invocation's time, not the gateway's 30 seconds), then resume if no call is left waiting."""
+        turn = self._table.get_turn(conversation_id, turn_id)
+        if turn is None or turn.pause_ref != pause_ref or turn.status is not TurnStatus.AWAITING_APPROVAL:
+            logger.info("nothing to run")
+            return
+        self._executor.settle_turn(conversation_id, turn_id)
+        current = self._table.get_turn(conversation_id, turn_id)
+        if current is not None and current.pending == 0 and current.status is TurnStatus.AWAITING_APPROVAL:
+            self.resume(conversation_id, turn_id, pause_ref)
 
     def start(self, conversation_id: str, turn_id: str) -> None:
         if not self._table.claim_turn_start(conversation_id, turn_id):

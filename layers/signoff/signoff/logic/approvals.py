@@ -97,7 +97,11 @@ class ApprovalSettler:
         budgets: BudgetKeeper | None = None,
         grants: GrantKeeper | None = None,
         escalate: Callable[[Action, Approval], bool] | None = None,
+        hand_off: bool = False,
     ):
+        # hand_off: an approved call is run by the worker (a run_calls message), not here: the callback
+        # has API Gateway's 30 seconds, and a tool must never be cut off by them.
+        self._hand_off = hand_off
         self._escalate = escalate  # asks the next rung of the tool's ladder (ApprovalRequester.escalate)
         self._table = table
         self._executor = executor
@@ -152,8 +156,21 @@ class ApprovalSettler:
         if self._grants and action.verdict is DecisionStatus.APPROVED and approval.outcome is DecisionStatus.APPROVED:
             # Before the call runs, and again on any retry: one grant per decision, never two.
             self._grants.create_from(action, approval)
+        if self._hand_off:
+            self._hand_over(action)
+            return
         self._executor.run_approved(action)
         self._resume_if_ready(action.conversation_id, action.turn_id)
+
+    def _hand_over(self, action: Action) -> None:
+        """The worker runs the approved call (then resumes the turn if it is ready). A lost message is
+        made up for: the verdict made the turn due, and the reconciler's resume runs the call first."""
+        if action.settled:  # nothing to run (denied, refused, or scheduled): as without a hand-off
+            self._resume_if_ready(action.conversation_id, action.turn_id)
+            return
+        turn = self._table.get_turn(action.conversation_id, action.turn_id)
+        if turn and turn.status is TurnStatus.AWAITING_APPROVAL and turn.pause_ref:
+            self._queue.send(WorkMessage.run_calls(turn))
 
     def _escalates(self, action: Action, approval: Approval) -> bool:
         """An unanswered decision (expired, or escalated by Handover) of a call still waiting on it
