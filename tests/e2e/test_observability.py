@@ -64,7 +64,7 @@ def test_each_handler_and_each_call_out_is_a_subsegment_annotated_with_ids(scena
     assert all(e["annotations"]["turn_id"] == scenario["tid"] for e in worker)
     [tool] = _named(entities, "## tool issue_refund")
     assert tool["annotations"] == {"tool": "issue_refund", "call_id": scenario["call_id"]}
-    assert tool["segment_name"] == "ApprovalCallbackFunction"  # the approved call ran on the callback
+    assert tool["segment_name"] == "AgentWorkerFunction"  # the callback handed the approved call to the worker
     assert _named(entities, "## handover create_decision")
     fetched = _named(entities, "## handover get_decision")
     assert fetched and all(e["annotations"] == {"decision_id": scenario["decision_id"]} for e in fetched)
