@@ -63,7 +63,9 @@ FLOWS = [
     Flow("approve callback", "ApprovalCallbackFunction", SEED, "approve"),
     Flow("deny callback", "ApprovalCallbackFunction", SEED, "deny"),
     Flow("modify callback", "ApprovalCallbackFunction", SEED, "modify"),
-    Flow("resume", "AgentWorkerFunction", SEED, "approve", "resume_turn"),
+    # The callback hands an approved call to the worker, which runs it and resumes the turn in one
+    # invocation: its writes are the execution's, then the resume's.
+    Flow("run the approved call, then resume", "AgentWorkerFunction", SEED, "approve", "run_calls"),
     Flow("reconciler settles a lost callback", "ReconcilerFunction", SEED, "approve", callbacks_dropped=True),
     Flow("scheduled execution", "ReconcilerFunction", SEED, "schedule"),
 ]
