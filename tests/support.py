@@ -154,3 +154,36 @@ class SignoffClient:
     def submissions(self, call_id: str) -> int:
         """How many times outputs for ``call_id`` reached the agent API."""
         return submission_counts(self.openai_log(), [call_id])[call_id]
+
+
+def dynamodb_table(prefix: str):
+    """A SignoffTable over a fresh table built from template.yaml on the running stack's moto."""
+    import uuid
+
+    import boto3
+
+    from local.aws_resources import create_resources
+    from local.template import SamTemplate
+    from signoff.dal.table import SignoffTable
+
+    created = create_resources(
+        SamTemplate(),
+        {"OpenAIApiKeySecret": "x", "HandoverApiKeySecret": "y"},
+        prefix=f"{prefix}-{uuid.uuid4().hex[:8]}",
+    )
+    return SignoffTable(boto3.client("dynamodb"), created.refs["SignoffTable"])
+
+
+def queued_conversation(table) -> tuple[str, str]:
+    """A new conversation of the default tenant whose first turn ("hi") is queued: (its id, the turn's)."""
+    import uuid
+
+    from signoff.domain.models import Conversation, ConversationStatus, Message, Turn, TurnStatus, iso, utc_now
+
+    cid, tid, now = f"conv_{uuid.uuid4().hex}", f"turn_{uuid.uuid4().hex}", iso(utc_now())
+    table.create_conversation(
+        Conversation(conversation_id=cid, status=ConversationStatus.RUNNING, active_turn_id=tid, created_at=now),
+        Turn(conversation_id=cid, turn_id=tid, status=TurnStatus.QUEUED, created_at=now, input="hi"),
+        Message(role="user", content="hi", created_at=now),
+    )
+    return cid, tid

@@ -12,11 +12,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import boto3
 import pytest
 
-from local.aws_resources import create_resources
-from local.template import SamTemplate
 from signoff.dal.table import SignoffTable
 from signoff.domain.models import (
     Action,
@@ -37,6 +34,7 @@ from signoff.domain.models import (
 from signoff.domain.ports import ConversationBusy, ConversationNotFound
 from signoff.domain.stores import AuditQuery, InvalidCursor, SignoffStore
 from tests.fakes.memory_table import MemoryTable
+from tests.support import dynamodb_table, queued_conversation
 
 
 @pytest.fixture(scope="module", params=["dynamodb", "memory"])
@@ -44,25 +42,12 @@ def table(request) -> SignoffStore:
     if request.param == "memory":
         return MemoryTable()
     request.getfixturevalue("stack")
-    created = create_resources(
-        SamTemplate(), {"OpenAIApiKeySecret": "x", "HandoverApiKeySecret": "y"}, prefix=f"dal-{uuid.uuid4().hex[:8]}"
-    )
-    return SignoffTable(boto3.client("dynamodb"), created.refs["SignoffTable"])
-
-
-def _conversation(table: SignoffStore) -> tuple[str, str]:
-    cid, tid, now = f"conv_{uuid.uuid4().hex}", f"turn_{uuid.uuid4().hex}", iso(utc_now())
-    table.create_conversation(
-        Conversation(conversation_id=cid, status=ConversationStatus.RUNNING, active_turn_id=tid, created_at=now),
-        Turn(conversation_id=cid, turn_id=tid, status=TurnStatus.QUEUED, created_at=now, input="hi"),
-        Message(role="user", content="hi", created_at=now),
-    )
-    return cid, tid
+    return dynamodb_table("dal")
 
 
 def _paused(table: SignoffStore, calls: int = 2, approvers: int = 1) -> tuple[str, str, list[list[Approval]]]:
     """A turn paused on ``calls`` gated calls, each waiting on ``approvers`` approvals."""
-    cid, tid = _conversation(table)
+    cid, tid = queued_conversation(table)
     assert table.claim_turn_start(cid, tid)
     actions, approvals = [], []
     for n in range(calls):
@@ -106,14 +91,14 @@ def _paused(table: SignoffStore, calls: int = 2, approvers: int = 1) -> tuple[st
 
 
 def test_a_turn_starts_once(table):
-    cid, tid = _conversation(table)
+    cid, tid = queued_conversation(table)
     with ThreadPoolExecutor(8) as pool:
         wins = list(pool.map(lambda _: table.claim_turn_start(cid, tid), range(8)))
     assert wins.count(True) == 1
 
 
 def test_new_turn_is_refused_while_one_runs_and_404_for_unknown(table):
-    cid, _ = _conversation(table)
+    cid, _ = queued_conversation(table)
     now = iso(utc_now())
     turn = Turn(conversation_id=cid, turn_id="turn_x", status=TurnStatus.QUEUED, created_at=now, input="again")
     with pytest.raises(ConversationBusy):
@@ -391,7 +376,7 @@ def _new_turn(cid: str, tenant: str = "default") -> tuple[Turn, Message]:
 
 
 def test_a_conversation_id_is_created_once(table):
-    cid, tid = _conversation(table)
+    cid, tid = queued_conversation(table)
     now = iso(utc_now())
     with pytest.raises(ConversationBusy):
         table.create_conversation(
@@ -421,7 +406,7 @@ def test_a_new_turn_opens_only_for_the_conversations_own_tenant(table):
 
 
 def test_a_turn_completes_once_only_from_running_and_leaves_the_due_list(table):
-    cid, tid = _conversation(table)
+    cid, tid = queued_conversation(table)
     reply = Message(role="assistant", content="done", created_at=iso(utc_now() + timedelta(milliseconds=5)))
     assert not table.complete_turn(cid, tid, reply)  # still queued
     assert table.claim_turn_start(cid, tid)
@@ -436,7 +421,7 @@ def test_a_turn_completes_once_only_from_running_and_leaves_the_due_list(table):
 
 
 def test_a_released_turn_counts_its_attempts_and_can_be_claimed_again(table):
-    cid, tid = _conversation(table)
+    cid, tid = queued_conversation(table)
     assert table.release_turn(cid, tid, for_resume=False) is None  # not running
     assert table.claim_turn_start(cid, tid)
     assert table.release_turn(cid, tid, for_resume=False) == 1
@@ -459,7 +444,7 @@ def test_a_pause_is_recorded_once_and_only_while_the_turn_runs(table):
 
 
 def test_a_pause_without_gated_calls_keeps_the_turn_running(table):
-    cid, tid = _conversation(table)
+    cid, tid = queued_conversation(table)
     assert table.claim_turn_start(cid, tid)
     call = Action(
         conversation_id=cid, turn_id=tid, call_id="c", seq=0, tool="lookup", arguments={}, digest="d", gated=False
@@ -510,7 +495,7 @@ def test_only_the_active_turn_moves_the_conversation(table):
 
 
 def test_a_due_turn_is_postponed_or_dropped_and_a_dropped_one_stays_dropped(table):
-    cid, tid = _conversation(table)
+    cid, tid = queued_conversation(table)
     far = utc_now() + timedelta(days=3)
 
     def due(at):
@@ -525,7 +510,7 @@ def test_a_due_turn_is_postponed_or_dropped_and_a_dropped_one_stays_dropped(tabl
 
 
 def test_backend_state_is_kept_on_the_conversation(table):
-    cid, _ = _conversation(table)
+    cid, _ = queued_conversation(table)
     table.set_backend_state(cid, {"previous_response_id": "resp_9", "n": 3})
     assert table.get_conversation(cid).backend_state == {"previous_response_id": "resp_9", "n": 3}
     assert table.load_conversation(f"conv_{uuid.uuid4().hex}") is None
@@ -546,7 +531,7 @@ def test_a_decision_is_bound_once_and_only_to_a_pending_approval(table):
 
 
 def test_an_unbound_settled_approval_takes_no_decision(table):
-    cid, tid = _conversation(table)
+    cid, tid = queued_conversation(table)
     assert table.claim_turn_start(cid, tid)
     action = Action(
         conversation_id=cid,
@@ -620,7 +605,7 @@ def test_a_modified_verdict_keeps_what_runs_and_what_changed(table):
 
 # -- executions -----------------------------------------------------------------------------------
 def _ungated(table: SignoffStore, tenant: str = "default", created_at: str | None = None) -> Action:
-    cid, tid = _conversation(table)
+    cid, tid = queued_conversation(table)
     assert table.claim_turn_start(cid, tid)
     action = Action(
         conversation_id=cid,
@@ -802,7 +787,7 @@ def test_both_tables_implement_every_store_method_with_its_signature():
 def test_a_long_conversation_is_read_a_page_at_a_time_each_item_once(table):
     from signoff.domain.stores import READ_TO_END
 
-    cid, tid = _conversation(table)  # the first message: "hi"
+    cid, tid = queued_conversation(table)  # the first message: "hi"
     start = utc_now()
 
     def at(n: int) -> str:

@@ -118,16 +118,7 @@ class Gate:
         self.signer = FixedSigner() if receipts else None
         issuer = ReceiptIssuer(self.table, self.signer, self.policy, "signoff-test") if self.signer else None
         self.executor = ActionExecutor(self.table, self.tools, lease_seconds, self.budgets, issuer)
-        self.settler = ApprovalSettler(
-            self.table,
-            self.executor,
-            self.queue,
-            self.tools,
-            self.policy,
-            self.budgets,
-            self.grants,
-            escalate=lambda action, expired: self.requester.escalate(action, expired),
-        )
+        self.settler = self._settler(hand_off=False)
         settings = RequestSettings(APPROVER, 60, "https://signoff.test", 300)
         self.requester = ApprovalRequester(
             self.table,
@@ -153,7 +144,12 @@ class Gate:
             offered=offered,
         )
         # As the runtime wires it: the callback hands approved calls to the worker (run_calls).
-        self.callback_settler = ApprovalSettler(
+        self.callback = ApprovalCallback(self.table, self.handover, self._settler(hand_off=True), SIGNING_KEY)
+        self.reconciler = Reconciler(self.table, self.handover, self.settler, self.executor, self.queue, 300, 300)
+        self.conversations = ConversationService(self.table, self.queue, self.executor)
+
+    def _settler(self, *, hand_off: bool) -> ApprovalSettler:
+        return ApprovalSettler(
             self.table,
             self.executor,
             self.queue,
@@ -162,11 +158,8 @@ class Gate:
             self.budgets,
             self.grants,
             escalate=lambda action, expired: self.requester.escalate(action, expired),
-            hand_off=True,
+            hand_off=hand_off,
         )
-        self.callback = ApprovalCallback(self.table, self.handover, self.callback_settler, SIGNING_KEY)
-        self.reconciler = Reconciler(self.table, self.handover, self.settler, self.executor, self.queue, 300, 300)
-        self.conversations = ConversationService(self.table, self.queue, self.executor)
 
     # -- tools: python tools that count each invocation ----------------------------------------
     def _tool(self, name: str, schema: dict[str, Any], run: Callable[[dict[str, Any]], Any], **kw: Any) -> ToolSpec:
@@ -249,6 +242,14 @@ class Gate:
         if drain:
             self.drain()
         return outcome
+
+    def decide_only(self, cid: str, decision_id: str, status: str) -> Action:
+        """The approver answers and the call's verdict is recorded, as a callback would, but nothing
+        runs yet (the call as it now is)."""
+        self.handover.answer(decision_id, status)
+        self.table.settle_approval(self.approvals(cid)[0], self.handover.get_decision(decision_id))
+        self.settler.decide(self.action(cid))
+        return self.action(cid)
 
     def reply(self, cid: str) -> str:
         """The latest assistant message (in memory a reply can share the question's millisecond)."""

@@ -9,8 +9,6 @@ same cases against this and against DynamoDB (moto), so the two cannot drift apa
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import threading
@@ -20,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from signoff.domain.budgets import BudgetCharge, live_total, prune
+from signoff.domain.budgets import BudgetCharge, Reservation, live_total, release, reserve
 from signoff.domain.grants import GRANT_ID_PATTERN, Grant, GrantUse, scope_hash
 from signoff.domain.models import (
     Action,
@@ -46,8 +44,10 @@ from signoff.domain.stores import (
     ConversationPage,
     DueWork,
     InvalidCursor,
-    Reservation,
+    conversation_of,
     conversation_page,
+    decode_cursor,
+    encode_cursor,
     months_newest_first,
 )
 from signoff.domain.tenants import DEFAULT_TENANT
@@ -93,18 +93,12 @@ def _grant_key(grant_id: str) -> Key:
 
 
 def _cursor(bucket: str, at: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"b": bucket, "at": at}).encode()).decode()
+    return encode_cursor({"b": bucket, "at": at})
 
 
 def _uncursor(cursor: str) -> tuple[str, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        bucket, at = data["b"], data["at"]
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise InvalidCursor("cursor is not valid") from exc
-    if not isinstance(bucket, str) or not isinstance(at, str):
-        raise InvalidCursor("cursor is not valid")
-    return bucket, at
+    fields = decode_cursor(cursor, {"b": str, "at": str})
+    return fields["b"], fields["at"]
 
 
 class MemoryTable:
@@ -209,19 +203,8 @@ class MemoryTable:
 
     def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
         with self._lock:
-            meta, messages, actions = None, [], []
-            for _key, row in self._partition(_conv_pk(conversation_id)):
-                record = row.record.model_copy(deep=True)
-                if isinstance(record, Conversation):
-                    meta = record
-                elif isinstance(record, Message):
-                    messages.append(record)
-                elif isinstance(record, Action):
-                    actions.append(record)
-        if meta is None:
-            return None
-        actions.sort(key=lambda a: (a.created_at, a.turn_id, a.seq))
-        return meta, messages, actions
+            records = [row.record.model_copy(deep=True) for _key, row in self._partition(_conv_pk(conversation_id))]
+        return conversation_of(records)
 
     def conversation_page(
         self, conversation_id: str, after_message: str | None, after_action: str | None, limit: int
@@ -699,27 +682,19 @@ class MemoryTable:
             return live_total(self._budget(charge.group_id), now, charge.budget.window())
 
     def reserve_budget(self, charge: BudgetCharge, call_key: str, now: datetime, enforce_limit: bool) -> Reservation:
-        window = charge.budget.window()
         with self._lock:
-            live = prune(self._budget(charge.group_id), now, window)
-            if call_key in live:
-                rest = {k: v for k, v in live.items() if k != call_key}
-                return Reservation(True, live_total(rest, now, window))
-            total = live_total(live, now, window)
-            if enforce_limit and total + charge.amount > charge.budget.limit:
-                return Reservation(False, total)
-            live[call_key] = {"amount": str(charge.amount), "at": iso(now)}
-            self._rows[(f"BUDGET#{charge.group_id}", "BUDGET")] = _Row(live)
-            self.writes += 1
-            return Reservation(True, total)
+            reservation, changed = reserve(self._budget(charge.group_id), charge, call_key, now, enforce_limit)
+            if changed is not None:
+                self._rows[(f"BUDGET#{charge.group_id}", "BUDGET")] = _Row(changed)
+                self.writes += 1
+            return reservation
 
     def release_budget(self, charge: BudgetCharge, call_key: str, now: datetime) -> bool:
         with self._lock:
-            reservations = self._budget(charge.group_id)
-            if call_key not in reservations:
+            changed = release(self._budget(charge.group_id), charge, call_key, now)
+            if changed is None:
                 return False
-            live = prune({k: v for k, v in reservations.items() if k != call_key}, now, charge.budget.window())
-            self._rows[(f"BUDGET#{charge.group_id}", "BUDGET")] = _Row(live)
+            self._rows[(f"BUDGET#{charge.group_id}", "BUDGET")] = _Row(changed)
             self.writes += 1
             return True
 

@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-import boto3
 import pytest
 
-from local.aws_resources import create_resources
-from local.template import SamTemplate
 from signoff.dal.table import SignoffTable
-from signoff.domain.models import Conversation, ConversationStatus, Message, Turn, TurnStatus, iso, utc_now
+from tests.support import dynamodb_table, queued_conversation
 
 
 @pytest.fixture(scope="module")
 def table(stack) -> SignoffTable:
-    created = create_resources(
-        SamTemplate(), {"OpenAIApiKeySecret": "x", "HandoverApiKeySecret": "y"}, prefix=f"txn-{uuid.uuid4().hex[:8]}"
-    )
-    return SignoffTable(boto3.client("dynamodb"), created.refs["SignoffTable"])
-
-
-def _conversation(table: SignoffTable) -> tuple[str, str]:
-    cid, tid, now = f"conv_{uuid.uuid4().hex}", f"turn_{uuid.uuid4().hex}", iso(utc_now())
-    table.create_conversation(
-        Conversation(conversation_id=cid, status=ConversationStatus.RUNNING, active_turn_id=tid, created_at=now),
-        Turn(conversation_id=cid, turn_id=tid, status=TurnStatus.QUEUED, created_at=now, input="hi"),
-        Message(role="user", content="hi", created_at=now),
-    )
-    return cid, tid
+    return dynamodb_table("txn")
 
 
 def test_a_failed_transaction_leaves_every_item_and_the_stream_as_they_were(table):
@@ -37,7 +21,7 @@ def test_a_failed_transaction_leaves_every_item_and_the_stream_as_they_were(tabl
     shows none of them."""
     from local.moto_server import drain_stream
 
-    cid, _ = _conversation(table)
+    cid, _ = queued_conversation(table)
     before = table.get_conversation(cid)
     doomed = f"conv_{uuid.uuid4().hex}"
     message_sk = next(i["sk"] for i in table._query_partition(f"CONV#{cid}") if i["sk"].startswith("MSG#"))

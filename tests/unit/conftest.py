@@ -10,8 +10,10 @@ from signoff.observability import metrics
 
 
 @pytest.fixture
-def counted() -> Iterator[Callable[[], dict[str, float]]]:
-    """A function giving each metric's total (counts summed; seconds as their number of values)."""
+def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], dict[str, float]]]:
+    """A function giving each metric's total (counts summed; seconds as their number of values).
+    Metrics on, whatever the process set before (the local stack turns them off for itself)."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     metrics.clear_metrics()
 
     def totals() -> dict[str, float]:

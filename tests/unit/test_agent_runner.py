@@ -105,13 +105,9 @@ def test_a_resume_for_another_pause_or_a_turn_not_waiting_does_nothing():
 def test_a_call_still_executing_makes_the_resume_look_again_shortly():
     gate = Gate(ScriptedAgent(pause(_refund()), reply()))
     cid = gate.ask()
-    [decision] = gate.handover.asked()
-    gate.handover.answer(decision, "approved")
-    approval = gate.approvals(cid)[0]
-    gate.table.settle_approval(approval, gate.handover.get_decision(decision))
-    gate.settler.decide(gate.action(cid))
-    assert gate.table.claim_execution(gate.action(cid))  # another invocation is running the tool
-    turn = gate.table.get_turn(cid, gate.action(cid).turn_id)
+    action = gate.decide_only(cid, gate.handover.asked()[0], "approved")
+    assert gate.table.claim_execution(action)  # another invocation is running the tool
+    turn = gate.table.get_turn(cid, action.turn_id)
     gate.runner.resume(cid, turn.turn_id, turn.pause_ref)
     [(again, delay)] = gate.queue.sent
     assert again.kind == "resume_turn" and delay == 10 and gate.agent.submitted == [] and gate.ran() == []

@@ -156,12 +156,7 @@ def test_two_invocations_deciding_one_call_record_one_verdict():
 def test_an_execution_is_claimed_by_one_invocation_only():
     gate = Gate(ScriptedAgent(pause(_gated_refund()), reply()))
     cid = gate.ask()
-    [decision] = gate.handover.asked()
-    gate.handover.answer(decision, "approved")
-    approval = gate.approvals(cid)[0]
-    gate.table.settle_approval(approval, gate.handover.get_decision(decision))
-    gate.settler.decide(gate.action(cid))
-    stale = gate.action(cid)
+    stale = gate.decide_only(cid, gate.handover.asked()[0], "approved")
     gate.executor.run_approved(stale)  # the winner runs it
     gate.executor.run_approved(stale)  # the loser holds the same stale read: runs nothing
     assert len(gate.ran()) == 1

@@ -7,9 +7,6 @@ filters apply within them. Records carry a ``ttl`` no earlier than the retention
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +14,7 @@ from signoff.dal.actions import calls_bucket
 from signoff.dal.base import TableBase, _record
 from signoff.dal.codec import from_item
 from signoff.domain.models import Action, Approval, iso
-from signoff.domain.stores import AuditQuery, InvalidCursor, months_newest_first
+from signoff.domain.stores import AuditQuery, InvalidCursor, decode_cursor, encode_cursor, months_newest_first
 
 __all__ = ["AuditQuery", "AuditRecords", "CallRecords", "InvalidCursor"]
 
@@ -26,18 +23,12 @@ MAX_PAGES_PER_REQUEST = 10  # index pages one audit request reads at most; past 
 
 
 def _encode(bucket: str, key: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"b": bucket, "k": key}).encode()).decode()
+    return encode_cursor({"b": bucket, "k": key})
 
 
 def _decode(cursor: str) -> tuple[str, dict]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        bucket, key = data["b"], data["k"]
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise InvalidCursor("cursor is not valid") from exc
-    if not isinstance(bucket, str) or not isinstance(key, dict):
-        raise InvalidCursor("cursor is not valid")
-    return bucket, key
+    fields = decode_cursor(cursor, {"b": str, "k": dict})
+    return fields["b"], fields["k"]
 
 
 class AuditRecords(TableBase):

@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from signoff.dal.base import TableBase, _key
-from signoff.domain.budgets import BudgetCharge, live_total, prune
-from signoff.domain.models import iso
+from signoff.domain.budgets import BudgetCharge, live_total, release, reserve
 from signoff.domain.stores import BudgetContention, Reservation
 
 __all__ = ["BudgetContention", "BudgetRecords", "Reservation"]
@@ -42,31 +41,22 @@ class BudgetRecords(TableBase):
 
     def reserve_budget(self, charge: BudgetCharge, call_key: str, now: datetime, enforce_limit: bool) -> Reservation:
         """Add the call's amount to its group; with ``enforce_limit``, only if the total stays within."""
-        window = charge.budget.window()
         for attempt in range(MAX_ATTEMPTS):
             reservations, version = self._budget_state(charge.group_id)
-            live = prune(reservations, now, window)
-            if call_key in live:
-                rest = {k: v for k, v in live.items() if k != call_key}
-                return Reservation(True, live_total(rest, now, window))
-            total = live_total(live, now, window)
-            if enforce_limit and total + charge.amount > charge.budget.limit:
-                return Reservation(False, total)
-            live[call_key] = {"amount": str(charge.amount), "at": iso(now)}
-            if self._write_budget(charge.group_id, live, version, now + window):
-                return Reservation(True, total)
+            reservation, changed = reserve(reservations, charge, call_key, now, enforce_limit)
+            if changed is None or self._write_budget(charge.group_id, changed, version, now + charge.budget.window()):
+                return reservation
             _back_off(attempt)
         raise BudgetContention(charge.group_id)
 
     def release_budget(self, charge: BudgetCharge, call_key: str, now: datetime) -> bool:
         """Take the call's reservation back (it did not run); False if it held none."""
-        window = charge.budget.window()
         for attempt in range(MAX_ATTEMPTS):
             reservations, version = self._budget_state(charge.group_id)
-            if call_key not in reservations:
+            changed = release(reservations, charge, call_key, now)
+            if changed is None:
                 return False
-            live = prune({k: v for k, v in reservations.items() if k != call_key}, now, window)
-            if self._write_budget(charge.group_id, live, version, now + window):
+            if self._write_budget(charge.group_id, changed, version, now + charge.budget.window()):
                 return True
             _back_off(attempt)
         raise BudgetContention(charge.group_id)

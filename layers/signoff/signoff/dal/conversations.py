@@ -20,7 +20,7 @@ from signoff.domain.models import (
     utc_now,
 )
 from signoff.domain.ports import ConversationBusy, ConversationNotFound
-from signoff.domain.stores import ConversationPage, conversation_page
+from signoff.domain.stores import ConversationPage, conversation_of, conversation_page
 from signoff.domain.tenants import DEFAULT_TENANT
 
 __all__ = ["ConversationBusy", "ConversationNotFound", "ConversationRecords"]
@@ -113,19 +113,10 @@ class ConversationRecords(TableBase):
 
     def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
         """Everything the client sees of a conversation, read in one partition query."""
-        meta, messages, actions = None, [], []
-        for item in self._query_partition(_conv_pk(conversation_id)):
-            record = _record(item) if item.get("type") in ("conversation", "message", "action") else None
-            if isinstance(record, Conversation):
-                meta = record
-            elif isinstance(record, Message):
-                messages.append(record)
-            elif isinstance(record, Action):
-                actions.append(record)
-        if meta is None:
-            return None
-        actions.sort(key=lambda a: (a.created_at, a.turn_id, a.seq))
-        return meta, messages, actions
+        shown = ("conversation", "message", "action")
+        return conversation_of(
+            _record(item) for item in self._query_partition(_conv_pk(conversation_id)) if item.get("type") in shown
+        )
 
     def conversation_page(
         self, conversation_id: str, after_message: str | None, after_action: str | None, limit: int

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from signoff.domain.models import iso
+
 MAX_WINDOW_HOURS = 31 * 24
 
 
@@ -102,3 +104,36 @@ def live_total(reservations: dict[str, dict[str, str]], now: datetime, window: t
 
 def prune(reservations: dict[str, dict[str, str]], now: datetime, window: timedelta) -> dict[str, dict[str, str]]:
     return {k: r for k, r in reservations.items() if datetime.fromisoformat(r["at"]) > now - window}
+
+
+@dataclass(frozen=True)
+class Reservation:
+    taken: bool
+    total_before: Decimal  # the group's live total without this call
+
+
+Reservations = dict[str, dict[str, str]]  # call key → {"amount", "at"}: one budget group's, in its window
+
+
+def reserve(
+    reservations: Reservations, charge: BudgetCharge, call_key: str, now: datetime, enforce_limit: bool
+) -> tuple[Reservation, Reservations | None]:
+    """What taking the call's amount does to its group: the answer, and the reservations to store
+    (None: nothing to store). A call that holds a reservation already keeps it and adds nothing."""
+    window = charge.budget.window()
+    live = prune(reservations, now, window)
+    if call_key in live:
+        rest = {k: v for k, v in live.items() if k != call_key}
+        return Reservation(True, live_total(rest, now, window)), None
+    total = live_total(live, now, window)
+    if enforce_limit and total + charge.amount > charge.budget.limit:
+        return Reservation(False, total), None
+    live[call_key] = {"amount": str(charge.amount), "at": iso(now)}
+    return Reservation(True, total), live
+
+
+def release(reservations: Reservations, charge: BudgetCharge, call_key: str, now: datetime) -> Reservations | None:
+    """The group's reservations without the call's (None: it held none)."""
+    if call_key not in reservations:
+        return None
+    return prune({k: v for k, v in reservations.items() if k != call_key}, now, charge.budget.window())

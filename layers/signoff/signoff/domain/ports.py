@@ -115,19 +115,17 @@ class WorkMessage(BaseModel):
     @classmethod
     def run_calls(cls, turn: Turn) -> WorkMessage:
         """Run the calls of ``turn``'s pause that may run, then go on if none is left waiting."""
-        return cls(
-            kind="run_calls",
-            conversation_id=turn.conversation_id,
-            turn_id=turn.turn_id,
-            pause_ref=turn.pause_ref,
-            tenant=turn.tenant,
-        )
+        return cls._about(turn, "run_calls")
 
     @classmethod
     def resume(cls, turn: Turn) -> WorkMessage:
         """Go on with ``turn`` after its pause (its calls settled)."""
+        return cls._about(turn, "resume_turn")
+
+    @classmethod
+    def _about(cls, turn: Turn, kind: Literal["resume_turn", "run_calls"]) -> WorkMessage:
         return cls(
-            kind="resume_turn",
+            kind=kind,
             conversation_id=turn.conversation_id,
             turn_id=turn.turn_id,
             pause_ref=turn.pause_ref,

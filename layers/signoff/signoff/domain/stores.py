@@ -12,13 +12,16 @@ strongly consistent. "Due" means listed for the reconciler (``due_work``) from a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from signoff.domain.budgets import BudgetCharge
+from signoff.domain.budgets import BudgetCharge, Reservation
 from signoff.domain.grants import Grant, GrantUse
 from signoff.domain.models import Action, Approval, Conversation, Decision, DecisionRef, Execution, Message, Turn
 from signoff.domain.tenants import DEFAULT_TENANT
@@ -28,14 +31,25 @@ class InvalidCursor(ValueError):
     """A page cursor that this store did not hand out (or for another query)."""
 
 
+def encode_cursor(fields: dict[str, Any]) -> str:
+    """A page cursor: where a listing goes on, as opaque URL-safe text."""
+    return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()
+
+
+def decode_cursor(cursor: str, kinds: dict[str, type]) -> dict[str, Any]:
+    """The fields of a cursor made by ``encode_cursor``, each of its kind; InvalidCursor otherwise."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        fields = {name: data[name] for name in kinds}
+    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        raise InvalidCursor("cursor is not valid") from exc
+    if not all(isinstance(fields[name], kind) for name, kind in kinds.items()):
+        raise InvalidCursor("cursor is not valid")
+    return fields
+
+
 class BudgetContention(RuntimeError):
     """Too many writers raced for one budget counter; the caller fails closed."""
-
-
-@dataclass(frozen=True)
-class Reservation:
-    taken: bool
-    total_before: Decimal  # the group's live total without this call
 
 
 @dataclass
@@ -62,6 +76,26 @@ class ConversationPage:
     after_action: str | None = None
 
 
+def conversation_of(records: Iterable[Any]) -> tuple[Conversation, list[Message], list[Action]] | None:
+    """A conversation, its messages (in key order, which is time order) and its actions in call
+    order, from the records of its partition; None without the conversation itself."""
+    meta, messages, actions = None, [], []
+    for record in records:
+        if isinstance(record, Conversation):
+            meta = record
+        elif isinstance(record, Message):
+            messages.append(record)
+        elif isinstance(record, Action):
+            actions.append(record)
+    if meta is None:
+        return None
+    return meta, messages, sorted(actions, key=_call_order)
+
+
+def _call_order(action: Action) -> tuple[str, str, int]:
+    return action.created_at, action.turn_id, action.seq
+
+
 def conversation_page(
     conversation: Conversation,
     after_message: str | None,
@@ -77,7 +111,7 @@ def conversation_page(
         page.messages, page.after_message = read("MSG#", after_message, limit)
     if after_action != READ_TO_END:
         actions, page.after_action = read("ACTION#", after_action, limit)
-        page.actions = sorted(actions, key=lambda a: (a.created_at, a.turn_id, a.seq))
+        page.actions = sorted(actions, key=_call_order)
     return page
 
 

@@ -117,15 +117,14 @@ class AgentRunner:
 
     def run_calls(self, conversation_id: str, turn_id: str, pause_ref: str) -> None:
         """Run the calls of this pause that may run (a callback handed them over: a tool has this
-        invocation's time, not the gateway's 30 seconds), then resume if no call is left waiting."""
-        turn = self._table.get_turn(conversation_id, turn_id)
-        if turn is None or turn.pause_ref != pause_ref or turn.status is not TurnStatus.AWAITING_APPROVAL:
-            logger.info("nothing to run")
+        invocation's time, not the gateway's 30 seconds), then go on if no call was left waiting.
+        ``pending`` only falls: a verdict recorded after the turn was read sends its own message."""
+        turn = self._waiting_turn(conversation_id, turn_id, pause_ref)
+        if turn is None:
             return
-        self._executor.settle_turn(conversation_id, turn_id)
-        current = self._table.get_turn(conversation_id, turn_id)
-        if current is not None and current.pending == 0 and current.status is TurnStatus.AWAITING_APPROVAL:
-            self.resume(conversation_id, turn_id, pause_ref)
+        actions = self._executor.settle_turn(conversation_id, turn_id)
+        if turn.pending == 0:
+            self._go_on(turn, actions)
 
     def start(self, conversation_id: str, turn_id: str) -> None:
         if not self._table.claim_turn_start(conversation_id, turn_id):
@@ -153,11 +152,22 @@ class AgentRunner:
         self._advance(conversation, turn, step, steps=1)
 
     def resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> None:
+        turn = self._waiting_turn(conversation_id, turn_id, pause_ref)
+        if turn is not None:
+            self._go_on(turn, self._executor.settle_turn(conversation_id, turn_id))
+
+    def _waiting_turn(self, conversation_id: str, turn_id: str, pause_ref: str) -> Turn | None:
+        """The turn, if it still waits on this pause (else the message is a late or duplicate one)."""
         turn = self._table.get_turn(conversation_id, turn_id)
         if turn is None or turn.pause_ref != pause_ref or turn.status is not TurnStatus.AWAITING_APPROVAL:
-            logger.info("nothing to resume")
-            return
-        actions = self._executor.settle_turn(conversation_id, turn_id)
+            logger.info("the turn no longer waits on this pause; message ignored")
+            return None
+        return turn
+
+    def _go_on(self, turn: Turn, actions: list[Action]) -> None:
+        """Every call of the pause has its verdict and whatever could run ran: hand the outputs on."""
+        conversation_id, turn_id, pause_ref = turn.conversation_id, turn.turn_id, turn.pause_ref
+        assert pause_ref is not None
         if _awaiting_client(actions):
             self._wait_for_client(turn, actions, steps=1)
             return

@@ -124,9 +124,9 @@ class ApprovalSettler:
         return SettleResult.SETTLED if settled is not None else SettleResult.ALREADY_SETTLED
 
     def finish(self, approval_id: str, settled: Approval | None = None) -> None:
-        """After an answer is recorded: decide the call's verdict, run it if approved, resume the turn
-        once every call has its verdict. Idempotent, so a retry after a crash completes what was left.
-        ``settled``: the approval as this invocation just settled it (else it is read)."""
+        """After an answer is recorded: decide the call's verdict, run it if approved (or hand it to the
+        worker), resume the turn once every call has its verdict. Idempotent, so a retry after a crash
+        completes what was left. ``settled``: the approval as this invocation just settled it (else it is read)."""
         approval = settled if settled is not None else self._table.get_approval(approval_id)
         if approval is None or approval.state is not ApprovalState.SETTLED:
             return
@@ -163,14 +163,16 @@ class ApprovalSettler:
         self._resume_if_ready(action.conversation_id, action.turn_id)
 
     def _hand_over(self, action: Action) -> None:
-        """The worker runs the approved call (then resumes the turn if it is ready). A lost message is
-        made up for: the verdict made the turn due, and the reconciler's resume runs the call first."""
-        if action.settled:  # nothing to run (denied, refused, or scheduled): as without a hand-off
-            self._resume_if_ready(action.conversation_id, action.turn_id)
-            return
+        """The worker runs the approved call and resumes the turn when it is ready (a call with nothing
+        to run only resumes it, as without a hand-off). A lost message is made up for: the verdict made
+        the turn due, and the reconciler's resume runs the call first."""
         turn = self._table.get_turn(action.conversation_id, action.turn_id)
-        if turn and turn.status is TurnStatus.AWAITING_APPROVAL and turn.pause_ref:
+        if turn is None or turn.status is not TurnStatus.AWAITING_APPROVAL or not turn.pause_ref:
+            return
+        if not action.settled:
             self._queue.send(WorkMessage.run_calls(turn))
+        elif turn.pending == 0:
+            self._queue.send(WorkMessage.resume(turn))
 
     def _escalates(self, action: Action, approval: Approval) -> bool:
         """An unanswered decision (expired, or escalated by Handover) of a call still waiting on it

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -22,7 +19,7 @@ from signoff.domain.models import (
     utc_now,
 )
 from signoff.domain.ports import ConversationNotFound, WorkMessage, WorkQueue
-from signoff.domain.stores import READ_TO_END, InvalidCursor
+from signoff.domain.stores import READ_TO_END, InvalidCursor, decode_cursor, encode_cursor
 from signoff.domain.tenants import DEFAULT_TENANT
 from signoff.logic.ids import CONVERSATION_ID, new_conversation_id, new_turn_id
 
@@ -185,23 +182,19 @@ class ConversationService:
 def _cursor(after_message: str | None, after_action: str | None) -> str | None:
     if after_message is None and after_action is None:
         return None
-    positions = {"m": after_message or READ_TO_END, "a": after_action or READ_TO_END}
-    return base64.urlsafe_b64encode(json.dumps(positions).encode()).decode()
+    return encode_cursor({"m": after_message or READ_TO_END, "a": after_action or READ_TO_END})
 
 
 def _positions(cursor: str | None) -> tuple[str | None, str | None]:
     """Where each list goes on (None: from the start)."""
     if not cursor:
         return None, None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        after_message, after_action = data["m"], data["a"]
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise InvalidCursor("cursor is not valid") from exc
-    for value, prefix in ((after_message, "MSG#"), (after_action, "ACTION#")):
-        if not isinstance(value, str) or len(value) > 512 or not (value == READ_TO_END or value.startswith(prefix)):
+    fields = decode_cursor(cursor, {"m": str, "a": str})
+    for name, prefix in (("m", "MSG#"), ("a", "ACTION#")):
+        value = fields[name]
+        if len(value) > 512 or not (value == READ_TO_END or value.startswith(prefix)):
             raise InvalidCursor("cursor is not valid")
-    return after_message, after_action
+    return fields["m"], fields["a"]
 
 
 def _awaits_client(action: Action | None) -> bool:
