@@ -13,6 +13,7 @@ Real OpenAI / Handover are used where OPENAI_API_KEY / HANDOVER_API_KEY are set.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import signal
@@ -281,9 +282,29 @@ class EmbeddedStack:
             }
         )
         os.environ.update(env)
+        self.warm()
+
+    def warm(self) -> None:
+        """Build the shared clients afresh, as a sandbox's first request would. The functions of the
+        embedded stack share one process: without this, a burst of first requests (a load test's
+        100 at once) each builds the same boto3 clients and secrets providers, seconds of CPU that
+        a Lambda sandbox pays once. A hook on the boto3 session reaches clients built after it: a
+        bench that adds one calls this again."""
         from signoff import runtime
 
         runtime.reset()
+        for getter in (
+            runtime.table,
+            runtime.work_queue,
+            runtime.notification_queue,
+            runtime.client_api_keys,
+            runtime.signing_key,
+            runtime.approval_service,
+            runtime.receipt_signer,
+            runtime.agent_backend,
+        ):
+            with contextlib.suppress(Exception):  # what this configuration cannot build fails on use, as before
+                getter()
 
     def _assistant_id(self) -> str:
         """For the Assistants API: the configured assistant, or one made once at start-up."""

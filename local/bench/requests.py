@@ -74,6 +74,7 @@ def approved_seed_runs(runs: int) -> dict[str, Any]:
     config = StackConfig(reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"}).on_free_ports()
     stack = EmbeddedStack(config).start()
     counter = RequestCounter().install()
+    stack.warm()  # rebuild the clients: a client copies the session's hooks when it is built
     api = {"Authorization": f"Bearer {config.api_key}"}
     try:
         for _ in range(runs):

@@ -245,14 +245,14 @@ class MemoryTable:
         self._require(meta is not None and meta.record.active_turn_id == turn_id)
         return key
 
-    def claim_turn_start(self, conversation_id: str, turn_id: str) -> bool:
-        def change() -> bool:
+    def claim_turn_start(self, conversation_id: str, turn_id: str) -> Turn | None:
+        def change() -> Turn:
             row = self._turn_in(conversation_id, turn_id, TurnStatus.QUEUED)
             self._update(_turn_key(conversation_id, turn_id), status=TurnStatus.RUNNING)
             row.due, row.due_at = True, self._lease_due()
-            return True
+            return row.record.model_copy(deep=True)
 
-        return bool(self._atomically(change))
+        return self._atomically(change)
 
     def claim_turn_resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
         def change() -> bool:
@@ -286,14 +286,18 @@ class MemoryTable:
         approvals: list[tuple[Approval, datetime]],
         pending: int,
     ) -> bool:
-        for action in actions:
-            self.put_action(action)
-        for approval, due_at in approvals:
-            self.put_approval(approval, due_at)
+        """All or nothing, as SignoffTable's one transaction (this table has no transaction size limit)."""
         status = TurnStatus.AWAITING_APPROVAL if pending else TurnStatus.RUNNING
+        action_keys = [_action_key(a.conversation_id, a.turn_id, a.call_id) for a in actions]
+        approval_keys = [_approval_key(a.approval_id) for a, _ in approvals]
 
         def change() -> bool:
             self._turn_in(turn.conversation_id, turn.turn_id, TurnStatus.RUNNING)
+            self._require(not any(key in self._rows for key in action_keys + approval_keys))
+            for key, action in zip(action_keys, actions, strict=True):
+                self._rows[key] = self._new_action_row(action)
+            for key, (approval, due_at) in zip(approval_keys, approvals, strict=True):
+                self._rows[key] = self._approval_row(approval, due_at)
             self._update(
                 _turn_key(turn.conversation_id, turn.turn_id), status=status, pause_ref=pause_ref, pending=pending
             )
@@ -386,11 +390,15 @@ class MemoryTable:
 
         def change() -> bool:
             self._require(key not in self._rows)
-            audit = (f"CALLS#{action.tenant}#{action.created_at[:7]}", f"{action.created_at}#{action.call_id}")
-            self._rows[key] = _Row(action.model_copy(deep=True), audit=audit)
+            self._rows[key] = self._new_action_row(action)
             return True
 
         return bool(self._atomically(change))
+
+    @staticmethod
+    def _new_action_row(action: Action) -> _Row:
+        audit = (f"CALLS#{action.tenant}#{action.created_at[:7]}", f"{action.created_at}#{action.call_id}")
+        return _Row(action.model_copy(deep=True), audit=audit)
 
     def get_action(self, conversation_id: str, turn_id: str, call_id: str) -> Action | None:
         with self._lock:

@@ -21,6 +21,9 @@ class ActionRecords(TableBase):
     # -- actions and executions ------------------------------------------------------------
     def put_action(self, action: Action) -> bool:
         """Write a tool call once; a redelivered pause finds it already there and keeps it."""
+        return self._put_new(self._action_item(action))
+
+    def _action_item(self, action: Action) -> dict:
         item = {
             "pk": _conv_pk(action.conversation_id),
             "sk": _action_key(action.conversation_id, action.turn_id, action.call_id)["sk"]["S"],
@@ -33,7 +36,7 @@ class ActionRecords(TableBase):
         item.update(action.model_dump(mode="json"))
         # Stored as canonical JSON text: numbers keep their spelling, so the digest still matches on read.
         item["arguments"] = canonical_json(action.arguments)
-        return self._put_new(to_item(item))
+        return to_item(item)
 
     def get_action(self, conversation_id: str, turn_id: str, call_id: str) -> Action | None:
         data = self._get(_action_key(conversation_id, turn_id, call_id))

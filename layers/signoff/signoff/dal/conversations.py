@@ -23,6 +23,11 @@ from signoff.domain.ports import ConversationBusy, ConversationNotFound
 from signoff.domain.stores import ConversationPage, conversation_of, conversation_page
 from signoff.domain.tenants import DEFAULT_TENANT
 
+# DynamoDB's limits for one transaction are 100 items and 4 MB; the text of the items (their repr,
+# a little larger than their size) is kept well under the second.
+MAX_TRANSACTION_ITEMS = 100
+MAX_TRANSACTION_TEXT = 3_000_000
+
 __all__ = ["ConversationBusy", "ConversationNotFound", "ConversationRecords"]
 
 
@@ -156,20 +161,24 @@ class ConversationRecords(TableBase):
             {":s": state},
         )
 
-    def claim_turn_start(self, conversation_id: str, turn_id: str) -> bool:
-        """queued → running: exactly one worker starts a turn."""
-        return self._update(
-            _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
-            "SET #s = :running, due_bucket = :bucket, due_at = :lease",
-            "#s = :queued",
-            {
-                ":running": TurnStatus.RUNNING,
-                ":queued": TurnStatus.QUEUED,
-                ":bucket": DUE_BUCKET,
-                ":lease": self._lease_due(),
+    def claim_turn_start(self, conversation_id: str, turn_id: str) -> Turn | None:
+        """queued → running: exactly one worker starts a turn, and gets it as it now is."""
+        response = self._conditional(
+            self._db.update_item,
+            TableName=self._table,
+            Key=_key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+            UpdateExpression="SET #s = :running, due_bucket = :bucket, due_at = :lease",
+            ConditionExpression="#s = :queued",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":running": {"S": TurnStatus.RUNNING},
+                ":queued": {"S": TurnStatus.QUEUED},
+                ":bucket": {"S": DUE_BUCKET},
+                ":lease": {"S": self._lease_due()},
             },
-            {"#s": "status"},
+            ReturnValues="ALL_NEW",
         )
+        return None if response is None else _record(from_item(response["Attributes"]))
 
     def claim_turn_resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
         """awaiting_approval → running, once every call of that pause has its verdict. Due again when
@@ -249,30 +258,31 @@ class ConversationRecords(TableBase):
         pending: int,
     ) -> bool:
         """running → awaiting_approval (pending > 0) or stays running; writes each call and each
-        approval (pending, not yet bound to a decision) once, before the turn moves.
+        approval (pending, not yet bound to a decision), all in one transaction: nothing is written
+        unless the turn is still running and none of them exists yet.
 
         So whatever stops the worker afterwards, every call the turn waits on has its approvals
         in the table, and the reconciler can settle each one: nothing waits on an approval that
         does not exist. The conversation is shown as awaiting approval only once its decisions
-        exist (``show_awaiting_approval``).
+        exist (``show_awaiting_approval``). A pause too large for one transaction is written call
+        by call (an existing one kept), the turn last.
         """
-        for action in actions:
-            self.put_action(action)
-        for approval, due_at in approvals:
-            self.put_approval(approval, due_at)
         status = TurnStatus.AWAITING_APPROVAL if pending else TurnStatus.RUNNING
-        return self._update(
-            _key(_conv_pk(turn.conversation_id), f"TURN#{turn.turn_id}"),
+        turn_change = self._turn_change(
+            turn.conversation_id,
+            turn.turn_id,
             "SET #s = :status, pause_ref = :pause, pending = :pending",
             "#s = :running",
-            {
-                ":status": status,
-                ":running": TurnStatus.RUNNING,
-                ":pause": pause_ref,
-                ":pending": pending,
-            },
-            {"#s": "status"},
+            {":status": status, ":running": TurnStatus.RUNNING, ":pause": pause_ref, ":pending": pending},
         )
+        puts = [self._action_item(a) for a in actions] + [self._approval_item(a, due) for a, due in approvals]
+        if len(puts) < MAX_TRANSACTION_ITEMS and sum(len(str(p)) for p in puts) < MAX_TRANSACTION_TEXT:
+            new = "attribute_not_exists(pk)"
+            writes = [{"Put": {"Item": item, "ConditionExpression": new}} for item in puts]
+            return self._transact([*writes, turn_change])
+        for item in puts:
+            self._put_new(item)
+        return self._transact([turn_change])
 
     def show_awaiting_approval(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
         """Conversation → awaiting_approval, only while that pause still has approvals pending."""

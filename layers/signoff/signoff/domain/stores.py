@@ -171,8 +171,9 @@ class ConversationStore(Protocol):
 
     def set_backend_state(self, conversation_id: str, state: dict[str, Any]) -> None: ...
 
-    def claim_turn_start(self, conversation_id: str, turn_id: str) -> bool:
-        """queued → running, due when the running lease ends. One winner."""
+    def claim_turn_start(self, conversation_id: str, turn_id: str) -> Turn | None:
+        """queued → running, due when the running lease ends. One winner, which gets the turn as it
+        now is; None for the others."""
         ...
 
     def claim_turn_resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
@@ -193,8 +194,9 @@ class ConversationStore(Protocol):
         approvals: list[tuple[Approval, datetime]],
         pending: int,
     ) -> bool:
-        """Each action and approval put once (an existing one is kept), then, only while the turn is
-        running: pause_ref and pending set, status awaiting_approval when pending > 0."""
+        """Only while the turn is running and none of them exists yet, all at once: each action and
+        approval put, pause_ref and pending set, status awaiting_approval when pending > 0. (A pause
+        too large for one DynamoDB transaction is put one by one, an existing one kept, the turn last.)"""
         ...
 
     def show_awaiting_approval(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:

@@ -127,12 +127,12 @@ class AgentRunner:
             self._go_on(turn, actions)
 
     def start(self, conversation_id: str, turn_id: str) -> None:
-        if not self._table.claim_turn_start(conversation_id, turn_id):
+        turn = self._table.claim_turn_start(conversation_id, turn_id)
+        if turn is None:
             logger.info("turn already started; message ignored")
             return
         conversation = self._table.get_conversation(conversation_id)
-        turn = self._table.get_turn(conversation_id, turn_id)
-        assert conversation is not None and turn is not None
+        assert conversation is not None
         try:
             self._ensure_time()
             state = self._backend.prepare(conversation)

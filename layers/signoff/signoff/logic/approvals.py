@@ -136,12 +136,17 @@ class ApprovalSettler:
         if self._escalates(action, approval):
             return  # the next rung is asked; the call waits on its answer
         if not action.verdict_recorded:
-            if self.decide(action):
+            known = settled if settled is not None and settled.approval_id in action.approval_ids else None
+            decided = self._decide(action, known)
+            if decided is not None:
                 # Out of the reconciler's list: answers still to come (a quorum's late ones) change nothing.
                 for other in action.approval_ids:
                     self._table.retire_approval(other)
-            action = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
-            assert action is not None
+                action = decided  # as this invocation just recorded it
+            else:
+                current = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
+                assert current is not None
+                action = current
         if not action.verdict_recorded:
             if not action.settled and self._turn_has_ended(action):
                 # Its turn failed (or was given up on) before the answer came: it never runs.
@@ -191,12 +196,21 @@ class ApprovalSettler:
         turn = self._table.get_turn(action.conversation_id, action.turn_id)
         return turn is None or turn.status in (TurnStatus.FAILED, TurnStatus.COMPLETED)
 
-    def decide(self, action: Action) -> bool:
-        """Record the call's verdict if the answers so far decide it; True if this call did."""
-        approvals = self._table.get_approvals(action.approval_ids)
+    def decide(self, action: Action, settled: Approval | None = None) -> bool:
+        """Record the call's verdict if the answers so far decide it; True if this call did.
+        ``settled``: an approval as this invocation just settled it (the others are read)."""
+        return self._decide(action, settled) is not None
+
+    def _decide(self, action: Action, settled: Approval | None) -> Action | None:
+        """The call as its verdict left it, if this invocation recorded the verdict."""
+        known = {settled.approval_id: settled} if settled is not None else {}
+        unknown = [i for i in action.approval_ids if i not in known]
+        found = {a.approval_id: a for a in self._table.get_approvals(unknown)} if unknown else {}
+        found |= known
+        approvals = [found[i] for i in action.approval_ids if i in found]
         verdict = verdict_of(approvals, action.quorum_required)
         if verdict is None:
-            return False
+            return None
         ref = DecisionRef(
             id=verdict.deciding[0].decision_id if verdict.deciding else None,
             status=verdict.status.value if verdict.status else "not_requested",
@@ -209,7 +223,16 @@ class ApprovalSettler:
             action, ref, status, plan.execution, plan.approved_arguments, plan.approved_digest, plan.changes
         )
         logger.info("verdict recorded", extra={"call_id": action.call_id, "verdict": status, "won": recorded})
-        return recorded
+        if not recorded:
+            return None
+        written: dict[str, Any] = {"decision": ref, "verdict": status, "verdict_recorded": True}
+        if plan.execution is not None:
+            written["execution"] = plan.execution
+        if plan.approved_arguments is not None:
+            written |= {"approved_arguments": plan.approved_arguments, "approved_digest": plan.approved_digest}
+        if plan.changes is not None:
+            written["changes"] = plan.changes
+        return Action.model_validate(action.model_dump() | written)  # what record_verdict wrote, as a read gives it
 
     def _plan(self, action: Action, verdict: Verdict) -> VerdictPlan:
         """What a verdict means for the call before anything runs (a call allowed to run counts on
@@ -292,9 +315,11 @@ class ApprovalRequester:
         """Ask each approver of the call (its approvals are already stored). An approver who cannot be
         asked counts as no answer, and a call whose approvals can no longer be had is settled as not
         executed."""
-        for approval in approvals:
-            self._ask(conversation, action, approval)
-        self._settler.decide(action)
+        bound = [self._ask(conversation, action, approval) for approval in approvals]
+        if not all(bound):
+            # An approver could not be asked (or answered before the binding): that may decide the
+            # call. Bound approvals all decide it through their own answer's settlement instead.
+            self._settler.decide(action)
 
     def escalate(self, action: Action, expired: Approval) -> bool:
         """Ask the next rung of the tool's ladder about the same call (same digest, new decision);
@@ -313,13 +338,14 @@ class ApprovalRequester:
         current = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
         if conversation is None or current is None:
             return True
-        self._ask(conversation, current, next_rung, escalated_from=expired)
-        self._settler.decide(current)
+        if not self._ask(conversation, current, next_rung, escalated_from=expired):
+            self._settler.decide(current)
         return True
 
     def _ask(
         self, conversation: Conversation, action: Action, approval: Approval, escalated_from: Approval | None = None
-    ) -> None:
+    ) -> bool:
+        """Ask the approver; True when the decision is bound to the approval, still pending."""
         try:
             request = self._decision_request(
                 conversation, action, approval, issue_token(self._key, approval.approval_id), escalated_from
@@ -332,10 +358,11 @@ class ApprovalRequester:
                 extra={"call_id": action.call_id, "error": type(exc).__name__},
             )
             self._table.settle_approval(approval, None)
-            return
-        self._table.attach_decision(approval, decision_id, expires_at)
+            return False
+        bound = self._table.attach_decision(approval, decision_id, expires_at)
         count("ApprovalsRequested")
         logger.info("decision requested", extra={"call_id": action.call_id, "decision_id": decision_id})
+        return bound
 
     def _decision_request(
         self,
