@@ -1,6 +1,7 @@
 """`make bench`: how long each function's code takes to import, as on a Lambda cold start.
 
-Each handler module is imported in a fresh interpreter (the layer on the path, as in Lambda),
+Each handler module is imported in a fresh interpreter (the layer on the path and Lambda's
+environment variables, as in a sandbox; tracing on, as deployed),
 several times; the table gives the median and the worst, and whether ``openai`` was imported.
 This measures import cost only, on this machine, not Lambda's own start-up.
 """
@@ -27,13 +28,19 @@ print(json.dumps({"ms": (time.perf_counter() - started) * 1000, "openai": "opena
 """
 
 
-def measure(path: Path, runs: int) -> tuple[list[float], bool]:
+def measure(path: Path, runs: int, function: str = "probe") -> tuple[list[float], bool]:
+    # As Lambda starts a sandbox: its variables (the X-Ray SDK samples locally when it sees
+    # LAMBDA_TASK_ROOT, instead of building X-Ray clients) and tracing on, as the template has it.
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT / "layers" / "signoff"),
         "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "LAMBDA_TASK_ROOT": str(path.parent),
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "POWERTOOLS_SERVICE_NAME": "signoff",
-        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "Signoff",
         "PYTHONDONTWRITEBYTECODE": "",
     }
     times, openai = [], False
@@ -52,7 +59,7 @@ def cold_imports(runs: int) -> dict[str, dict[str, float | bool]]:
     results: dict[str, dict[str, float | bool]] = {}
     for fn in SamTemplate().functions():
         module, _ = fn.handler.rsplit(".", 1)
-        times, openai = measure(ROOT / fn.code_uri / f"{module}.py", runs)
+        times, openai = measure(ROOT / fn.code_uri / f"{module}.py", runs, fn.logical_id)
         results[fn.logical_id] = {
             "median_ms": round(statistics.median(times)),
             "max_ms": round(max(times)),

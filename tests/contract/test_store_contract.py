@@ -90,6 +90,14 @@ def _paused(table: SignoffStore, calls: int = 2, approvers: int = 1) -> tuple[st
     return cid, tid, approvals
 
 
+def test_a_turn_and_its_conversation_are_read_together(table):
+    cid, tid = queued_conversation(table)
+    turn, conversation = table.get_turn_with_conversation(cid, tid)
+    assert turn == table.get_turn(cid, tid) and conversation == table.get_conversation(cid)
+    assert table.get_turn_with_conversation(cid, "turn_" + "0" * 32) == (None, conversation)
+    assert table.get_turn_with_conversation("conv_" + "0" * 32, tid) == (None, None)
+
+
 def test_a_turn_starts_once(table):
     cid, tid = queued_conversation(table)
     with ThreadPoolExecutor(8) as pool:
@@ -238,6 +246,22 @@ def test_due_work_lists_approvals_until_retired(table):
     table.retire_approval(first.approval_id)
     due = {a.approval_id for a in table.due_work(utc_now()).approvals}
     assert first.approval_id not in due and second.approval_id in due
+
+
+def test_a_verdict_retires_its_approvals_in_the_same_write_or_writes_nothing(table):
+    cid, tid, [[first, second]] = _paused(table, calls=1, approvers=2)
+    action = table.get_action(cid, tid, "call_0")
+    ref = DecisionRef(id="d", status="approved")
+    missing = "apr_" + "0" * 32
+    # An approval that does not exist: the whole write is refused, the verdict too.
+    assert not table.record_verdict(action, ref, "approved", None, retire=[first.approval_id, missing])
+    assert not table.get_action(cid, tid, "call_0").verdict_recorded
+    due = {a.approval_id for a in table.due_work(utc_now(), limit=1000).approvals}
+    assert {first.approval_id, second.approval_id} <= due
+    assert table.record_verdict(action, ref, "approved", None, retire=[first.approval_id, second.approval_id])
+    assert table.get_action(cid, tid, "call_0").verdict_recorded and table.get_turn(cid, tid).pending == 0
+    due = {a.approval_id for a in table.due_work(utc_now(), limit=1000).approvals}
+    assert not {first.approval_id, second.approval_id} & due
 
 
 # -- budgets -------------------------------------------------------------------------------------

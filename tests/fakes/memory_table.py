@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -196,6 +196,10 @@ class MemoryTable:
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self._lock:
             return self._record((_conv_pk(conversation_id), "META"))
+
+    def get_turn_with_conversation(self, conversation_id: str, turn_id: str) -> tuple[Turn | None, Conversation | None]:
+        with self._lock:
+            return self.get_turn(conversation_id, turn_id), self.get_conversation(conversation_id)
 
     def get_turn(self, conversation_id: str, turn_id: str) -> Turn | None:
         with self._lock:
@@ -593,12 +597,18 @@ class MemoryTable:
         approved_arguments: dict[str, Any] | None = None,
         approved_digest: str | None = None,
         changes: dict[str, Any] | None = None,
+        retire: Sequence[str] = (),
     ) -> bool:
         def change() -> bool:
             key, row = self._action_row(action)
             self._require(not row.record.verdict_recorded and row.record.execution is None)
             turn = self._turn_in(action.conversation_id, action.turn_id, TurnStatus.AWAITING_APPROVAL)
             self._require(turn.record.pending > 0)
+            retired = [self._row(_approval_key(i)) for i in retire]
+            self._require(all(r is not None for r in retired))
+            for approval_row in retired:
+                assert approval_row is not None
+                approval_row.due, approval_row.due_at = False, None
             fields: dict[str, Any] = {"decision": decision, "verdict": verdict, "verdict_recorded": True}
             if execution is not None:
                 fields["execution"] = _stored(execution)

@@ -133,12 +133,13 @@ def test_a_chain_moved_by_another_call_is_signed_again_at_its_new_head():
         if not moved:  # another call of the tenant appends between our read and our write
             moved.append(False)
             table.receipt_head = original
-            moved[0] = ReceiptIssuer(table, FixedSigner(), lambda: POLICY, "iss").finish(theirs, DONE, [])
+            moved[0] = ReceiptIssuer(table, FixedSigner(), lambda: POLICY, "iss").finish(theirs, DONE, []) is not None
             table.receipt_head = head_then_move
         return head
 
     table.receipt_head = head_then_move
-    assert issuer.finish(ours, DONE, [])
+    written = issuer.finish(ours, DONE, [])
+    assert written == table.get_action(ours.conversation_id, ours.turn_id, ours.call_id).receipt  # the one kept
     assert moved == [True] and len(naps) == 1 and 0 <= naps[0] <= 0.02
     claims = [decode(j).claims for j in table.list_receipts("acme", 0, 10)[0]]
     assert [(c["call_id"], c["seq"]) for c in claims] == [("call_2", 1), ("call_1", 2)]

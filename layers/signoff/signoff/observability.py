@@ -17,9 +17,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 metrics = Metrics()
-tracer = Tracer()
+# AWS calls are traced from the start; an HTTP library only once an adapter that uses it is built
+# (trace_library): patching every library X-Ray knows imports each of them (httpx alone is tens of
+# milliseconds), a cold-start cost for functions that never use them.
+tracer = Tracer(patch_modules=("botocore",))
 # An invocation with nothing to count (a read, a duplicate) is normal here, not worth a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+
+def trace_library(name: str) -> None:
+    """Trace the calls out through ``name`` ("requests", "httpx"): patched once, idempotent."""
+    tracer.patch((name,))
 
 
 def count(name: str, value: int = 1) -> None:

@@ -95,7 +95,9 @@ def approval_service():
 @cache
 def _handover_client(api_key: str):
     from signoff.adapters.handover import HandoverClient
+    from signoff.observability import trace_library
 
+    trace_library("requests")
     cfg = settings()
     return HandoverClient(cfg.handover_base_url, api_key, timeout=(3.05, cfg.handover_timeout_seconds))
 
@@ -154,7 +156,9 @@ def tools() -> ToolRegistry:
 @cache
 def _http_tools():
     from signoff.adapters.http_tools import HttpToolInvoker
+    from signoff.observability import trace_library
 
+    trace_library("requests")
     return HttpToolInvoker(lambda: _secret(settings().tool_signing_secret))
 
 
@@ -172,6 +176,9 @@ def _lambda_tools():
 def _mcp_toolbox(server: str):
     """One toolbox per MCP server of the catalog in force: its tools/list is kept a few minutes."""
     from signoff.adapters.mcp_tools import McpToolbox
+    from signoff.observability import trace_library
+
+    trace_library("httpx")  # the MCP client's transport
 
     def authorization(secret_id: str | None):
         return (lambda: _secret(secret_id)) if secret_id else (lambda: None)
@@ -371,7 +378,9 @@ def _openai_client(api_key: str):
     from openai import OpenAI
 
     from signoff.adapters.openai_client import DeadlineBoundClient
+    from signoff.observability import trace_library
 
+    trace_library("httpx")
     cfg = settings()
     client = OpenAI(api_key=api_key, base_url=cfg.openai_base_url, timeout=cfg.openai_timeout_seconds, max_retries=2)
     return DeadlineBoundClient(client, cfg.openai_timeout_seconds, max_retries=2)
@@ -440,7 +449,9 @@ def notification_relay():
     """Built per call so a rotated webhook secret is picked up once the secret cache expires."""
     from signoff.adapters.webhooks import WebhookSender
     from signoff.logic.notifications import NotificationRelay
+    from signoff.observability import trace_library
 
+    trace_library("requests")
     cfg = settings()
     return NotificationRelay(
         notification_queue(),

@@ -8,6 +8,7 @@ for the reconciler to run at its time.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -156,10 +157,12 @@ class ApprovalRecords(TableBase):
         approved_arguments: dict[str, Any] | None = None,
         approved_digest: str | None = None,
         changes: dict[str, Any] | None = None,
+        retire: Sequence[str] = (),
     ) -> bool:
         """The call's verdict, once, with the turn's count of pending calls down by one, and only while
         the turn still waits on approvals: a turn that failed or was abandoned takes no more verdicts,
-        so its calls can never run afterwards."""
+        so its calls can never run afterwards. The ``retire`` approvals leave the reconciler's list in
+        the same write (answers still to come are recorded, and change nothing)."""
         sets = ["decision = :decision", "verdict = :verdict", "verdict_recorded = :true"]
         values: dict[str, Any] = {":decision": decision.model_dump(mode="json"), ":verdict": verdict, ":true": True}
         if execution is not None:
@@ -202,6 +205,16 @@ class ApprovalRecords(TableBase):
                         },
                     }
                 },
+                *(
+                    {
+                        "Update": {
+                            "Key": _approval_key(approval_id),
+                            "UpdateExpression": "REMOVE due_bucket, due_at",
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    }
+                    for approval_id in retire
+                ),
             ]
         )
 

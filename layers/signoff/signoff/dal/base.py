@@ -143,6 +143,17 @@ class TableBase:
         item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         return from_item(item) if item else None
 
+    def _get_many(self, keys: list[dict]) -> list[dict]:
+        """Consistent reads of up to 100 items in one request (BatchGetItem), in no set order; a key
+        DynamoDB leaves unprocessed (throttling) is asked again."""
+        found: list[dict] = []
+        request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = self._db.batch_get_item(RequestItems=request)
+            found += [from_item(item) for item in response.get("Responses", {}).get(self._table, [])]
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
     def _query_partition(self, pk: str) -> Iterator[dict]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,

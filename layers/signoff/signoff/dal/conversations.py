@@ -116,6 +116,14 @@ class ConversationRecords(TableBase):
         data = self._get(_key(_conv_pk(conversation_id), f"TURN#{turn_id}"))
         return _record(data) if data else None
 
+    def get_turn_with_conversation(self, conversation_id: str, turn_id: str) -> tuple[Turn | None, Conversation | None]:
+        """The turn and its conversation in one request (both consistent)."""
+        items = self._get_many(
+            [_key(_conv_pk(conversation_id), f"TURN#{turn_id}"), _key(_conv_pk(conversation_id), "META")]
+        )
+        by_sort_key = {item["sk"]: _record(item) for item in items}
+        return by_sort_key.get(f"TURN#{turn_id}"), by_sort_key.get("META")
+
     def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
         """Everything the client sees of a conversation, read in one partition query."""
         shown = ("conversation", "message", "action")

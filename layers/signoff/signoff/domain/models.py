@@ -176,6 +176,7 @@ class Action(Record):
     tenant: str = "default"  # its conversation's
     grant: GrantRef | None = None  # signed off by a standing approval instead of a decision
     receipt: str | None = None  # the signed receipt (compact JWS) once a gated call ran
+    pause_ref: str | None = None  # the pause it came with (None: recorded before calls kept it)
 
     @property
     def settled(self) -> bool:

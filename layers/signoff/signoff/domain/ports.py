@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from signoff.domain.models import AgentStep, Conversation, Decision, ToolCall, ToolOutput, Turn
+from signoff.domain.models import Action, AgentStep, Conversation, Decision, ToolCall, ToolOutput, Turn
 from signoff.domain.notifications import Notification
 
 
@@ -116,6 +116,17 @@ class WorkMessage(BaseModel):
     def run_calls(cls, turn: Turn) -> WorkMessage:
         """Run the calls of ``turn``'s pause that may run, then go on if none is left waiting."""
         return cls._about(turn, "run_calls")
+
+    @classmethod
+    def run_calls_of(cls, action: Action) -> WorkMessage:
+        """Run the calls of the pause ``action`` came with (its pause_ref set)."""
+        return cls(
+            kind="run_calls",
+            conversation_id=action.conversation_id,
+            turn_id=action.turn_id,
+            pause_ref=action.pause_ref,
+            tenant=action.tenant,
+        )
 
     @classmethod
     def resume(cls, turn: Turn) -> WorkMessage:

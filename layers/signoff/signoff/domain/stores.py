@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -155,6 +155,10 @@ class ConversationStore(Protocol):
     def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
     def get_turn(self, conversation_id: str, turn_id: str) -> Turn | None: ...
+
+    def get_turn_with_conversation(self, conversation_id: str, turn_id: str) -> tuple[Turn | None, Conversation | None]:
+        """The turn and its conversation, read together (each None if missing)."""
+        ...
 
     def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
         """The conversation, its messages in time order and its actions by (created_at, turn, seq)."""
@@ -304,10 +308,12 @@ class ApprovalStore(Protocol):
         approved_arguments: dict[str, Any] | None = None,
         approved_digest: str | None = None,
         changes: dict[str, Any] | None = None,
+        retire: Sequence[str] = (),
     ) -> bool:
         """The call's verdict once (no verdict yet, no execution), with its turn's pending count down by
         one while the turn awaits approvals with pending > 0 (the turn due after the stall time); a
-        scheduled execution makes the action due at its execute_at. All or nothing."""
+        scheduled execution makes the action due at its execute_at; the ``retire`` approvals (which
+        must exist) leave the reconciler's list. All or nothing."""
         ...
 
     def retire_approval(self, approval_id: str) -> None:

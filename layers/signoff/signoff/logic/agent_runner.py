@@ -119,12 +119,13 @@ class AgentRunner:
         """Run the calls of this pause that may run (a callback handed them over: a tool has this
         invocation's time, not the gateway's 30 seconds), then go on if no call was left waiting.
         ``pending`` only falls: a verdict recorded after the turn was read sends its own message."""
-        turn = self._waiting_turn(conversation_id, turn_id, pause_ref)
-        if turn is None:
+        stored, conversation = self._table.get_turn_with_conversation(conversation_id, turn_id)
+        turn = self._waiting(stored, pause_ref)
+        if turn is None or conversation is None:
             return
         actions = self._executor.settle_turn(conversation_id, turn_id)
         if turn.pending == 0:
-            self._go_on(turn, actions)
+            self._go_on(turn, actions, conversation)
 
     def start(self, conversation_id: str, turn_id: str) -> None:
         turn = self._table.claim_turn_start(conversation_id, turn_id)
@@ -157,15 +158,19 @@ class AgentRunner:
             self._go_on(turn, self._executor.settle_turn(conversation_id, turn_id))
 
     def _waiting_turn(self, conversation_id: str, turn_id: str, pause_ref: str) -> Turn | None:
+        return self._waiting(self._table.get_turn(conversation_id, turn_id), pause_ref)
+
+    @staticmethod
+    def _waiting(turn: Turn | None, pause_ref: str) -> Turn | None:
         """The turn, if it still waits on this pause (else the message is a late or duplicate one)."""
-        turn = self._table.get_turn(conversation_id, turn_id)
         if turn is None or turn.pause_ref != pause_ref or turn.status is not TurnStatus.AWAITING_APPROVAL:
             logger.info("the turn no longer waits on this pause; message ignored")
             return None
         return turn
 
-    def _go_on(self, turn: Turn, actions: list[Action]) -> None:
-        """Every call of the pause has its verdict and whatever could run ran: hand the outputs on."""
+    def _go_on(self, turn: Turn, actions: list[Action], conversation: Conversation | None = None) -> None:
+        """Every call of the pause has its verdict and whatever could run ran: hand the outputs on.
+        ``conversation``: the turn's, if already read."""
         conversation_id, turn_id, pause_ref = turn.conversation_id, turn.turn_id, turn.pause_ref
         assert pause_ref is not None
         if _awaiting_client(actions):
@@ -180,7 +185,7 @@ class AgentRunner:
         if not self._table.claim_turn_resume(conversation_id, turn_id, pause_ref):
             logger.info("turn already resumed; message ignored")
             return
-        self._submit(turn, actions, steps=1)
+        self._submit(turn, actions, steps=1, conversation=conversation)
 
     # -- the loop ------------------------------------------------------------------------
     def _advance(self, conversation: Conversation, turn: Turn, step: AgentStep, steps: int) -> None:
@@ -192,12 +197,12 @@ class AgentRunner:
             return
         assert isinstance(step, Pause)
         offered = set(self._offered(conversation.agent)) if self._offered else None
+        turn = turn.model_copy(update={"pause_ref": step.pause_ref})
         actions = [
             self._to_action(turn, seq, call, conversation.tenant, offered) for seq, call in enumerate(step.tool_calls)
         ]
         gated = [a for a in actions if a.gated and a.error is None and a.grant is None]
         approvals = {a.call_id: self._requester.approvals_for(a) for a in gated}
-        turn = turn.model_copy(update={"pause_ref": step.pause_ref})
         stored = [entry for entries in approvals.values() for entry in entries]
         if not self._table.record_pause(turn, step.pause_ref, actions, stored, pending=len(gated)):
             logger.info("pause already recorded")
@@ -250,13 +255,15 @@ class AgentRunner:
             return
         logger.info("turn waits for the client's results", extra={"calls": sum(1 for a in current if not a.settled)})
 
-    def _submit(self, turn: Turn, actions: list[Action], steps: int) -> None:
+    def _submit(self, turn: Turn, actions: list[Action], steps: int, conversation: Conversation | None = None) -> None:
         """All outputs of the pause in one submission, never two: after a retry, look first whether
-        an earlier attempt already got them to the model."""
+        an earlier attempt already got them to the model. ``conversation``: the turn's, if already read
+        (only this turn's worker changes it while the turn is active)."""
         if steps >= MAX_STEPS_PER_TURN:
             self._fail(turn, TooManySteps("too many tool rounds in one turn"))
             return
-        conversation = self._table.get_conversation(turn.conversation_id)
+        if conversation is None:
+            conversation = self._table.get_conversation(turn.conversation_id)
         assert conversation is not None and turn.pause_ref is not None
         outputs = [render_output(a) for a in actions]
         call_ids = [o.call_id for o in outputs]
@@ -339,6 +346,7 @@ class AgentRunner:
             gated_by_budget=budget_note,
             grant=grant,
             tenant=tenant,
+            pause_ref=turn.pause_ref,
         )
 
     def _under_grant(

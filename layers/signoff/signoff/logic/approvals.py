@@ -135,13 +135,11 @@ class ApprovalSettler:
             return
         if self._escalates(action, approval):
             return  # the next rung is asked; the call waits on its answer
+        decided: Action | None = None
         if not action.verdict_recorded:
             known = settled if settled is not None and settled.approval_id in action.approval_ids else None
             decided = self._decide(action, known)
             if decided is not None:
-                # Out of the reconciler's list: answers still to come (a quorum's late ones) change nothing.
-                for other in action.approval_ids:
-                    self._table.retire_approval(other)
                 action = decided  # as this invocation just recorded it
             else:
                 current = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
@@ -162,15 +160,20 @@ class ApprovalSettler:
             # Before the call runs, and again on any retry: one grant per decision, never two.
             self._grants.create_from(action, approval)
         if self._hand_off:
-            self._hand_over(action)
+            self._hand_over(action, decided_now=decided is not None)
             return
         self._executor.run_approved(action)
         self._resume_if_ready(action.conversation_id, action.turn_id)
 
-    def _hand_over(self, action: Action) -> None:
+    def _hand_over(self, action: Action, decided_now: bool) -> None:
         """The worker runs the approved call and resumes the turn when it is ready (a call with nothing
         to run only resumes it, as without a hand-off). A lost message is made up for: the verdict made
-        the turn due, and the reconciler's resume runs the call first."""
+        the turn due, and the reconciler's resume runs the call first. ``decided_now``: this invocation
+        recorded the verdict, so the turn was waiting on the call's pause a moment ago (the worker
+        checks again)."""
+        if decided_now and not action.settled and action.pause_ref:
+            self._queue.send(WorkMessage.run_calls_of(action))
+            return
         turn = self._table.get_turn(action.conversation_id, action.turn_id)
         if turn is None or turn.status is not TurnStatus.AWAITING_APPROVAL or not turn.pause_ref:
             return
@@ -219,8 +222,17 @@ class ApprovalSettler:
         )
         status = verdict.status.value if verdict.status else None  # None: nobody could be asked
         plan = self._plan(action, verdict)
+        # Its approvals leave the reconciler's list with the verdict: answers still to come (a quorum's
+        # late ones) change nothing.
         recorded = self._table.record_verdict(
-            action, ref, status, plan.execution, plan.approved_arguments, plan.approved_digest, plan.changes
+            action,
+            ref,
+            status,
+            plan.execution,
+            plan.approved_arguments,
+            plan.approved_digest,
+            plan.changes,
+            retire=action.approval_ids,
         )
         logger.info("verdict recorded", extra={"call_id": action.call_id, "verdict": status, "won": recorded})
         if not recorded:

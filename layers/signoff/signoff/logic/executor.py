@@ -79,40 +79,41 @@ class ActionExecutor:
             logger.warning("client result overdue; call failed", extra={"call_id": action.call_id})
         return expired
 
-    def run_ungated(self, action: Action) -> None:
+    # run_ungated, run_approved and run_granted return the call as it now is when they know it (they
+    # settled it, or it was not theirs to run and is as given); None when someone else holds it.
+    def run_ungated(self, action: Action) -> Action | None:
         if action.gated:
             raise ValueError("a gated action needs its approval")
         if action.settled:
-            return
+            return action
         if action.execution is None and self._table.claim_execution(action):
-            self._finish(action, self._invoke(action))
-            return
+            return self._finish(action, self._invoke(action))
         self._settle_if_stale(action)
+        return None
 
-    def run_approved(self, action: Action) -> None:
+    def run_approved(self, action: Action) -> Action | None:
         """Run a call whose verdict is approved or modified, after re-checking what was approved."""
         if action.settled or action.verdict not in (DecisionStatus.APPROVED, DecisionStatus.MODIFIED):
-            return
+            return action
         if action.execution is None and self._table.claim_execution(action):
-            self._run_claimed(action)
-            return
+            return self._run_claimed(action)
         self._settle_if_stale(action)
+        return None
 
-    def run_granted(self, action: Action) -> None:
+    def run_granted(self, action: Action) -> Action | None:
         """Run a call signed off by a standing approval, after checking the grant's use is this call's."""
         if action.settled or action.grant is None:
-            return
+            return action
         if action.execution is None and self._table.claim_execution(action):
             grant = self._table.get_grant(action.grant.id)
             if grant is not None and grant_matches(action, grant):
-                self._finish(action, self._invoke(action))
-                return
+                return self._finish(action, self._invoke(action))
             logger.warning("grant does not match the call; not executed", extra={"call_id": action.call_id})
-            self._finish(
+            return self._finish(
                 action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "grant does not match"})
             )
-            return
         self._settle_if_stale(action)
+        return None
 
     def run_scheduled(self, action: Action) -> None:
         """Run a call approved for later, once its time has come (the reconciler calls this)."""
@@ -121,17 +122,23 @@ class ActionExecutor:
 
     def settle_turn(self, conversation_id: str, turn_id: str) -> list[Action]:
         """Run every call of a turn that may run and has not (ungated, or approved); settle the ones
-        a dead invocation left claimed; return the turn's actions as they now are."""
+        a dead invocation left claimed; return the turn's actions as they now are (read again only
+        when another invocation held one of them)."""
+        now: list[Action] = []
         for action in self._table.list_actions(conversation_id, turn_id):
+            current: Action | None = action
             if action.settled:
-                continue
-            if action.grant is not None:
-                self.run_granted(action)
+                pass
+            elif action.grant is not None:
+                current = self.run_granted(action)
             elif action.gated:
-                self.run_approved(action)
+                current = self.run_approved(action)
             elif action.error is None:
-                self.run_ungated(action)
-        return self._table.list_actions(conversation_id, turn_id)
+                current = self.run_ungated(action)
+            if current is None:
+                return self._table.list_actions(conversation_id, turn_id)
+            now.append(current)
+        return now
 
     def _settle_if_stale(self, action: Action) -> None:
         """Someone holds the claim: if their lease ran out they died mid-call, and we say so."""
@@ -143,23 +150,25 @@ class ActionExecutor:
         ):
             logger.warning("a claimed call's invocation died; outcome unknown, not retried")
 
-    def _run_claimed(self, action: Action) -> None:
+    def _run_claimed(self, action: Action) -> Action | None:
         """The claim is ours: run the call if its approvals still cover exactly it, else record why not."""
         approvals = self._table.get_approvals(action.approval_ids)
         if approval_matches(action, approvals):
-            self._finish(action, self._invoke(action), approvals)
-            return
+            return self._finish(action, self._invoke(action), approvals)
         logger.warning("approval does not match the call; not executed", extra={"call_id": action.call_id})
-        self._finish(
+        return self._finish(
             action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
         )
 
-    def _finish(self, action: Action, execution: Execution, approvals: list[Approval] | None = None) -> None:
+    def _finish(self, action: Action, execution: Execution, approvals: list[Approval] | None = None) -> Action | None:
+        """Record what the call came to; the call as written, or None if someone else settled it first."""
         execution = execution.model_copy(update={"result": bounded_result(execution.result)})
+        receipt = None
         if self._receipts is not None and receipt_needed(action, execution):
-            self._receipts.finish(action, execution, approvals)  # the receipt in the same write
+            receipt = self._receipts.finish(action, execution, approvals)  # the receipt in the same write
+            written = receipt is not None
         else:
-            self._table.finish_execution(action, execution)
+            written = self._table.finish_execution(action, execution)
         if self._budgets and execution.status in (ExecutionStatus.NOT_EXECUTED, ExecutionStatus.FAILED):
             self._budgets.release(action)  # it did not run, or failed: it does not count
         count(f"Actions{execution.status.value.title().replace('_', '')}")  # ActionsExecuted, ActionsFailed, ...
@@ -167,6 +176,10 @@ class ActionExecutor:
             "action settled",
             extra={"tool": action.tool, "call_id": action.call_id, "execution": execution.status.value},
         )
+        if not written:
+            return None
+        stored = execution.model_dump(mode="json", exclude_none=True)  # as the table keeps it
+        return Action.model_validate(action.model_dump() | {"execution": stored, "receipt": receipt or action.receipt})
 
     def _invoke(self, action: Action) -> Execution:
         spec = self._tools.get(action.tool)

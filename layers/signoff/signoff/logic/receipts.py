@@ -93,10 +93,11 @@ class ReceiptIssuer:
         self._issuer = issuer
         self._sleep = sleep
 
-    def finish(self, action: Action, execution: Execution, approvals: list[Approval] | None = None) -> bool:
+    def finish(self, action: Action, execution: Execution, approvals: list[Approval] | None = None) -> str | None:
         """Record ``execution`` with the call's receipt, signed against the chain's head as it is;
-        signed again if another call of the tenant moved the head first. False when the call is no
-        longer executing (someone else settled it). ``approvals``: the call's, if already read."""
+        signed again if another call of the tenant moved the head first. The receipt written; None
+        when the call is no longer executing (someone else settled it). ``approvals``: the call's,
+        if already read."""
         if approvals is None:
             approvals = self._table.get_approvals(action.approval_ids) if action.approval_ids else []
         version = policy_version(self._policy().model_dump(mode="json"))
@@ -109,14 +110,14 @@ class ReceiptIssuer:
             jws = compact(message, self._signer.sign(message))
             if self._table.finish_with_receipt(action, execution, seq + 1, jws):
                 count("ReceiptsIssued")
-                return True
+                return jws
             current = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
             if (
                 current is None
                 or current.execution is None
                 or current.execution.status is not ExecutionStatus.EXECUTING
             ):
-                return False
+                return None
             self._sleep(random.uniform(0, 0.02 * (attempt + 1)))  # noqa: S311 - jitter, not security
         logger.error("receipt chain kept moving; call left claimed", extra={"call_id": action.call_id})
         raise ChainBusy(action.call_id)
