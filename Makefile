@@ -20,7 +20,7 @@ help:
 	@echo "make local   run the whole product locally (API :3000, inbox :3001, OpenAI :3002, AWS :3003)"
 	@echo "make sam-local  the functions under sam local (Docker or Finch), moto and the emulators beside them"
 	@echo "make demo    the refund scenario end to end, approved then denied"
-	@echo "make bench   import time of each function (the cold-start cost of its code)"
+	@echo "make bench   requests and cost per approved action, 100 conversations at once, cold imports"
 	@echo "make reliability  drills (duplicates, crashes, faults, forgeries); writes reliability.json"
 	@echo "make test    lint, template checks and the test suite"
 	@echo "make mutation  mutmut over domain/ and logic/ with the unit tests; kill rate per module"
@@ -57,7 +57,8 @@ sam-local: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m local.demo
 
-# Cold-start cost: each handler's import time in fresh interpreters.
+# Requests and cost per approved action, 100 gated conversations at once on the local stack, and each
+# handler's import time in fresh interpreters (the cold-start cost of its code); writes bench/results.json.
 bench: $(VENV)/.installed
 	$(PY) -m local.bench
 

@@ -9,10 +9,13 @@ transaction makes a copy of the whole table as its rollback point: kept forever,
 the local stack grew by gigabytes (a scale-20 reliability run was killed for memory). The server
 here never resets, so nothing needs that list: models are not tracked. And a transaction's
 rollback point is the items it touches, not a copy of the table (whose cost grew with the table).
+And a query reads its partition (a table query) or the unsorted items (an index query), not the
+whole table sorted, so a read's cost follows the work rather than the table's size.
 """
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import threading
 from typing import Any
@@ -94,6 +97,41 @@ def _transact_with_item_rollback(self: DynamoDBBackend, transact_items: list[dic
 _moto_models.copy = _TablesNotCopied()  # type: ignore[attr-defined]
 _moto_transact = DynamoDBBackend.transact_write_items
 DynamoDBBackend.transact_write_items = _transact_with_item_rollback  # type: ignore[method-assign]
+
+
+# What a query of moto's reads: the whole table, sorted, for every query (a partition's too), so a
+# long test session slowed down read by read. A query of the table reads its partition only; a
+# query of an index reads every item unsorted (the query sorts what it keeps by the index's keys).
+_QUERYING: contextvars.ContextVar[tuple[bool, DynamoType | None] | None] = contextvars.ContextVar(
+    "moto_query", default=None
+)
+_moto_query = Table.query
+_moto_all_items = Table.all_items
+
+
+def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
+    index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+    token = _QUERYING.set((bool(index_name), hash_key))
+    try:
+        return _moto_query(self, hash_key, *args, **kwargs)
+    finally:
+        _QUERYING.reset(token)
+
+
+def _items_for_query(self: Table) -> list[Any]:
+    querying = _QUERYING.get()
+    if querying is None:
+        return _moto_all_items(self)  # a scan: in key order, which its paging relies on
+    by_index, hash_key = querying
+    if not by_index and hash_key is not None and self.range_key_attr:
+        return list(self.items.get(hash_key, {}).values())
+    if self.range_key_attr:
+        return [item for partition in self.items.values() for item in partition.values()]
+    return list(self.items.values())
+
+
+Table.query = _query  # type: ignore[method-assign]
+Table.all_items = _items_for_query  # type: ignore[method-assign]
 
 
 # One DynamoDB request at a time, across every server in the process; the stream reader takes it too.

@@ -1,6 +1,6 @@
 """`make bench`: one table and ``bench/results.json``.
 
-SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=5 python -m local.bench
+SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=5 SIGNOFF_BENCH_LOAD=100 python -m local.bench
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 
 from local.bench.coldstart import cold_imports
 from local.bench.costs import PRICES_AS_OF, anchors_per_1000, signoff_per_1000
+from local.bench.load import local_load
 from local.bench.requests import approved_seed_runs, per_action
 from local.template import ROOT, SamTemplate
 
@@ -23,6 +24,7 @@ def main() -> int:
     approvals = int(os.environ.get("SIGNOFF_BENCH_APPROVALS", "5"))
     imports = cold_imports(runs)
     measured = per_action(approved_seed_runs(approvals))
+    load = local_load(int(os.environ.get("SIGNOFF_BENCH_LOAD", "100")))
     memory = {fn.logical_id: fn.memory_size for fn in SamTemplate().functions()}
     costs = signoff_per_1000(measured, memory)
     anchors = anchors_per_1000()
@@ -33,6 +35,7 @@ def main() -> int:
         "anchors_per_1000_approved_actions_usd": anchors,
         "prices": PRICES_AS_OF,
         "cold_import_ms": {name: row["median_ms"] for name, row in imports.items()},
+        "local_load": load,
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -54,6 +57,12 @@ def _print(results: dict, imports: dict) -> None:
         print(f"{'  Signoff ' + part:<44} {usd:>10.4f}")
     for anchor, usd in results["anchors_per_1000_approved_actions_usd"].items():
         print(f"{'  anchor: ' + anchor:<44} {usd:>10.4f}")
+    load = results["local_load"]
+    print(f"\nLocal stack, {load['conversations']} gated conversations at once, all approved at once")
+    for phase in ("ask_to_pending", "approve_to_reply"):
+        row = load[phase]
+        print(f"{'  ' + phase.replace('_', ' ') + ' p50 / p99 (s)':<44} {row['p50_s']:>8} / {row['p99_s']}")
+    print(f"{'  approvals settled per second':<44} {load['approvals_per_second']:>8}")
     print(f"\n{'cold import (median ms)':<44}")
     for name, row in imports.items():
         print(f"{'  ' + name:<44} {row['median_ms']:>8}  {'imports openai' if row['openai'] else ''}")

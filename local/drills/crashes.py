@@ -42,12 +42,14 @@ def work_message(event: dict[str, Any]) -> dict[str, Any]:
 class CrashPlan:
     """Crash the first invocation of ``function_id`` that ``matches`` right after its ``after_writes``-th
     write (``None``: do not crash, only count its writes, for a dry run), or right after the first
-    write that ``after_write(operation, request body)`` picks out."""
+    write that ``after_write(operation, request body)`` picks out, or right before the first one
+    ``before_write`` picks out (it is never sent)."""
 
     function_id: str
     after_writes: int | None
     matches: Callable[[dict[str, Any]], bool] = lambda _event: True
     after_write: Callable[[str, str], bool] | None = None
+    before_write: Callable[[str, str], bool] | None = None
     taken: bool = False
     fired: bool = False
     finished: bool = False  # the target invocation ended (crashed or not)
@@ -104,6 +106,16 @@ class CrashInjector:
         if invocation is not None and invocation.target and isinstance(params, dict):
             body = params.get("body", b"")
             invocation.last_request = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+            with self._lock:
+                plan = self._plan
+            if plan is None or plan.fired or plan.before_write is None or model is None:
+                return
+            if model.name in WRITES.get(model.service_model.endpoint_prefix, set()) and plan.before_write(
+                model.name, invocation.last_request
+            ):
+                plan.fired = True
+                self.crashes += 1
+                raise SimulatedCrash(f"{invocation.function_id} before write {invocation.writes + 1} ({model.name})")
 
     def _after_call(self, http_response: Any = None, model: Any = None, **_kwargs: Any) -> None:
         invocation = lambda_runtime.CURRENT_INVOCATION.get()
@@ -116,7 +128,7 @@ class CrashInjector:
         invocation.writes += 1
         with self._lock:
             plan = self._plan
-        if plan is None or plan.fired:
+        if plan is None or plan.fired or plan.before_write is not None:
             return
         if plan.after_write is not None:
             if not plan.after_write(model.name, invocation.last_request):

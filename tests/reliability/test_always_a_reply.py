@@ -15,9 +15,12 @@ TWO_GATED = "Refund €340 to customer #4821 and €120 to customer #4822."
 GATED_AND_UNGATED = "Refund €340 to customer #4821 and look up customer #55."
 
 
-def _crash(client, message: str, after_write) -> str:
-    """Start a conversation whose start_turn invocation dies right after the write ``after_write`` picks."""
-    plan = client.stack.crashes.arm(CrashPlan("AgentWorkerFunction", None, after_write=after_write))
+def _crash(client, message: str, after_write=None, before_write=None) -> str:
+    """Start a conversation whose start_turn invocation dies right after the write ``after_write`` picks
+    (or right before the one ``before_write`` picks)."""
+    plan = client.stack.crashes.arm(
+        CrashPlan("AgentWorkerFunction", None, after_write=after_write, before_write=before_write)
+    )
     try:
         cid = client.start(message)["conversation_id"]
         wait_for(lambda: plan.done.is_set(), timeout=30, what="the worker invocation")
@@ -60,7 +63,7 @@ def short_leases():
 
 def test_worker_dies_before_every_gated_call_has_its_approvals(client, short_leases):
     """Hole 1: died right after binding the first call's decision; the second call had no approval."""
-    cid = _crash(client, TWO_GATED, lambda op, body: op == "UpdateItem" and "decision_id = :d" in body)
+    cid = _crash(client, TWO_GATED, lambda op, body: op == "TransactWriteItems" and "decision_id = :d" in body)
     view = _heal(client, cid)
     assert view["status"] == "idle" and view["messages"][-1]["role"] == "assistant"
     statuses = sorted((a["execution"] or {}).get("status") for a in view["actions"])
@@ -94,13 +97,15 @@ def test_an_ungated_call_left_executing_by_a_crash_is_settled_not_rerun(client, 
 
 @pytest.mark.parametrize("api", ["responses", "chat", "assistants"])
 def test_a_turn_that_fails_after_the_model_asked_for_tools_does_not_block_the_next(client, api):
-    """Hole 3: the model asked for a call, the worker died before recording the pause; the turn fails
-    (lease over), and the next message must not find the agent API still waiting on that call."""
+    """Hole 3: the model asked for a call, the worker died before recording the pause (its calls, its
+    approvals and the turn's move are one write); the turn fails (lease over), and the next message
+    must not find the agent API still waiting on that call."""
     extra = {"AGENT_API": api, **MATRIX_SETTINGS}
     if api == "assistants":
         extra["OPENAI_ASSISTANT_ID"] = assistant_for(client.stack)
     with settings_changed(**extra):
-        cid = _crash(client, "Please look up customer #57.", lambda op, body: op == "PutItem" and '"ACTION#' in body)
+        pause = lambda op, body: op == "TransactWriteItems" and '"ACTION#' in body  # noqa: E731
+        cid = _crash(client, "Please look up customer #57.", before_write=pause)
         view = _heal(client, cid)
         assert view["status"] == "failed"
         _follow_up_gets_a_reply(client, cid)

@@ -97,22 +97,34 @@ class ApprovalRecords(TableBase):
 
     def attach_decision(self, approval: Approval, decision_id: str, expires_at: str | None = None) -> bool:
         """Bind the Handover decision (and when it times out) to the approval, once; the action shows
-        the first one as pending."""
-        bound = self._update(
-            _approval_key(approval.approval_id),
-            "SET decision_id = :d, expires_at = :e",
-            "attribute_not_exists(decision_id) AND #st = :pending",
-            {":d": decision_id, ":e": expires_at, ":pending": ApprovalState.PENDING},
-            {"#st": "state"},
+        the first one as pending, in the same write."""
+        return self._transact(
+            [
+                {
+                    "Update": {
+                        "Key": _approval_key(approval.approval_id),
+                        "UpdateExpression": "SET decision_id = :d, expires_at = :e",
+                        "ConditionExpression": "attribute_not_exists(decision_id) AND #st = :pending",
+                        "ExpressionAttributeNames": {"#st": "state"},
+                        "ExpressionAttributeValues": {
+                            ":d": to_attr(decision_id),
+                            ":e": to_attr(expires_at),
+                            ":pending": to_attr(ApprovalState.PENDING),
+                        },
+                    }
+                },
+                {
+                    "Update": {
+                        "Key": _action_key(approval.conversation_id, approval.turn_id, approval.call_id),
+                        "UpdateExpression": "SET decision = if_not_exists(decision, :ref)",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": {
+                            ":ref": to_attr(DecisionRef(id=decision_id).model_dump(mode="json"))
+                        },
+                    }
+                },
+            ]
         )
-        if bound:
-            self._update(
-                _action_key(approval.conversation_id, approval.turn_id, approval.call_id),
-                "SET decision = if_not_exists(decision, :ref)",
-                "attribute_exists(pk)",
-                {":ref": DecisionRef(id=decision_id).model_dump(mode="json")},
-            )
-        return bound
 
     def settle_approval(self, approval: Approval, decision: Decision | None) -> Approval | None:
         """pending → settled with the approver's answer (None: no decision could be requested).

@@ -216,8 +216,9 @@ class AgentRunner:
             self._requester.request(conversation, action, [approval for approval, _ in approvals[action.call_id]])
         logger.info("turn paused", extra={"calls": len(actions), "gated": len(gated)})
         if gated:
-            self._table.show_awaiting_approval(turn.conversation_id, turn.turn_id, step.pause_ref)
-            # Settled already when every decision failed to be created; otherwise a callback resumes it.
+            if self._table.show_awaiting_approval(turn.conversation_id, turn.turn_id, step.pause_ref):
+                return  # calls still wait on approvers: the answer that settles the last one goes on
+            # Settled already: every decision failed to be created, or the approvers were quicker.
             current = self._table.get_turn(turn.conversation_id, turn.turn_id)
             if (
                 current
