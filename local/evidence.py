@@ -1,13 +1,14 @@
 """Evidence: reading back what happened, for tests, the demo and the reliability drills.
 
 One place for waiting on a condition with a deadline, counting a tool's effects in the table,
-counting conversations, and counting the tool-output submissions the OpenAI-compatible server
-accepted, whichever of the three APIs carried them.
+counting conversations and the writes each function made, and counting the tool-output
+submissions the OpenAI-compatible server accepted, whichever of the three APIs carried them.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -18,6 +19,43 @@ import boto3
 
 class TimedOut(AssertionError):
     pass
+
+
+class WriteTally:
+    """Successful writes (DynamoDB items, SQS messages) per function of the embedded stack, from the
+    boto3 session's hooks: what a refused request must leave at zero. Clients built before
+    ``install`` do not see it (the stack's ``warm`` rebuilds them)."""
+
+    def __init__(self) -> None:
+        from collections import Counter
+
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def install(self, session: Any) -> WriteTally:
+        for service in ("dynamodb", "sqs"):
+            session.events.register(f"after-call.{service}", self._after_call)
+        self._session = session
+        return self
+
+    def uninstall(self) -> None:
+        for service in ("dynamodb", "sqs"):
+            self._session.events.unregister(f"after-call.{service}", self._after_call)
+
+    def of(self, function_id: str) -> int:
+        with self._lock:
+            return self.counts[function_id]
+
+    def _after_call(self, http_response: Any = None, model: Any = None, **_kwargs: Any) -> None:
+        from local.drills.crashes import WRITES
+        from local.lambda_runtime import CURRENT_FUNCTION
+
+        function = CURRENT_FUNCTION.get()
+        if function is None or model is None or http_response is None or http_response.status_code >= 300:
+            return
+        if model.name in WRITES.get(model.service_model.endpoint_prefix, set()):
+            with self._lock:
+                self.counts[function] += 1
 
 
 def wait_for[T](condition: Callable[[], T], *, timeout: float = 15.0, what: str = "condition") -> T:

@@ -35,6 +35,8 @@ class AwsCallRecorder:
             for item in params.get("TransactItems", []):
                 for kind, body in item.items():
                     found.append((f"dynamodb:{_TRANSACT[kind]}", body.get("TableName", "")))
+        elif name in ("BatchGetItem", "BatchWriteItem"):  # one request, each table it names a resource
+            found += [(f"dynamodb:{name}", table) for table in params.get("RequestItems", {})]
         elif service == "dynamodb":
             resource = params.get("TableName", "")
             if params.get("IndexName"):

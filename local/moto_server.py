@@ -102,7 +102,7 @@ DynamoDBBackend.transact_write_items = _transact_with_item_rollback  # type: ign
 # What a query of moto's reads: the whole table, sorted, for every query (a partition's too), so a
 # long test session slowed down read by read. A query of the table reads its partition only; a
 # query of an index reads every item unsorted (the query sorts what it keeps by the index's keys).
-_QUERYING: contextvars.ContextVar[tuple[bool, DynamoType | None] | None] = contextvars.ContextVar(
+_QUERYING: contextvars.ContextVar[tuple[str | None, DynamoType | None] | None] = contextvars.ContextVar(
     "moto_query", default=None
 )
 _moto_query = Table.query
@@ -111,7 +111,7 @@ _moto_all_items = Table.all_items
 
 def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
     index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-    token = _QUERYING.set((bool(index_name), hash_key))
+    token = _QUERYING.set((index_name, hash_key))
     try:
         return _moto_query(self, hash_key, *args, **kwargs)
     finally:
@@ -122,12 +122,20 @@ def _items_for_query(self: Table) -> list[Any]:
     querying = _QUERYING.get()
     if querying is None:
         return _moto_all_items(self)  # a scan: in key order, which its paging relies on
-    by_index, hash_key = querying
-    if not by_index and hash_key is not None and self.range_key_attr:
+    index_name, hash_key = querying
+    if index_name is None and hash_key is not None and self.range_key_attr:
         return list(self.items.get(hash_key, {}).values())
-    if self.range_key_attr:
-        return [item for partition in self.items.values() for item in partition.values()]
-    return list(self.items.values())
+    items = (
+        [item for partition in self.items.values() for item in partition.values()]
+        if self.range_key_attr
+        else list(self.items.values())
+    )
+    index = self.get_index(index_name) if index_name else None
+    hash_attrs = [key["AttributeName"] for key in index.schema if key["KeyType"] == "HASH"] if index else []
+    if len(hash_attrs) == 1 and hash_key is not None:  # the index's partition only (moto checks again)
+        name = hash_attrs[0]
+        return [item for item in items if name in item.attrs and item.attrs[name] == hash_key]
+    return items
 
 
 Table.query = _query  # type: ignore[method-assign]

@@ -19,7 +19,7 @@ logger = Logger()
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context.get_remaining_time_in_millis()):
-        report = runtime.reconciler().run_once()
+        report = runtime.reconciler().run()
     logger.info("reconcile pass", extra={"checked": report.checked, "settled": report.settled})
     for name, value in (
         ("ApprovalsSettledByReconciler", report.settled),

@@ -1,6 +1,7 @@
 """`make bench`: one table and ``bench/results.json``.
 
-SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=5 SIGNOFF_BENCH_LOAD=100 python -m local.bench
+SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=5 SIGNOFF_BENCH_LOAD=100 \
+SIGNOFF_BENCH_PENDING=100000 SIGNOFF_BENCH_DUE=10000 python -m local.bench
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from local.bench.coldstart import cold_imports
 from local.bench.costs import PRICES_AS_OF, anchors_per_1000, signoff_per_1000
 from local.bench.load import local_load
+from local.bench.reconciler import reconciler_at_scale
 from local.bench.requests import approved_seed_runs, per_action
 from local.template import ROOT, SamTemplate
 
@@ -25,6 +27,8 @@ def main() -> int:
     imports = cold_imports(runs)
     measured = per_action(approved_seed_runs(approvals))
     load = local_load(int(os.environ.get("SIGNOFF_BENCH_LOAD", "100")))
+    due = int(os.environ.get("SIGNOFF_BENCH_DUE", "10000"))
+    safety_net = reconciler_at_scale(int(os.environ.get("SIGNOFF_BENCH_PENDING", "100000")), due, due // 10)
     memory = {fn.logical_id: fn.memory_size for fn in SamTemplate().functions()}
     costs = signoff_per_1000(measured, memory)
     anchors = anchors_per_1000()
@@ -36,6 +40,7 @@ def main() -> int:
         "prices": PRICES_AS_OF,
         "cold_import_ms": {name: row["median_ms"] for name, row in imports.items()},
         "local_load": load,
+        "reconciler": safety_net,
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -63,6 +68,18 @@ def _print(results: dict, imports: dict) -> None:
         row = load[phase]
         print(f"{'  ' + phase.replace('_', ' ') + ' p50 / p99 (s)':<44} {row['p50_s']:>8} / {row['p99_s']}")
     print(f"{'  approvals settled per second':<44} {load['approvals_per_second']:>8}")
+    net, modelled = results["reconciler"], results["reconciler"]["modelled"]
+    pending, due, answered = net["pending_approvals"], net["due"], net["answered_with_callback_lost"]
+    print(f"\nReconciler: {pending:,} pending approvals, {due:,} due ({answered:,} answered, callback lost)")
+    rows = [
+        ("DynamoDB requests per due item", net["dynamodb_requests_per_due_item"]),
+        ("Handover requests per due item", net["handover_requests_per_due_item"]),
+        (f"local: items handled per second ({net['passes']} passes)", net["local_items_per_second"]),
+        (f"modelled: items per invocation ({modelled['ms_per_due_item']} ms each)", modelled["items_per_invocation"]),
+        ("modelled: invocations to drain", modelled["invocations_to_drain"]),
+    ]
+    for label, value in rows:
+        print(f"{'  ' + label:<52} {value:>8}")
     print(f"\n{'cold import (median ms)':<44}")
     for name, row in imports.items():
         print(f"{'  ' + name:<44} {row['median_ms']:>8}  {'imports openai' if row['openai'] else ''}")

@@ -643,8 +643,9 @@ class MemoryTable:
                     if row.due and row.due_at and row.due_at <= cutoff
                 ),
                 key=lambda entry: (entry[0], entry[1]),
-            )[:limit]
-            work = DueWork()
+            )
+            work = DueWork(more=len(due) > limit)
+            due = due[:limit]
             for due_at, _key, row in due:
                 work.oldest_due_at = work.oldest_due_at or due_at
                 record = row.record.model_copy(deep=True)

@@ -413,3 +413,29 @@ def test_one_pass_counts_everything_it_did():
     with _later(16.5):  # unreadable once: looked at again after two intervals
         assert gate.reconciler.run_once().errors >= 1
     assert gate.approvals(cids[2])[0].read_failures == 2 and pending
+
+
+def test_a_backlog_drains_in_one_invocation_page_by_page():
+    """Lost callbacks pile up: one run takes pass after pass until nothing is due (run_once: one page)."""
+    gate = Gate(ScriptedAgent(*[pause(_refund()) for _ in range(5)], *[reply("r") for _ in range(5)]))
+    for _ in range(5):
+        gate.ask()
+    for decision in gate.handover.asked():
+        gate.handover.answer(decision, "denied")  # every callback lost
+    with _later(6):
+        first = gate.reconciler.run_once(limit=2)
+        assert (first.checked, first.settled, first.more) == (2, 2, True)
+        drained = gate.reconciler.run(limit=2)
+    assert (drained.checked, drained.settled, drained.more) == (3, 3, False)
+    assert drained.passes >= 2  # the three left took more than one page of two
+    with _later(6):
+        assert gate.reconciler.run(limit=2).checked == 0  # nothing left
+
+
+def test_a_run_stops_at_its_pass_limit_and_says_more_is_due():
+    gate = Gate(ScriptedAgent(*[pause(_refund()) for _ in range(3)]))
+    for _ in range(3):
+        gate.ask()
+    with _later(6):
+        report = gate.reconciler.run(limit=1, max_passes=2)
+    assert (report.passes, report.checked, report.more) == (2, 2, True)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from signoff.dal.base import DUE_BUCKET, TableBase, _action_key, _approval_key, _conv_pk, _key, _record
+from signoff.dal.base import TableBase, _action_key, _approval_key, _conv_pk, _key, _record, due_bucket
 from signoff.dal.codec import from_item, to_attr, to_item
 from signoff.domain.models import (
     Action,
@@ -34,7 +34,7 @@ class ApprovalRecords(TableBase):
         item.update(approval.model_dump(mode="json"))
         item.update(
             {
-                "due_bucket": DUE_BUCKET,
+                "due_bucket": due_bucket(f"APPROVAL#{approval.approval_id}"),
                 "due_at": iso(due_at),
                 "audit_bucket": f"AUDIT#{approval.created_at[:7]}",
                 "audit_at": f"{approval.created_at}#{approval.approval_id}",
@@ -182,7 +182,7 @@ class ApprovalRecords(TableBase):
             values[":execution"] = execution.model_dump(mode="json", exclude_none=True)
             if execution.execute_at:
                 sets += ["due_bucket = :bucket", "due_at = :due"]
-                values.update({":bucket": DUE_BUCKET, ":due": execution.execute_at})
+                values.update({":bucket": due_bucket(_conv_pk(action.conversation_id)), ":due": execution.execute_at})
         if approved_arguments is not None:
             from signoff.domain.canonical import canonical_json
 
@@ -212,7 +212,7 @@ class ApprovalRecords(TableBase):
                             ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
                             ":one": {"N": "1"},
                             ":zero": {"N": "0"},
-                            ":bucket": {"S": DUE_BUCKET},
+                            ":bucket": {"S": due_bucket(_conv_pk(action.conversation_id))},
                             ":due": {"S": self._stall_due()},
                         },
                     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -14,7 +15,17 @@ from signoff.dal.codec import from_item, to_attr
 from signoff.domain.models import Action, Approval, Conversation, Message, Turn, iso, utc_now
 
 DUE_INDEX = "due-index"
-DUE_BUCKET = "DUE"
+# The due index is split over DUE_SHARDS partitions by the item's pk, so no single index partition
+# takes every write of a busy stack (one partition takes about 1,000 writes a second). "DUE", the
+# one bucket of earlier versions, is still read until what it holds has been handled.
+DUE_SHARDS = 16
+LEGACY_DUE_BUCKET = "DUE"
+DUE_BUCKETS = (*(f"DUE#{n:x}" for n in range(DUE_SHARDS)), LEGACY_DUE_BUCKET)
+
+
+def due_bucket(pk: str) -> str:
+    """The due-index partition of the item whose pk is ``pk`` (stable across processes)."""
+    return f"DUE#{zlib.crc32(pk.encode()) % DUE_SHARDS:x}"
 
 
 def _conv_pk(conversation_id: str) -> str:

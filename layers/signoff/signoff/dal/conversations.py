@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from signoff.dal.base import DUE_BUCKET, TableBase, _conv_pk, _key, _record
+from signoff.dal.base import TableBase, _conv_pk, _key, _record, due_bucket
 from signoff.dal.codec import from_item, to_attr, to_item
 from signoff.domain.models import (
     Action,
@@ -98,7 +98,7 @@ class ConversationRecords(TableBase):
                 "pk": _conv_pk(turn.conversation_id),
                 "sk": f"TURN#{turn.turn_id}",
                 "type": "turn",
-                "due_bucket": DUE_BUCKET,
+                "due_bucket": due_bucket(_conv_pk(turn.conversation_id)),
                 "due_at": self._stall_due(),
                 **turn.model_dump(),
             }
@@ -181,7 +181,7 @@ class ConversationRecords(TableBase):
             ExpressionAttributeValues={
                 ":running": {"S": TurnStatus.RUNNING},
                 ":queued": {"S": TurnStatus.QUEUED},
-                ":bucket": {"S": DUE_BUCKET},
+                ":bucket": {"S": due_bucket(_conv_pk(conversation_id))},
                 ":lease": {"S": self._lease_due()},
             },
             ReturnValues="ALL_NEW",
@@ -200,7 +200,7 @@ class ConversationRecords(TableBase):
                     "#s = :awaiting AND pause_ref = :pause AND pending = :zero",
                     {
                         ":running": TurnStatus.RUNNING,
-                        ":bucket": DUE_BUCKET,
+                        ":bucket": due_bucket(_conv_pk(conversation_id)),
                         ":lease": self._lease_due(),
                         ":awaiting": TurnStatus.AWAITING_APPROVAL,
                         ":pause": pause_ref,
@@ -250,7 +250,7 @@ class ConversationRecords(TableBase):
                 ":target": {"S": target},
                 ":running": {"S": TurnStatus.RUNNING},
                 ":one": {"N": "1"},
-                ":bucket": {"S": DUE_BUCKET},
+                ":bucket": {"S": due_bucket(_conv_pk(conversation_id))},
                 ":due": {"S": iso(utc_now() + self._stall + timedelta(seconds=900))},
             },
             ReturnValues="UPDATED_NEW",
@@ -328,7 +328,7 @@ class ConversationRecords(TableBase):
                         ":running": TurnStatus.RUNNING,
                         ":pause": pause_ref,
                         ":zero": 0,
-                        ":bucket": DUE_BUCKET,
+                        ":bucket": due_bucket(_conv_pk(conversation_id)),
                         ":due": iso(utc_now() + self._stall),
                     },
                 ),

@@ -57,7 +57,8 @@ class DueWork:
     approvals: list[Approval] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)  # scheduled calls whose time has come
-    oldest_due_at: str | None = None  # when the longest-waiting item fell due (listed in due order)
+    oldest_due_at: str | None = None  # when the longest-waiting item listed fell due
+    more: bool = False  # more items were due than were listed: the backlog is not drained
 
 
 MAX_CONVERSATION_PAGE = 200  # messages (and actions) one read of a conversation returns at most
@@ -327,7 +328,8 @@ class ApprovalStore(Protocol):
 
 class DueStore(Protocol):
     def due_work(self, now: datetime, limit: int = 100) -> DueWork:
-        """At most ``limit`` due items (approvals, turns, scheduled actions) with due_at ≤ now, oldest first."""
+        """About ``limit`` due items (approvals, turns, scheduled actions) with due_at ≤ now, the oldest
+        of each shard of the list (an even share each); ``more`` when some were left out."""
         ...
 
 

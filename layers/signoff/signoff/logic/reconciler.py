@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from signoff import deadline
 from signoff.domain.models import Approval, ApprovalState, Turn, TurnStatus, iso, parse_iso, utc_now
 from signoff.domain.ports import (
     ApprovalService,
@@ -41,6 +42,8 @@ logger = Logger(child=True)
 MAX_READ_FAILURES = 6  # with backoff from the recheck interval: about 63 intervals before giving up
 WAITING_TURN_RECHECK_FACTOR = 12  # a turn waiting on approvals is carried by them; look rarely
 MAX_PENDING_RECHECK = timedelta(hours=1)  # the longest a pending decision goes unlooked at
+MAX_PASSES = 200  # passes of one invocation at most (about 20,000 due items)
+PASS_RESERVE_SECONDS = 20.0  # no new pass with less time than this left (a pass's Handover reads)
 
 
 @dataclass
@@ -54,6 +57,18 @@ class ReconcileReport:
     unreadable_settled: int = 0
     missing_approvals_settled: int = 0
     oldest_due_age_seconds: float = 0.0  # how long the longest-waiting due item had waited (alarmed on)
+    passes: int = 0
+    more: bool = False  # the last pass left due items for the next
+
+    def absorb(self, other: ReconcileReport) -> None:
+        """Add a later pass: counts summed, the first pass's oldest age (the backlog's), its ``more``."""
+        for name in ("checked", "settled", "still_pending", "errors", "turns_redriven", "scheduled_run"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.unreadable_settled += other.unreadable_settled
+        self.missing_approvals_settled += other.missing_approvals_settled
+        self.passes += other.passes
+        self.oldest_due_age_seconds = self.oldest_due_age_seconds or other.oldest_due_age_seconds
+        self.more = other.more
 
 
 class Reconciler:
@@ -75,10 +90,23 @@ class Reconciler:
         self._recheck = timedelta(seconds=recheck_after_seconds)
         self._grace = timedelta(seconds=unbound_grace_seconds)
 
+    def run(self, limit: int = 100, max_passes: int = MAX_PASSES) -> ReconcileReport:
+        """Passes until nothing more is due, the invocation's time is nearly up (a pass is left the
+        time one takes at most), or ``max_passes``: a backlog drains in one invocation, not one page
+        of it every schedule."""
+        total = ReconcileReport()
+        for _ in range(max_passes):
+            report = self.run_once(limit)
+            total.absorb(report)
+            if not report.more or deadline.remaining() < PASS_RESERVE_SECONDS:
+                break
+        return total
+
     def run_once(self, limit: int = 100) -> ReconcileReport:
         report = ReconcileReport()
         now = utc_now()
         work = self._table.due_work(now, limit=limit)
+        report.passes, report.more = 1, work.more
         if work.oldest_due_at:
             fell_due = datetime.fromisoformat(work.oldest_due_at.replace("Z", "+00:00"))
             report.oldest_due_age_seconds = max(0.0, (now - fell_due).total_seconds())
