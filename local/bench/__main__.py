@@ -75,7 +75,10 @@ def _print(results: dict, imports: dict) -> None:
         ("DynamoDB requests per due item", net["dynamodb_requests_per_due_item"]),
         ("Handover requests per due item", net["handover_requests_per_due_item"]),
         (f"local: items handled per second ({net['passes']} passes)", net["local_items_per_second"]),
-        (f"modelled: items per invocation ({modelled['ms_per_due_item']} ms each)", modelled["items_per_invocation"]),
+        (
+            f"modelled: items per invocation ({modelled['ms_per_due_item']} ms each, {modelled['workers']} at once)",
+            modelled["items_per_invocation"],
+        ),
         ("modelled: invocations to drain", modelled["invocations_to_drain"]),
     ]
     for label, value in rows:

@@ -7,7 +7,8 @@ then goes as the deployed one does (pass after pass until nothing is due); it is
 DynamoDB and Handover request it makes is counted.
 
 What moto and the emulator take per request on this machine says little about AWS: the figures to
-carry over are the requests per due item, priced in ``modelled`` at stated latencies.
+carry over are the requests per due item, priced in ``modelled`` at stated latencies, with the
+reconciler's workers handling that many items at once (they wait on I/O, not on CPU).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def _seed_answered(stack: EmbeddedStack, count: int) -> None:
 
 def reconciler_at_scale(pending: int = 100_000, due: int = 10_000, answered: int = 1_000) -> dict[str, Any]:
     from signoff import deadline, runtime
+    from signoff.config import settings
 
     config = StackConfig(reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": "ERROR"}).on_free_ports()
     stack = EmbeddedStack(config).start()
@@ -142,7 +144,8 @@ def reconciler_at_scale(pending: int = 100_000, due: int = 10_000, answered: int
     dynamodb = sum(n for (_f, service, _op), n in counter.calls.items() if service == "dynamodb")
     handled = report.checked + report.turns_redriven + report.scheduled_run
     per_item_ms = (dynamodb * DYNAMODB_MS + handover * HANDOVER_MS) / max(1, handled)
-    per_invocation = int(INVOCATION_SECONDS * 1000 / per_item_ms)
+    workers = settings().reconcile_workers  # items handled at once, each waiting on its requests
+    per_invocation = int(INVOCATION_SECONDS * 1000 / per_item_ms * workers)
     return {
         "pending_approvals": pending,
         "due": due,
@@ -160,6 +163,7 @@ def reconciler_at_scale(pending: int = 100_000, due: int = 10_000, answered: int
         "modelled": {
             "assumed_ms": {"dynamodb_request": DYNAMODB_MS, "handover_get": HANDOVER_MS},
             "ms_per_due_item": round(per_item_ms, 1),
+            "workers": workers,
             "items_per_invocation": per_invocation,
             "invocations_to_drain": math.ceil(due / max(1, per_invocation)),
         },

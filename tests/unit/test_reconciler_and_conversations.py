@@ -439,3 +439,34 @@ def test_a_run_stops_at_its_pass_limit_and_says_more_is_due():
     with _later(6):
         report = gate.reconciler.run(limit=1, max_passes=2)
     assert (report.passes, report.checked, report.more) == (2, 2, True)
+
+
+def test_a_pass_with_workers_handles_each_due_approval_once_even_run_twice_at_once():
+    """Due approvals are handled eight at a time (each waits on Handover); two passes at once over the
+    same lost callbacks still run each approved call once, and the counts add up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gate = Gate(ScriptedAgent(*[pause(_refund()) for _ in range(8)]))
+    for _ in range(8):
+        gate.ask()
+    decisions = gate.handover.asked()
+    for decision in decisions[:4]:
+        gate.handover.answer(decision, "approved")  # callbacks lost
+    parallel = Reconciler(gate.table, gate.handover, gate.settler, gate.executor, gate.queue, 300, 300, workers=8)
+    with _later(6), ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: parallel.run_once(), range(2)))
+    assert len(gate.ran("issue_refund")) == 4  # each approved call invoked once
+    assert all(r.checked <= 8 for r in reports) and max(r.checked for r in reports) == 8
+    assert gate.table.due_work(utc_now() + timedelta(minutes=6)).approvals == []  # all settled or postponed
+
+
+def test_a_pass_with_workers_counts_what_each_worker_did():
+    gate = Gate(ScriptedAgent(*[pause(_refund()) for _ in range(8)]))
+    for _ in range(8):
+        gate.ask()
+    for decision in gate.handover.asked()[:3]:
+        gate.handover.answer(decision, "denied")
+    parallel = Reconciler(gate.table, gate.handover, gate.settler, gate.executor, gate.queue, 300, 300, workers=8)
+    with _later(6):
+        report = parallel.run_once()
+    assert (report.checked, report.settled, report.still_pending, report.errors) == (8, 3, 5, 0)

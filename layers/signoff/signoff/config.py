@@ -35,6 +35,7 @@ class Settings:
     openai_timeout_seconds: float
     execution_lease_seconds: int
     unbound_grace_seconds: int
+    reconcile_workers: int
     min_model_call_seconds: float
     max_message_chars: int
     max_body_bytes: int
@@ -79,6 +80,8 @@ class Settings:
             # How long an approval may wait for its decision to be created before counting as never
             # asked: longer than a worker invocation can live.
             unbound_grace_seconds=_int("UNBOUND_GRACE_SECONDS", 300),
+            # Due items one reconciler pass handles at once: each waits mostly on Handover's answer.
+            reconcile_workers=_int("RECONCILE_WORKERS", 8),
             min_model_call_seconds=float(env.get("MIN_MODEL_CALL_SECONDS") or 10),
             max_message_chars=_int("MAX_MESSAGE_CHARS", 32_000),
             max_body_bytes=_int("MAX_BODY_BYTES", 256 * 1024),

@@ -370,6 +370,7 @@ def reconciler() -> Reconciler:
         work_queue(),
         cfg.reconcile_after_seconds,
         cfg.unbound_grace_seconds,
+        cfg.reconcile_workers,
     )
 
 

@@ -15,6 +15,9 @@ Runs on a schedule, one pass, never waiting on a human:
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -60,15 +63,28 @@ class ReconcileReport:
     passes: int = 0
     more: bool = False  # the last pass left due items for the next
 
+    def add_counts(self, other: ReconcileReport) -> None:
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def absorb(self, other: ReconcileReport) -> None:
         """Add a later pass: counts summed, the first pass's oldest age (the backlog's), its ``more``."""
-        for name in ("checked", "settled", "still_pending", "errors", "turns_redriven", "scheduled_run"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.unreadable_settled += other.unreadable_settled
-        self.missing_approvals_settled += other.missing_approvals_settled
+        self.add_counts(other)
         self.passes += other.passes
         self.oldest_due_age_seconds = self.oldest_due_age_seconds or other.oldest_due_age_seconds
         self.more = other.more
+
+
+_COUNTS = (
+    "checked",
+    "settled",
+    "still_pending",
+    "errors",
+    "turns_redriven",
+    "scheduled_run",
+    "unreadable_settled",
+    "missing_approvals_settled",
+)
 
 
 class Reconciler:
@@ -81,7 +97,11 @@ class Reconciler:
         queue: WorkQueue,
         recheck_after_seconds: int,
         unbound_grace_seconds: int = 300,
+        workers: int = 1,
     ):
+        # workers: due approvals of a pass handled at once (each waits mostly on a Handover GET); every
+        # step is a conditional write, so two at once on the same call still settle it once.
+        self._workers = max(1, workers)
         self._table = table
         self._service = service
         self._settler = settler
@@ -110,14 +130,26 @@ class Reconciler:
         if work.oldest_due_at:
             fell_due = datetime.fromisoformat(work.oldest_due_at.replace("Z", "+00:00"))
             report.oldest_due_age_seconds = max(0.0, (now - fell_due).total_seconds())
-        for approval in work.approvals:
-            report.checked += 1
-            self._approval(approval, now, report)
+        for part in self._map(lambda approval: self._one_approval(approval, now), work.approvals):
+            report.add_counts(part)
         for action in work.actions:
             self._executor.run_scheduled(action)
             report.scheduled_run += 1
         for turn in work.turns:
             self._redrive(turn, now, report)
+        return report
+
+    def _map(self, step: Callable[[Approval], ReconcileReport], approvals: list[Approval]) -> list[ReconcileReport]:
+        """``step`` over the approvals, ``workers`` at a time, each in a copy of this context (the
+        invocation's deadline, its log keys)."""
+        if self._workers == 1 or len(approvals) < 2:
+            return [step(a) for a in approvals]
+        with ThreadPoolExecutor(min(self._workers, len(approvals))) as pool:
+            return list(pool.map(lambda a: contextvars.copy_context().run(step, a), approvals))
+
+    def _one_approval(self, approval: Approval, now: datetime) -> ReconcileReport:
+        report = ReconcileReport(checked=1)
+        self._approval(approval, now, report)
         return report
 
     def _approval(self, approval: Approval, now: datetime, report: ReconcileReport) -> None:
