@@ -101,9 +101,10 @@ DynamoDBBackend.transact_write_items = _transact_with_item_rollback  # type: ign
 
 # What a query of moto's reads: the whole table, sorted, for every query (a partition's too), so a
 # long test session slowed down read by read. A query of the table reads its partition only; a
-# query of an index reads every item unsorted (the query sorts what it keeps by the index's keys).
-_QUERYING: contextvars.ContextVar[tuple[str | None, DynamoType | None] | None] = contextvars.ContextVar(
-    "moto_query", default=None
+# query of an index the items of its partition that meet its sort key condition, unsorted (moto
+# checks both again and sorts what it keeps).
+_QUERYING: contextvars.ContextVar[tuple[str | None, DynamoType | None, str | None, list] | None] = (
+    contextvars.ContextVar("moto_query", default=None)
 )
 _moto_query = Table.query
 _moto_all_items = Table.all_items
@@ -111,7 +112,7 @@ _moto_all_items = Table.all_items
 
 def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
     index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-    token = _QUERYING.set((index_name, hash_key))
+    token = _QUERYING.set((index_name, hash_key, args[0] if args else None, args[1] if len(args) > 1 else []))
     try:
         return _moto_query(self, hash_key, *args, **kwargs)
     finally:
@@ -122,7 +123,7 @@ def _items_for_query(self: Table) -> list[Any]:
     querying = _QUERYING.get()
     if querying is None:
         return _moto_all_items(self)  # a scan: in key order, which its paging relies on
-    index_name, hash_key = querying
+    index_name, hash_key, range_comparison, range_values = querying
     if index_name is None and hash_key is not None and self.range_key_attr:
         return list(self.items.get(hash_key, {}).values())
     items = (
@@ -131,10 +132,14 @@ def _items_for_query(self: Table) -> list[Any]:
         else list(self.items.values())
     )
     index = self.get_index(index_name) if index_name else None
-    hash_attrs = [key["AttributeName"] for key in index.schema if key["KeyType"] == "HASH"] if index else []
-    if len(hash_attrs) == 1 and hash_key is not None:  # the index's partition only (moto checks again)
-        name = hash_attrs[0]
-        return [item for item in items if name in item.attrs and item.attrs[name] == hash_key]
+    keys = {key["KeyType"]: key["AttributeName"] for key in index.schema} if index else {}
+    if len(index.schema if index else []) > 2 or hash_key is None or "HASH" not in keys:
+        return items
+    # The index's partition only, and only what meets the sort key condition: moto checks both again.
+    name, sort = keys["HASH"], keys.get("RANGE")
+    items = [item for item in items if name in item.attrs and item.attrs[name] == hash_key]
+    if sort and range_comparison:
+        items = [i for i in items if sort in i.attrs and i.attrs[sort].compare(range_comparison, range_values)]
     return items
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 
 from local.aws_resources import CreatedResources, create_resources, function_environments
 from local.catalogs.example import write_example
@@ -238,6 +239,8 @@ class EmbeddedStack:
             server.stop()
         if self.handover:
             self.handover.stop()
+        with contextlib.suppress(requests.RequestException):  # the next stack in this process starts empty
+            requests.post(f"{getattr(self, 'aws_url', '')}/moto-api/reset", timeout=30)
         self._moto.stop()
 
     def _serve(self, app: Any, port: int, name: str) -> BackgroundServer:

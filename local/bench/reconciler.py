@@ -51,14 +51,17 @@ def _approval(approval_id: str, decision_id: str | None, created_at: str, cid: s
     )
 
 
-def _put_many(stack: EmbeddedStack, items: list[dict]) -> None:
+def _put_many(items: list[dict]) -> None:
+    """Straight into the in-process moto (under its lock): seeding is not what is measured."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    from local.moto_server import DYNAMODB_LOCK
     from signoff import runtime
 
-    table = runtime.table()
-    for start in range(0, len(items), 25):
-        request = {table._table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
-        while request:
-            request = table._db.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+    backend = dynamodb_backends["123456789012"]["us-east-1"]
+    with DYNAMODB_LOCK:
+        for item in items:
+            backend.put_item(runtime.table()._table, item)
 
 
 def _seed_waiting(stack: EmbeddedStack, count: int, due_now: int) -> None:
@@ -73,7 +76,7 @@ def _seed_waiting(stack: EmbeddedStack, count: int, due_now: int) -> None:
         decision = stack.handover.create({"action": "Refund", "approver": APPROVER})["id"] if due else "dec_later"
         approval = _approval(f"apr_{uuid.uuid4().hex}", decision, iso(now - timedelta(hours=1)))
         items.append(table._approval_item(approval, now - timedelta(minutes=1) if due else now + timedelta(days=1)))
-    _put_many(stack, items)
+    _put_many(items)
 
 
 def _seed_answered(stack: EmbeddedStack, count: int) -> None:

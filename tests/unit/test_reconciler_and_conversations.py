@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 
+from signoff import deadline
 from signoff.domain.models import ConversationStatus, DecisionStatus, ExecutionStatus, TurnStatus, utc_now
 from signoff.domain.ports import BackendRejected, BackendUnavailable, ConversationBusy, ConversationNotFound
 from signoff.logic.agent_runner import MAX_ATTEMPTS
@@ -467,6 +468,14 @@ def test_a_pass_with_workers_counts_what_each_worker_did():
     for decision in gate.handover.asked()[:3]:
         gate.handover.answer(decision, "denied")
     parallel = Reconciler(gate.table, gate.handover, gate.settler, gate.executor, gate.queue, 300, 300, workers=8)
-    with _later(6):
+    fetch, left = gate.handover.get_decision, []
+
+    def timed_fetch(decision_id):
+        left.append(deadline.remaining())  # each worker runs in the invocation's context: its deadline
+        return fetch(decision_id)
+
+    gate.handover.get_decision = timed_fetch
+    with _later(6), deadline.invocation(60_000):
         report = parallel.run_once()
     assert (report.checked, report.settled, report.still_pending, report.errors) == (8, 3, 5, 0)
+    assert len(left) == 8 and all(seconds <= 60 for seconds in left)

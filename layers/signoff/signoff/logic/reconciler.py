@@ -45,7 +45,8 @@ logger = Logger(child=True)
 MAX_READ_FAILURES = 6  # with backoff from the recheck interval: about 63 intervals before giving up
 WAITING_TURN_RECHECK_FACTOR = 12  # a turn waiting on approvals is carried by them; look rarely
 MAX_PENDING_RECHECK = timedelta(hours=1)  # the longest a pending decision goes unlooked at
-MAX_PASSES = 200  # passes of one invocation at most (about 20,000 due items)
+PASS_LIMIT = 400  # due items one pass lists: about 24 from each shard of the due index
+MAX_PASSES = 100  # passes of one invocation at most (about 40,000 due items)
 PASS_RESERVE_SECONDS = 20.0  # no new pass with less time than this left (a pass's Handover reads)
 
 
@@ -110,7 +111,7 @@ class Reconciler:
         self._recheck = timedelta(seconds=recheck_after_seconds)
         self._grace = timedelta(seconds=unbound_grace_seconds)
 
-    def run(self, limit: int = 100, max_passes: int = MAX_PASSES) -> ReconcileReport:
+    def run(self, limit: int = PASS_LIMIT, max_passes: int = MAX_PASSES) -> ReconcileReport:
         """Passes until nothing more is due, the invocation's time is nearly up (a pass is left the
         time one takes at most), or ``max_passes``: a backlog drains in one invocation, not one page
         of it every schedule."""
@@ -122,7 +123,7 @@ class Reconciler:
                 break
         return total
 
-    def run_once(self, limit: int = 100) -> ReconcileReport:
+    def run_once(self, limit: int = PASS_LIMIT) -> ReconcileReport:
         report = ReconcileReport()
         now = utc_now()
         work = self._table.due_work(now, limit=limit)
@@ -144,8 +145,9 @@ class Reconciler:
         invocation's deadline, its log keys)."""
         if self._workers == 1 or len(approvals) < 2:
             return [step(a) for a in approvals]
+        contexts = [contextvars.copy_context() for _ in approvals]  # copied here, in the invocation's thread
         with ThreadPoolExecutor(min(self._workers, len(approvals))) as pool:
-            return list(pool.map(lambda a: contextvars.copy_context().run(step, a), approvals))
+            return list(pool.map(lambda context, approval: context.run(step, approval), contexts, approvals))
 
     def _one_approval(self, approval: Approval, now: datetime) -> ReconcileReport:
         report = ReconcileReport(checked=1)
