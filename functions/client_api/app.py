@@ -16,12 +16,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, ValidationError
 
@@ -61,7 +59,6 @@ from signoff.api.responses import (
 )
 from signoff.api.responses import StartedTurn as StartedTurnView
 from signoff.config import settings
-from signoff.dal.idempotency import client_request_config, client_request_persistence
 from signoff.dal.table import ConversationBusy, ConversationNotFound
 from signoff.domain.notifications import url_allowed
 from signoff.domain.policy import ApprovalPolicy
@@ -153,7 +150,7 @@ def _with_idempotency(key: str | None, operation, request: dict[str, Any]) -> St
     try:
         if key is None:
             return operation(request)
-        return _run_command(command={"idempotency_key": key, "request": request}, operation=operation)
+        return runtime.idempotent_command()(command={"idempotency_key": key, "request": request}, operation=operation)
     except IdempotencyValidationError as exc:
         raise ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used with another request.") from exc
     except IdempotencyAlreadyInProgressError as exc:
@@ -166,20 +163,6 @@ def _with_idempotency(key: str | None, operation, request: dict[str, Any]) -> St
         raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
     except QueueUnavailable as exc:
         raise ApiError(503, "unavailable", "The service is busy; try again shortly.") from exc
-
-
-_idempotency_config = client_request_config(settings().idempotency_ttl_seconds)
-_idempotency_store = client_request_persistence(settings().table_name)
-
-
-@idempotent_function(
-    data_keyword_argument="command",
-    persistence_store=_idempotency_store,
-    config=_idempotency_config,
-    output_serializer=PydanticSerializer(StartedTurn),
-)
-def _run_command(command: dict[str, Any], operation) -> StartedTurn:
-    return operation(command["request"])
 
 
 def _refused(*statuses: int) -> dict[int, dict[str, Any]]:
@@ -420,7 +403,7 @@ def revoke_grant(grant_id: Annotated[str, Path()]) -> Response[dict]:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    _idempotency_config.register_lambda_context(context)
+    runtime.idempotency_config().register_lambda_context(context)
     authorizer = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
     with log_keys(logger, tenant=str(authorizer.get("tenant", ""))):
         try:

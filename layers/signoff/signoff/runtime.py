@@ -34,6 +34,37 @@ def _dynamodb():
 
 
 @cache
+def idempotency_config():
+    """One per sandbox: the handler gives it each invocation's context (its remaining time)."""
+    from signoff.dal.idempotency import client_request_config
+
+    return client_request_config(settings().idempotency_ttl_seconds)
+
+
+@cache
+def idempotent_command():
+    """The client API's command runner, once per Idempotency-Key (Powertools idempotency in the
+    table). Built on first use, with the sandbox's DynamoDB client: a request without a key never
+    pays for it, and the import does not build a second client."""
+    from aws_lambda_powertools.utilities.idempotency import idempotent_function
+    from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+
+    from signoff.dal.idempotency import client_request_persistence
+    from signoff.logic.conversations import StartedTurn
+
+    @idempotent_function(
+        data_keyword_argument="command",
+        persistence_store=client_request_persistence(settings().table_name, _dynamodb()),
+        config=idempotency_config(),
+        output_serializer=PydanticSerializer(StartedTurn),
+    )
+    def run(command: dict, operation):
+        return operation(command["request"])
+
+    return run
+
+
+@cache
 def table() -> SignoffTable:
     from signoff.dal.table import SignoffTable
 
@@ -468,6 +499,8 @@ def reset() -> None:
 
     for fn in (
         _dynamodb,
+        idempotency_config,
+        idempotent_command,
         table,
         work_queue,
         notification_queue,
