@@ -17,8 +17,8 @@ from typing import Any
 import boto3
 import requests
 
+from local.bench.requests import bench_stack
 from local.evidence import wait_for
-from local.stack import EmbeddedStack, StackConfig
 
 SEED = "Issue a €340 refund to customer #{n}."
 
@@ -62,11 +62,9 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def local_load(conversations: int = 100) -> dict[str, Any]:
-    config = StackConfig(reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"}).on_free_ports()
-    stack = EmbeddedStack(config).start()
-    clock = ReplyClock().install()
-    stack.warm()  # rebuild the clients: a client copies the session's hooks when it is built
-    api = {"Authorization": f"Bearer {config.api_key}"}
+    clock = ReplyClock()
+    stack = bench_stack(clock)
+    api = {"Authorization": f"Bearer {stack.config.api_key}"}
     try:
         posted: dict[str, float] = {}
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import requests
 
-from local.bench.requests import RequestCounter
+from local.bench.requests import RequestCounter, bench_stack
 from local.lambda_runtime import CURRENT_FUNCTION
-from local.stack import EmbeddedStack, StackConfig
+from local.stack import EmbeddedStack
 
 DYNAMODB_MS = 8.0  # one request to DynamoDB from Lambda in the same region (assumed, typical)
 HANDOVER_MS = 120.0  # one GET of a decision from Handover's API (assumed)
@@ -121,8 +121,7 @@ def reconciler_at_scale(pending: int = 100_000, due: int = 10_000, answered: int
     from signoff import deadline, runtime
     from signoff.config import settings
 
-    config = StackConfig(reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": "ERROR"}).on_free_ports()
-    stack = EmbeddedStack(config).start()
+    stack = bench_stack(log_level="ERROR")
     try:
         seeding = time.perf_counter()
         _seed_waiting(stack, pending - answered, due - answered)

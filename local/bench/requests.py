@@ -70,12 +70,21 @@ class RequestCounter:
                 self.durations[invocation.function_id].append(time.perf_counter() - began)
 
 
+def bench_stack(hook: Any = None, log_level: str = "WARNING") -> EmbeddedStack:
+    """A local stack for a bench, its schedule out of the way; ``hook`` is installed on the boto3
+    session and the clients are built again (a client copies the session's hooks when it is built)."""
+    config = StackConfig(reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": log_level})
+    stack = EmbeddedStack(config.on_free_ports()).start()
+    if hook is not None:
+        hook.install()
+        stack.warm()
+    return stack
+
+
 def approved_seed_runs(runs: int) -> dict[str, Any]:
-    config = StackConfig(reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"}).on_free_ports()
-    stack = EmbeddedStack(config).start()
-    counter = RequestCounter().install()
-    stack.warm()  # rebuild the clients: a client copies the session's hooks when it is built
-    api = {"Authorization": f"Bearer {config.api_key}"}
+    counter = RequestCounter()
+    stack = bench_stack(counter)
+    api = {"Authorization": f"Bearer {stack.config.api_key}"}
     try:
         for _ in range(runs):
             started = requests.post(f"{stack.api_url}/conversations", json={"message": SEED}, headers=api, timeout=30)
