@@ -1,6 +1,6 @@
 """`make bench`: one table and ``bench/results.json``.
 
-SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=5 SIGNOFF_BENCH_LOAD=100 \
+SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=20 SIGNOFF_BENCH_LOAD=100 \
 SIGNOFF_BENCH_PENDING=100000 SIGNOFF_BENCH_DUE=10000 python -m local.bench
 """
 
@@ -23,7 +23,7 @@ RESULTS = ROOT / "bench" / "results.json"
 def main() -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     runs = int(os.environ.get("SIGNOFF_BENCH_RUNS", "7"))
-    approvals = int(os.environ.get("SIGNOFF_BENCH_APPROVALS", "5"))
+    approvals = int(os.environ.get("SIGNOFF_BENCH_APPROVALS", "20"))
     imports = cold_imports(runs)
     measured = per_action(approved_seed_runs(approvals))
     load = local_load(int(os.environ.get("SIGNOFF_BENCH_LOAD", "100")))
@@ -57,6 +57,8 @@ def _print(results: dict, imports: dict) -> None:
     print(f"{'SQS sends per approved action':<44} {results['sqs_requests_per_approved_action']:>8}")
     print(f"{'KMS requests per approved action':<44} {results['kms_requests_per_approved_action']:>8}")
     print(f"{'Handover requests per decision':<44} {results['handover_requests_per_decision']:>8}")
+    callback = results["callback_ms_excluding_handover_get"]
+    print(f"{'callback ms, the Handover GET excluded, p50/p99':<44} {callback.get('p50')} / {callback.get('p99')}")
     print("\nUSD per 1,000 approved actions")
     for part, usd in results["cost_breakdown_per_1000_usd"].items():
         print(f"{'  Signoff ' + part:<44} {usd:>10.4f}")

@@ -17,7 +17,7 @@ import boto3
 import requests
 
 from local.evidence import wait_for
-from local.lambda_runtime import CURRENT_FUNCTION, INVOCATION_ENDED, INVOCATION_STARTED
+from local.lambda_runtime import CURRENT_FUNCTION, CURRENT_INVOCATION, INVOCATION_ENDED, INVOCATION_STARTED
 from local.stack import EmbeddedStack, StackConfig
 
 SEED = "Issue a €340 refund to customer #4821."
@@ -31,19 +31,40 @@ class RequestCounter:
         self.transact_items: Counter[str] = Counter()  # function → items written in transactions
         self.write_bytes: Counter[str] = Counter()  # function → bytes of items written (for the units)
         self.durations: dict[str, list[float]] = defaultdict(list)
+        self.own_durations: dict[str, list[float]] = defaultdict(list)  # less the Handover GETs it waited on
         self._started: dict[int, float] = {}
+        self._waited: dict[int, float] = defaultdict(float)  # invocation → seconds in Handover GETs
         self._lock = threading.Lock()
 
     def install(self) -> RequestCounter:
+        from signoff.adapters.handover import HandoverClient
+
         boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._on_call)
         INVOCATION_STARTED.append(self._on_start)
         INVOCATION_ENDED.append(self._on_end)
+        self._get_decision = HandoverClient.get_decision
+        counter = self
+
+        def timed_get_decision(client, decision_id):
+            began = time.perf_counter()
+            try:
+                return counter._get_decision(client, decision_id)
+            finally:
+                invocation = CURRENT_INVOCATION.get()
+                if invocation is not None:
+                    with counter._lock:
+                        counter._waited[id(invocation)] += time.perf_counter() - began
+
+        HandoverClient.get_decision = timed_get_decision  # type: ignore[method-assign]
         return self
 
     def uninstall(self) -> None:
+        from signoff.adapters.handover import HandoverClient
+
         boto3.DEFAULT_SESSION.events.unregister("before-parameter-build", self._on_call)
         INVOCATION_STARTED.remove(self._on_start)
         INVOCATION_ENDED.remove(self._on_end)
+        HandoverClient.get_decision = self._get_decision  # type: ignore[method-assign]
 
     def _on_call(self, model, params, **_kwargs) -> None:
         function = CURRENT_FUNCTION.get()
@@ -66,8 +87,11 @@ class RequestCounter:
     def _on_end(self, invocation) -> None:
         with self._lock:
             began = self._started.pop(id(invocation), None)
+            waited = self._waited.pop(id(invocation), 0.0)
             if began is not None:
-                self.durations[invocation.function_id].append(time.perf_counter() - began)
+                took = time.perf_counter() - began
+                self.durations[invocation.function_id].append(took)
+                self.own_durations[invocation.function_id].append(took - waited)
 
 
 def bench_stack(hook: Any = None, log_level: str = "WARNING") -> EmbeddedStack:
@@ -146,4 +170,14 @@ def per_action(result: dict[str, Any]) -> dict[str, Any]:
             f: round(statistics.median(d) * 1000, 1) for f, d in sorted(counter.durations.items())
         },
         "write_bytes_per_approved_action": round(sum(counter.write_bytes.values()) / runs),
+        "callback_ms_excluding_handover_get": _spread(counter.own_durations.get("ApprovalCallbackFunction", [])),
     }
+
+
+def _spread(seconds: list[float]) -> dict[str, float | int]:
+    """Median and p99 in ms (the p99 of a few runs is close to their worst)."""
+    if not seconds:
+        return {"runs": 0}
+    ordered = sorted(seconds)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {"runs": len(ordered), "p50": round(statistics.median(ordered) * 1000, 1), "p99": round(p99 * 1000, 1)}
