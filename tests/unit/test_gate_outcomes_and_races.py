@@ -252,16 +252,38 @@ def test_a_decision_that_is_not_the_approvals_is_refused():
     assert gate.ran() == [] and gate.approvals(cid)[0].state.value == "pending"
 
 
+def _unbound(gate: Gate, cid: str):
+    """The approval as it is between the decision's creation and the worker's binding of it."""
+    approval = gate.approvals(cid)[0]
+    row = gate.table._rows[(f"APPROVAL#{approval.approval_id}", "APPROVAL")]
+    row.record = row.record.model_copy(update={"decision_id": None})
+    return approval
+
+
 def test_a_callback_before_its_decision_is_bound_waits_for_the_reconciler():
     gate = Gate(ScriptedAgent(pause(_gated_refund()), reply()))
     cid = gate.ask()
     [decision] = gate.handover.asked()
-    approval = gate.approvals(cid)[0]
-    row = gate.table._rows[(f"APPROVAL#{approval.approval_id}", "APPROVAL")]
-    row.record = row.record.model_copy(update={"decision_id": None})
+    _unbound(gate, cid)
     gate.handover.answer(decision, "approved")
+    naps: list[float] = []
+    gate.callback._sleep = naps.append  # the binding never comes
     assert gate.callback.handle(gate.handover.token(decision)) is CallbackOutcome.NOT_READY
     assert gate.ran() == [] and gate.handover.fetches == 0
+    assert 0 < sum(naps) <= 1.0  # it looked again for about a second, no longer
+
+
+def test_a_callback_that_beats_the_binding_by_moments_settles_the_call():
+    """A fast approver (a bot) answers before the worker has written the decision id it got back."""
+    gate = Gate(ScriptedAgent(pause(_gated_refund()), reply("Done.")))
+    cid = gate.ask()
+    [decision] = gate.handover.asked()
+    approval = _unbound(gate, cid)
+    gate.handover.answer(decision, "approved")
+    gate.callback._sleep = lambda _seconds: gate.table.attach_decision(approval, decision)  # bound meanwhile
+    assert gate.callback.handle(gate.handover.token(decision)) is CallbackOutcome.SETTLED
+    gate.drain()
+    assert len(gate.ran()) == 1 and gate.reply(cid) == "Done."
 
 
 def test_a_callback_for_a_settled_approval_finishes_what_a_crash_left():

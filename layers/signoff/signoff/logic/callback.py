@@ -7,12 +7,15 @@ conditional write, so forged, duplicate, late and reordered callbacks change not
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from signoff.domain.models import ApprovalState
+from signoff import deadline
+from signoff.domain.models import Approval, ApprovalState
 from signoff.domain.ports import ApprovalService
 from signoff.domain.tokens import InvalidCallbackToken, verify_token
 from signoff.logic.approvals import ApprovalSettler, SettleResult
@@ -38,6 +41,9 @@ class UnknownApproval(LookupError):
     """The token is genuine but names no approval we hold."""
 
 
+BINDING_WAITS = (0.1, 0.3, 0.6)  # seconds between looks for a binding the worker is about to write
+
+
 class ApprovalCallback:
     def __init__(
         self,
@@ -45,11 +51,13 @@ class ApprovalCallback:
         service: ApprovalService,
         settler: ApprovalSettler,
         signing_key: bytes,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self._table = table
         self._service = service
         self._settler = settler
         self._key = signing_key
+        self._sleep = sleep
 
     def handle(self, token: str) -> CallbackOutcome:
         try:
@@ -63,7 +71,10 @@ class ApprovalCallback:
             self._settler.finish(approval_id)  # completes work a crashed invocation left, if any
             return CallbackOutcome.ALREADY_SETTLED
         if approval.decision_id is None:
-            return CallbackOutcome.NOT_READY
+            bound = self._bound_soon(approval_id)
+            if bound is None:
+                return CallbackOutcome.NOT_READY
+            approval = bound
         decision = self._service.get_decision(approval.decision_id)
         if decision.id != approval.decision_id:
             raise ForgedCallback("decision id mismatch")
@@ -86,3 +97,18 @@ class ApprovalCallback:
             SettleResult.ALREADY_SETTLED: CallbackOutcome.ALREADY_SETTLED,
             SettleResult.PENDING: CallbackOutcome.PENDING,
         }[result]
+
+    def _bound_soon(self, approval_id: str) -> Approval | None:
+        """The approval once its decision is bound, if that happens within a second: an approver (a
+        bot, a test) can answer before the worker has written the decision id it just got back.
+        Otherwise None: the reconciler settles it (the answer is not lost, only later)."""
+        for wait in BINDING_WAITS:
+            if deadline.remaining() < wait + 5:
+                return None
+            self._sleep(wait)
+            approval = self._table.get_approval(approval_id)
+            if approval is None or approval.state is not ApprovalState.PENDING:
+                return None
+            if approval.decision_id is not None:
+                return approval
+        return None
