@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from signoff.dal.base import TableBase, _action_key, _approval_key, _conv_pk, _key, _record, due_bucket
-from signoff.dal.codec import from_item, to_attr, to_item
+from signoff.dal.codec import to_attr, to_item
 from signoff.domain.models import (
     Action,
     Approval,
@@ -145,20 +145,15 @@ class ApprovalRecords(TableBase):
             ":at": decision.resolved_at if decision and decision.resolved_at else iso(utc_now()),
             ":soon": iso(utc_now()),
         }
-        response = self._conditional(
-            self._db.update_item,
-            TableName=self._table,
-            Key=_approval_key(approval.approval_id),
-            UpdateExpression=(
-                "SET #st = :settled, outcome = :outcome, resolved_by = :by, notes = :notes, response_data = :data, "
-                "execute_at = :exec_at, resolved_at = :at, due_at = :soon"
-            ),
-            ConditionExpression="#st = :pending",
-            ExpressionAttributeNames={"#st": "state"},
-            ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
-            ReturnValues="ALL_NEW",  # the settled approval, so the settler need not read it again
-        )
-        return None if response is None else _record(from_item(response["Attributes"]))
+        settled = self._update_returning(
+            _approval_key(approval.approval_id),
+            "SET #st = :settled, outcome = :outcome, resolved_by = :by, notes = :notes, response_data = :data, "
+            "execute_at = :exec_at, resolved_at = :at, due_at = :soon",
+            "#st = :pending",
+            values,
+            {"#st": "state"},
+        )  # the settled approval, so the settler need not read it again
+        return None if settled is None else _record(settled)
 
     def record_verdict(
         self,

@@ -130,6 +130,19 @@ class TableBase:
     def _update(
         self, key: dict, expression: str, condition: str, values: dict | None = None, names: dict | None = None
     ) -> bool:
+        return self._update_returning(key, expression, condition, values, names, returning="NONE") is not None
+
+    def _update_returning(
+        self,
+        key: dict,
+        expression: str,
+        condition: str,
+        values: dict | None = None,
+        names: dict | None = None,
+        returning: str = "ALL_NEW",
+    ) -> dict | None:
+        """A conditional update: the attributes ``returning`` names ({} for NONE), or None when the
+        condition failed (someone else won)."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Key": key,
@@ -140,7 +153,10 @@ class TableBase:
             kwargs["ExpressionAttributeValues"] = {k: to_attr(v) for k, v in values.items()}
         if names:
             kwargs["ExpressionAttributeNames"] = names
-        return self._conditional(self._db.update_item, **kwargs) is not None
+        if returning != "NONE":
+            kwargs["ReturnValues"] = returning
+        response = self._conditional(self._db.update_item, **kwargs)
+        return None if response is None else from_item(response.get("Attributes") or {})
 
     def _put_new(self, item: dict) -> bool:
         return (

@@ -171,22 +171,19 @@ class ConversationRecords(TableBase):
 
     def claim_turn_start(self, conversation_id: str, turn_id: str) -> Turn | None:
         """queued → running: exactly one worker starts a turn, and gets it as it now is."""
-        response = self._conditional(
-            self._db.update_item,
-            TableName=self._table,
-            Key=_key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
-            UpdateExpression="SET #s = :running, due_bucket = :bucket, due_at = :lease",
-            ConditionExpression="#s = :queued",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={
-                ":running": {"S": TurnStatus.RUNNING},
-                ":queued": {"S": TurnStatus.QUEUED},
-                ":bucket": {"S": due_bucket(_conv_pk(conversation_id))},
-                ":lease": {"S": self._lease_due()},
+        claimed = self._update_returning(
+            _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+            "SET #s = :running, due_bucket = :bucket, due_at = :lease",
+            "#s = :queued",
+            {
+                ":running": TurnStatus.RUNNING,
+                ":queued": TurnStatus.QUEUED,
+                ":bucket": due_bucket(_conv_pk(conversation_id)),
+                ":lease": self._lease_due(),
             },
-            ReturnValues="ALL_NEW",
+            {"#s": "status"},
         )
-        return None if response is None else _record(from_item(response["Attributes"]))
+        return None if claimed is None else _record(claimed)
 
     def claim_turn_resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
         """awaiting_approval → running, once every call of that pause has its verdict. Due again when
@@ -238,24 +235,22 @@ class ConversationRecords(TableBase):
         """running → queued (start) or awaiting_approval with nothing pending (resume), so a retry can
         claim it again; the conversation stays ``running``. Returns the attempts so far."""
         target = TurnStatus.AWAITING_APPROVAL if for_resume else TurnStatus.QUEUED
-        response = self._conditional(
-            self._db.update_item,
-            TableName=self._table,
-            Key=_key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+        released = self._update_returning(
+            _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
             # Due again later as a backstop, should the delayed retry message be lost.
-            UpdateExpression="SET #s = :target, due_bucket = :bucket, due_at = :due ADD attempts :one",
-            ConditionExpression="#s = :running",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={
-                ":target": {"S": target},
-                ":running": {"S": TurnStatus.RUNNING},
-                ":one": {"N": "1"},
-                ":bucket": {"S": due_bucket(_conv_pk(conversation_id))},
-                ":due": {"S": iso(utc_now() + self._stall + timedelta(seconds=900))},
+            "SET #s = :target, due_bucket = :bucket, due_at = :due ADD attempts :one",
+            "#s = :running",
+            {
+                ":target": target,
+                ":running": TurnStatus.RUNNING,
+                ":one": 1,
+                ":bucket": due_bucket(_conv_pk(conversation_id)),
+                ":due": iso(utc_now() + self._stall + timedelta(seconds=900)),
             },
-            ReturnValues="UPDATED_NEW",
+            {"#s": "status"},
+            returning="UPDATED_NEW",
         )
-        return None if response is None else int(from_item(response["Attributes"])["attempts"])
+        return None if released is None else int(released["attempts"])
 
     def record_pause(
         self,

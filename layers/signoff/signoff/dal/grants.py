@@ -17,7 +17,7 @@ from signoff.dal.audit import AUDIT_INDEX, InvalidCursor
 from signoff.dal.audit import _decode as decode_cursor
 from signoff.dal.audit import _encode as encode_cursor
 from signoff.dal.base import TableBase, _key, _strip_keys
-from signoff.dal.codec import from_item, to_attr, to_item
+from signoff.dal.codec import from_item, to_item
 from signoff.domain.grants import GRANT_ID_PATTERN, Grant, GrantUse, scope_hash
 from signoff.domain.models import iso
 
@@ -58,21 +58,14 @@ class GrantRecords(TableBase):
 
     def take_grant_use(self, grant: Grant, use: GrantUse, now: datetime) -> int | None:
         """One use of a live grant for this call: the uses left after it, or None if it had none."""
-        response = self._conditional(
-            self._db.update_item,
-            TableName=self._table,
-            Key=_grant_key(grant.grant_id),
-            UpdateExpression="SET uses_left = uses_left - :one, uses = list_append(uses, :use)",
-            ConditionExpression="uses_left > :zero AND expires_at > :now AND attribute_not_exists(revoked_at)",
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":zero": {"N": "0"},
-                ":now": {"S": iso(now)},
-                ":use": to_attr([use.model_dump(mode="json")]),
-            },
-            ReturnValues="UPDATED_NEW",
+        left = self._update_returning(
+            _grant_key(grant.grant_id),
+            "SET uses_left = uses_left - :one, uses = list_append(uses, :use)",
+            "uses_left > :zero AND expires_at > :now AND attribute_not_exists(revoked_at)",
+            {":one": 1, ":zero": 0, ":now": iso(now), ":use": [use.model_dump(mode="json")]},
+            returning="UPDATED_NEW",
         )
-        return None if response is None else int(from_item(response["Attributes"])["uses_left"])
+        return None if left is None else int(left["uses_left"])
 
     def revoke_grant(self, tenant: str, grant_id: str, by: str, now: datetime) -> bool:
         """Revoked at once, for good, by its own tenant only; False when it already was (or is not
