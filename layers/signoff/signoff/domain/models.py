@@ -187,6 +187,11 @@ class Action(Record):
     def arguments_to_run(self) -> dict[str, Any]:
         return self.approved_arguments if self.approved_arguments is not None else self.arguments
 
+    def as_written(self, **fields: Any) -> Action:
+        """The call after a write that set ``fields``, validated as a read of it would be: a flow
+        goes on with what it just wrote instead of reading it back."""
+        return Action.model_validate(self.model_dump() | fields)
+
 
 class ApprovalState(StrEnum):
     PENDING = "pending"  # waiting on the approver

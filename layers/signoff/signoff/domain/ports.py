@@ -113,20 +113,10 @@ class WorkMessage(BaseModel):
     tenant: str | None = None  # for the worker's log lines; the conversation's own is what counts
 
     @classmethod
-    def run_calls(cls, turn: Turn) -> WorkMessage:
-        """Run the calls of ``turn``'s pause that may run, then go on if none is left waiting."""
-        return cls._about(turn, "run_calls")
-
-    @classmethod
-    def run_calls_of(cls, action: Action) -> WorkMessage:
-        """Run the calls of the pause ``action`` came with (its pause_ref set)."""
-        return cls(
-            kind="run_calls",
-            conversation_id=action.conversation_id,
-            turn_id=action.turn_id,
-            pause_ref=action.pause_ref,
-            tenant=action.tenant,
-        )
+    def run_calls(cls, of: Turn | Action) -> WorkMessage:
+        """Run the calls of the pause (of ``of``, a turn or one of its calls) that may run, then go on
+        if none is left waiting."""
+        return cls._about(of, "run_calls")
 
     @classmethod
     def resume(cls, turn: Turn) -> WorkMessage:
@@ -134,13 +124,13 @@ class WorkMessage(BaseModel):
         return cls._about(turn, "resume_turn")
 
     @classmethod
-    def _about(cls, turn: Turn, kind: Literal["resume_turn", "run_calls"]) -> WorkMessage:
+    def _about(cls, of: Turn | Action, kind: Literal["resume_turn", "run_calls"]) -> WorkMessage:
         return cls(
             kind=kind,
-            conversation_id=turn.conversation_id,
-            turn_id=turn.turn_id,
-            pause_ref=turn.pause_ref,
-            tenant=turn.tenant,
+            conversation_id=of.conversation_id,
+            turn_id=of.turn_id,
+            pause_ref=of.pause_ref,
+            tenant=of.tenant,
         )
 
 

@@ -172,7 +172,7 @@ class ApprovalSettler:
         recorded the verdict, so the turn was waiting on the call's pause a moment ago (the worker
         checks again)."""
         if decided_now and not action.settled and action.pause_ref:
-            self._queue.send(WorkMessage.run_calls_of(action))
+            self._queue.send(WorkMessage.run_calls(action))
             return
         turn = self._table.get_turn(action.conversation_id, action.turn_id)
         if turn is None or turn.status is not TurnStatus.AWAITING_APPROVAL or not turn.pause_ref:
@@ -199,13 +199,13 @@ class ApprovalSettler:
         turn = self._table.get_turn(action.conversation_id, action.turn_id)
         return turn is None or turn.status in (TurnStatus.FAILED, TurnStatus.COMPLETED)
 
-    def decide(self, action: Action, settled: Approval | None = None) -> bool:
-        """Record the call's verdict if the answers so far decide it; True if this call did.
-        ``settled``: an approval as this invocation just settled it (the others are read)."""
-        return self._decide(action, settled) is not None
+    def decide(self, action: Action) -> bool:
+        """Record the call's verdict if the answers so far decide it; True if this call did."""
+        return self._decide(action, None) is not None
 
     def _decide(self, action: Action, settled: Approval | None) -> Action | None:
-        """The call as its verdict left it, if this invocation recorded the verdict."""
+        """The call as its verdict left it, if this invocation recorded the verdict. ``settled``: an
+        approval as this invocation just settled it (the others are read)."""
         known = {settled.approval_id: settled} if settled is not None else {}
         unknown = [i for i in action.approval_ids if i not in known]
         found = {a.approval_id: a for a in self._table.get_approvals(unknown)} if unknown else {}
@@ -244,7 +244,7 @@ class ApprovalSettler:
             written |= {"approved_arguments": plan.approved_arguments, "approved_digest": plan.approved_digest}
         if plan.changes is not None:
             written["changes"] = plan.changes
-        return Action.model_validate(action.model_dump() | written)  # what record_verdict wrote, as a read gives it
+        return action.as_written(**written)
 
     def _plan(self, action: Action, verdict: Verdict) -> VerdictPlan:
         """What a verdict means for the call before anything runs (a call allowed to run counts on

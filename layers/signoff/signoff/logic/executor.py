@@ -179,7 +179,7 @@ class ActionExecutor:
         if not written:
             return None
         stored = execution.model_dump(mode="json", exclude_none=True)  # as the table keeps it
-        return Action.model_validate(action.model_dump() | {"execution": stored, "receipt": receipt or action.receipt})
+        return action.as_written(execution=stored, receipt=receipt or action.receipt)
 
     def _invoke(self, action: Action) -> Execution:
         spec = self._tools.get(action.tool)

@@ -1,7 +1,8 @@
 """Reconciler: the safety net for callbacks and queue messages that never came, and the clock
 for calls approved to run later.
 
-Runs on a schedule, one pass, never waiting on a human:
+Runs on a schedule, pass after pass until nothing is due (or its time is nearly up), never
+waiting on a human:
 - an approval still pending past its check-up time is re-fetched from Handover and settled
   exactly as a callback would; an unanswered one is looked at again later;
 - an approval answered but whose call has no verdict yet (a crash in between) is finished;
@@ -18,7 +19,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,7 @@ class ReconcileReport:
     more: bool = False  # the last pass left due items for the next
 
     def add_counts(self, other: ReconcileReport) -> None:
+        """Add what ``other`` did (its counts; not its passes, age or ``more``)."""
         for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -76,16 +78,7 @@ class ReconcileReport:
         self.more = other.more
 
 
-_COUNTS = (
-    "checked",
-    "settled",
-    "still_pending",
-    "errors",
-    "turns_redriven",
-    "scheduled_run",
-    "unreadable_settled",
-    "missing_approvals_settled",
-)
+_COUNTS = tuple(f.name for f in fields(ReconcileReport) if f.name not in ("oldest_due_age_seconds", "passes", "more"))
 
 
 class Reconciler:
