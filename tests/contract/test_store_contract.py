@@ -696,6 +696,22 @@ def test_receipts_form_one_chain_per_tenant_with_no_gap_and_no_fork(table):
     assert table.list_receipts(f"other{tenant}", 0, 10) == ([], None)
 
 
+def test_approvals_are_read_with_the_chain_head_in_the_order_asked(table):
+    from signoff.domain.receipts import GENESIS, receipt_hash
+
+    _cid, _tid, approvals = _paused(table, calls=1, approvers=3)
+    ids = [a.approval_id for a in approvals[0]]
+    asked = [ids[2], "0" * 32, ids[0], ids[1]]  # one that does not exist is left out
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    found, head = table.approvals_with_receipt_head(asked, tenant)
+    assert [a.approval_id for a in found] == [ids[2], ids[0], ids[1]] and head == (0, GENESIS)
+    assert [a.approval_id for a in table.get_approvals(asked)] == [ids[2], ids[0], ids[1]]
+    action = _ungated(table, tenant)
+    assert table.claim_execution(action)
+    assert table.finish_with_receipt(action, Execution(status=ExecutionStatus.EXECUTED), 1, "jws-1")
+    assert table.approvals_with_receipt_head([], tenant) == ([], (1, receipt_hash("jws-1")))
+
+
 # -- the audit index ------------------------------------------------------------------------------
 def test_the_audit_trail_lists_a_tenants_approvals_newest_first_each_once(table):
     tenant, now = f"aud{uuid.uuid4().hex[:8]}", utc_now()

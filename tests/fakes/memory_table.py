@@ -794,6 +794,12 @@ class MemoryTable:
             head = self._row((f"RECEIPTS#{tenant}", "HEAD"))
             return (head.record["seq"], head.record["hash"]) if head else (0, GENESIS)
 
+    def approvals_with_receipt_head(
+        self, approval_ids: list[str], tenant: str
+    ) -> tuple[list[Approval], tuple[int, str]]:
+        with self._lock:
+            return self.get_approvals(approval_ids), self.receipt_head(tenant)
+
     def finish_with_receipt(self, action: Action, execution: Execution, seq: int, jws: str) -> bool:
         pk = f"RECEIPTS#{action.tenant}"
 

@@ -145,6 +145,36 @@ def test_a_chain_moved_by_another_call_is_signed_again_at_its_new_head():
     assert [(c["call_id"], c["seq"]) for c in claims] == [("call_2", 1), ("call_1", 2)]
 
 
+def test_a_head_read_before_the_tool_ran_is_only_a_first_guess():
+    """The executor reads the chain's head with the approvals, before the tool runs: if another call
+    appended meanwhile, the receipt is signed again at the head as it now is, never at the old one."""
+    table = MemoryTable()
+    naps: list[float] = []
+    issuer = ReceiptIssuer(table, FixedSigner(), lambda: POLICY, "iss", sleep=naps.append)
+    ours, theirs = _claimed(table, 1), _claimed(table, 2)
+    guess = table.receipt_head("acme")
+    assert ReceiptIssuer(table, FixedSigner(), lambda: POLICY, "iss").finish(theirs, DONE, [])
+    written = issuer.finish(ours, DONE, [], head=guess)
+    assert written == table.get_action(ours.conversation_id, ours.turn_id, ours.call_id).receipt
+    assert len(naps) == 1  # the guess lost once, then the head was read
+    claims = [decode(j).claims for j in table.list_receipts("acme", 0, 10)[0]]
+    assert [(c["call_id"], c["seq"], c["prev"]) for c in claims] == [
+        ("call_2", 1, GENESIS),
+        ("call_1", 2, receipt_hash(table.list_receipts("acme", 0, 10)[0][0])),
+    ]
+
+
+def test_a_current_head_read_with_the_approvals_is_not_read_again():
+    table = MemoryTable()
+    issuer = ReceiptIssuer(table, FixedSigner(), lambda: POLICY, "iss")
+    ours = _claimed(table)
+    reads: list[str] = []
+    original = table.receipt_head
+    table.receipt_head = lambda tenant: reads.append(tenant) or original(tenant)
+    assert issuer.finish(ours, DONE, [], head=original("acme"))
+    assert reads == []
+
+
 def test_a_call_someone_else_settled_gets_no_receipt_and_is_not_retried():
     table = MemoryTable()
     naps: list[float] = []

@@ -92,8 +92,16 @@ class ApprovalRecords(TableBase):
         return _record(data) if data else None
 
     def get_approvals(self, approval_ids: list[str]) -> list[Approval]:
-        """Consistent reads, in the order asked; missing ones are left out."""
-        return [a for a in (self.get_approval(i) for i in approval_ids) if a is not None]
+        """Consistent reads in one request, in the order asked; missing ones are left out."""
+        if not approval_ids:
+            return []
+        if len(approval_ids) == 1:
+            found = self.get_approval(approval_ids[0])
+            return [found] if found else []
+        by_id = {
+            item["approval_id"]: _record(item) for item in self._get_many([_approval_key(i) for i in approval_ids])
+        }
+        return [by_id[i] for i in approval_ids if i in by_id]
 
     def attach_decision(self, approval: Approval, decision_id: str, expires_at: str | None = None) -> bool:
         """Bind the Handover decision (and when it times out) to the approval, once; the action shows

@@ -10,9 +10,9 @@ or a ``prev``, and an executed gated call never lacks its receipt.
 
 from __future__ import annotations
 
-from signoff.dal.base import TableBase, _action_key, _key
+from signoff.dal.base import TableBase, _action_key, _approval_key, _key, _record
 from signoff.dal.codec import to_attr
-from signoff.domain.models import Action, Execution, ExecutionStatus, iso, utc_now
+from signoff.domain.models import Action, Approval, Execution, ExecutionStatus, iso, utc_now
 from signoff.domain.receipts import GENESIS, receipt_hash
 
 MAX_RECEIPT_PAGE = 500
@@ -31,6 +31,20 @@ class ReceiptRecords(TableBase):
         """(last seq, its hash); (0, GENESIS) before the tenant's first receipt."""
         head = self._get(_key(_chain_pk(tenant), "HEAD"))
         return (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS)
+
+    def approvals_with_receipt_head(
+        self, approval_ids: list[str], tenant: str
+    ) -> tuple[list[Approval], tuple[int, str]]:
+        """A call's approvals (in the order asked) and its tenant's chain head, in one request."""
+        head_key = _key(_chain_pk(tenant), "HEAD")
+        approvals: dict[str, Approval] = {}
+        head = (0, GENESIS)
+        for item in self._get_many([head_key, *(_approval_key(i) for i in approval_ids)]):
+            if item["pk"] == head_key["pk"]["S"]:
+                head = (int(item["seq"]), str(item["hash"]))
+            else:
+                approvals[item["approval_id"]] = _record(item)
+        return [approvals[i] for i in approval_ids if i in approvals], head
 
     def finish_with_receipt(self, action: Action, execution: Execution, seq: int, jws: str) -> bool:
         """executing → ``execution`` with the receipt on the action, the receipt appended as ``seq``:

@@ -387,6 +387,12 @@ class ReceiptStore(Protocol):
         """(last seq, its hash); (0, GENESIS) before the first receipt."""
         ...
 
+    def approvals_with_receipt_head(
+        self, approval_ids: list[str], tenant: str
+    ) -> tuple[list[Approval], tuple[int, str]]:
+        """``get_approvals`` and ``receipt_head`` in one read."""
+        ...
+
     def finish_with_receipt(self, action: Action, execution: Execution, seq: int, jws: str) -> bool:
         """executing → ``execution`` with the receipt on the action, the chain head moved from exactly
         ``seq - 1`` to ``seq``, the receipt stored at ``seq``: all or nothing."""

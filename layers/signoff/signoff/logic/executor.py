@@ -152,20 +152,30 @@ class ActionExecutor:
 
     def _run_claimed(self, action: Action) -> Action | None:
         """The claim is ours: run the call if its approvals still cover exactly it, else record why not."""
-        approvals = self._table.get_approvals(action.approval_ids)
+        head = None
+        if self._receipts is not None:  # the chain's head read with the approvals: one request, not two
+            approvals, head = self._table.approvals_with_receipt_head(action.approval_ids, action.tenant)
+        else:
+            approvals = self._table.get_approvals(action.approval_ids)
         if approval_matches(action, approvals):
-            return self._finish(action, self._invoke(action), approvals)
+            return self._finish(action, self._invoke(action), approvals, head)
         logger.warning("approval does not match the call; not executed", extra={"call_id": action.call_id})
         return self._finish(
             action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
         )
 
-    def _finish(self, action: Action, execution: Execution, approvals: list[Approval] | None = None) -> Action | None:
+    def _finish(
+        self,
+        action: Action,
+        execution: Execution,
+        approvals: list[Approval] | None = None,
+        head: tuple[int, str] | None = None,
+    ) -> Action | None:
         """Record what the call came to; the call as written, or None if someone else settled it first."""
         execution = execution.model_copy(update={"result": bounded_result(execution.result)})
         receipt = None
         if self._receipts is not None and receipt_needed(action, execution):
-            receipt = self._receipts.finish(action, execution, approvals)  # the receipt in the same write
+            receipt = self._receipts.finish(action, execution, approvals, head)  # the receipt in the same write
             written = receipt is not None
         else:
             written = self._table.finish_execution(action, execution)

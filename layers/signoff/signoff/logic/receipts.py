@@ -93,16 +93,23 @@ class ReceiptIssuer:
         self._issuer = issuer
         self._sleep = sleep
 
-    def finish(self, action: Action, execution: Execution, approvals: list[Approval] | None = None) -> str | None:
+    def finish(
+        self,
+        action: Action,
+        execution: Execution,
+        approvals: list[Approval] | None = None,
+        head: tuple[int, str] | None = None,
+    ) -> str | None:
         """Record ``execution`` with the call's receipt, signed against the chain's head as it is;
         signed again if another call of the tenant moved the head first. The receipt written; None
         when the call is no longer executing (someone else settled it). ``approvals``: the call's,
-        if already read."""
+        if already read; ``head``: the chain's head as read with them (a first guess: if the chain
+        moved since, the head is read again, as after any lost race)."""
         if approvals is None:
             approvals = self._table.get_approvals(action.approval_ids) if action.approval_ids else []
         version = policy_version(self._policy().model_dump(mode="json"))
         for attempt in range(APPEND_ATTEMPTS):
-            seq, prev = self._table.receipt_head(action.tenant)
+            seq, prev = head if head is not None and attempt == 0 else self._table.receipt_head(action.tenant)
             claims = receipt_claims(
                 action, execution, approvals, issuer=self._issuer, policy=version, seq=seq + 1, prev=prev
             )
