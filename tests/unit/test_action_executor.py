@@ -154,7 +154,7 @@ def test_settle_turn_runs_what_may_run_and_leaves_the_rest():
     )
     waiting = _ungated(gate, call_id="c", gated=True)
     granted, _ = _granted(gate)
-    actions = gate.executor.settle_turn("conv_x", "turn_x")
+    actions = gate.executor.settle_turn("conv_x", "turn_x", "resp_x")
     by_id = {a.call_id: a for a in actions}
     assert by_id[free.call_id].execution.status is ExecutionStatus.EXECUTED
     assert by_id[granted.call_id].execution.status is ExecutionStatus.EXECUTED

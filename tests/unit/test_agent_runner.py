@@ -180,3 +180,20 @@ def test_a_client_call_past_its_time_is_failed_when_the_turn_is_next_looked_at()
     assert client_call.execution.status is ExecutionStatus.AWAITING_CLIENT
     assert lookup.execution.status is ExecutionStatus.EXECUTED
     assert gate.conversation(cid).status is ConversationStatus.AWAITING_CLIENT
+
+
+def test_each_round_of_a_turn_submits_the_outputs_of_its_own_calls_only():
+    """A turn pauses again after each round; the second submission answers the second round's calls,
+    not the first round's again (Chat Completions refuses outputs that are not exactly the paused calls)."""
+    gate = Gate(
+        ScriptedAgent(pause(("lookup_customer", {"customer_id": "c1"})), pause(_refund(), _refund(500)), reply("Done."))
+    )
+    cid = gate.ask()
+    first, second = gate.handover.asked()
+    gate.answer(first, "approved")
+    gate.answer(second, "denied")
+    assert gate.reply(cid) == "Done."
+    rounds = [[o.call_id for o in outputs] for outputs in gate.agent.submitted]
+    assert len(rounds) == 2 and len(rounds[0]) == 1 and len(rounds[1]) == 2
+    assert not set(rounds[0]) & set(rounds[1])
+    assert {gate.agent.outputs(1)[c]["execution"] for c in rounds[1]} == {"executed", "not_executed"}

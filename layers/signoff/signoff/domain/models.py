@@ -193,6 +193,12 @@ class Action(Record):
         return Action.model_validate(self.model_dump() | fields)
 
 
+def of_pause(actions: list[Action], pause_ref: str) -> list[Action]:
+    """The calls of one pause among a turn's: a turn pauses again after each round of outputs, and a
+    submission answers its own round only (a call kept before calls knew their pause counts for any)."""
+    return [a for a in actions if a.pause_ref in (None, pause_ref)]
+
+
 class ApprovalState(StrEnum):
     PENDING = "pending"  # waiting on the approver
     SETTLED = "settled"  # outcome recorded exactly once; never changes again

@@ -35,6 +35,7 @@ from signoff.domain.models import (
     Turn,
     TurnStatus,
     iso,
+    of_pause,
     parse_iso,
     utc_now,
 )
@@ -123,7 +124,7 @@ class AgentRunner:
         turn = self._waiting(stored, pause_ref)
         if turn is None or conversation is None:
             return
-        actions = self._executor.settle_turn(conversation_id, turn_id)
+        actions = self._executor.settle_turn(conversation_id, turn_id, pause_ref)
         if turn.pending == 0:
             self._go_on(turn, actions, conversation)
 
@@ -155,7 +156,7 @@ class AgentRunner:
     def resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> None:
         turn = self._waiting_turn(conversation_id, turn_id, pause_ref)
         if turn is not None:
-            self._go_on(turn, self._executor.settle_turn(conversation_id, turn_id))
+            self._go_on(turn, self._executor.settle_turn(conversation_id, turn_id, pause_ref))
 
     def _waiting_turn(self, conversation_id: str, turn_id: str, pause_ref: str) -> Turn | None:
         return self._waiting(self._table.get_turn(conversation_id, turn_id), pause_ref)
@@ -225,9 +226,11 @@ class AgentRunner:
                 and current.pending == 0
                 and self._table.claim_turn_resume(turn.conversation_id, turn.turn_id, step.pause_ref)
             ):
-                self._submit_or_wait(current, self._executor.settle_turn(turn.conversation_id, turn.turn_id), steps)
+                settled = self._executor.settle_turn(turn.conversation_id, turn.turn_id, step.pause_ref)
+                self._submit_or_wait(current, settled, steps)
             return
-        self._submit_or_wait(turn, self._table.list_actions(turn.conversation_id, turn.turn_id), steps)
+        actions = of_pause(self._table.list_actions(turn.conversation_id, turn.turn_id), step.pause_ref)
+        self._submit_or_wait(turn, actions, steps)
 
     def _submit_or_wait(self, turn: Turn, actions: list[Action], steps: int) -> None:
         if _awaiting_client(actions):
@@ -247,7 +250,7 @@ class AgentRunner:
                 self._executor.expire_client_call(action, timeout)
         self._table.show_awaiting_client(turn.conversation_id, turn.turn_id, turn.pause_ref)
         # Results posted meanwhile saw the turn still ours and resumed nothing: look once more.
-        current = self._table.list_actions(turn.conversation_id, turn.turn_id)
+        current = of_pause(self._table.list_actions(turn.conversation_id, turn.turn_id), turn.pause_ref)
         if all(a.settled for a in current) and self._table.claim_turn_resume(
             turn.conversation_id, turn.turn_id, turn.pause_ref
         ):
@@ -418,7 +421,7 @@ class AgentRunner:
                     action = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
                 if action is not None and not action.settled:
                     # Someone holds its claim: settle it once their lease runs out, then answer.
-                    self._executor.settle_turn(action.conversation_id, action.turn_id)
+                    self._executor.settle_turn(action.conversation_id, action.turn_id, action.pause_ref or "")
                     action = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
                     if action is None or not action.settled:
                         raise CallStillRunning("a call of the failed turn is still executing; retried later")

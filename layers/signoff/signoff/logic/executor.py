@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 
 from signoff.domain.binding import approval_matches, grant_matches
 from signoff.domain.limits import bounded_result
-from signoff.domain.models import Action, Approval, DecisionStatus, Execution, ExecutionStatus, iso, utc_now
+from signoff.domain.models import Action, Approval, DecisionStatus, Execution, ExecutionStatus, iso, of_pause, utc_now
 from signoff.domain.tools import (
     InvalidToolArguments,
     ToolContext,
@@ -120,12 +120,12 @@ class ActionExecutor:
         if action.verdict is DecisionStatus.SCHEDULED and self._table.claim_scheduled_execution(action):
             self._run_claimed(action)
 
-    def settle_turn(self, conversation_id: str, turn_id: str) -> list[Action]:
-        """Run every call of a turn that may run and has not (ungated, or approved); settle the ones
-        a dead invocation left claimed; return the turn's actions as they now are (read again only
-        when another invocation held one of them)."""
+    def settle_turn(self, conversation_id: str, turn_id: str, pause_ref: str) -> list[Action]:
+        """Run every call of the turn's pause that may run and has not (ungated, or approved); settle
+        the ones a dead invocation left claimed; return the pause's calls as they now are (read again
+        only when another invocation held one of them)."""
         now: list[Action] = []
-        for action in self._table.list_actions(conversation_id, turn_id):
+        for action in of_pause(self._table.list_actions(conversation_id, turn_id), pause_ref):
             current: Action | None = action
             if action.settled:
                 pass
@@ -136,7 +136,7 @@ class ActionExecutor:
             elif action.error is None:
                 current = self.run_ungated(action)
             if current is None:
-                return self._table.list_actions(conversation_id, turn_id)
+                return of_pause(self._table.list_actions(conversation_id, turn_id), pause_ref)
             now.append(current)
         return now
 
