@@ -90,12 +90,50 @@ def _paused(table: SignoffStore, calls: int = 2, approvers: int = 1) -> tuple[st
     return cid, tid, approvals
 
 
-def test_a_turn_and_its_conversation_are_read_together(table):
+def test_a_turn_its_conversation_and_its_calls_are_read_together(table):
     cid, tid = queued_conversation(table)
-    turn, conversation = table.get_turn_with_conversation(cid, tid)
-    assert turn == table.get_turn(cid, tid) and conversation == table.get_conversation(cid)
-    assert table.get_turn_with_conversation(cid, "turn_" + "0" * 32) == (None, conversation)
-    assert table.get_turn_with_conversation("conv_" + "0" * 32, tid) == (None, None)
+    turn, conversation, calls = table.get_pause(cid, tid)
+    assert turn == table.get_turn(cid, tid) and conversation == table.get_conversation(cid) and calls is None
+    assert table.get_pause(cid, "turn_" + "0" * 32) == (None, conversation, None)
+    assert table.get_pause("conv_" + "0" * 32, tid) == (None, None, None)
+    cid, tid, _ = _paused(table, calls=3)
+    _turn, _conversation, calls = table.get_pause(cid, tid, ["call_2", "call_0", "call_1"])
+    assert calls == table.list_actions(cid, tid) and [a.seq for a in calls] == [0, 1, 2]
+    assert table.get_pause(cid, tid, ["call_0", "call_9"])[2] is None  # one missing: list them instead
+
+
+def test_an_approval_keeps_its_call_as_the_pause_wrote_it(table):
+    cid, tid = queued_conversation(table)
+    assert table.claim_turn_start(cid, tid)
+    arguments = {"amount": 340.10, "note": "ß", "n": 10**20, "nested": {"x": [1.5, None]}}
+    action = Action(
+        conversation_id=cid,
+        turn_id=tid,
+        call_id="call_0",
+        seq=0,
+        tool="issue_refund",
+        arguments=arguments,
+        digest="d0",
+        gated=True,
+        approval_ids=["a" * 32],
+        pause_calls=["call_0"],
+        pause_ref="resp_1",
+    )
+    approval = Approval.for_call(action, "a" * 32, "boss@x.io", iso(utc_now()), call=action)
+    assert table.record_pause(table.get_turn(cid, tid), "resp_1", [action], [(approval, utc_now())], pending=1)
+    stored = table.get_approval("a" * 32)
+    assert stored.call == action and stored.call.arguments == arguments
+    assert stored.call == table.get_action(cid, tid, "call_0").model_copy(update={"created_at": action.created_at})
+
+
+def test_a_verdict_on_approvals_the_call_no_longer_waits_on_is_refused(table):
+    cid, tid, _approvals = _paused(table, calls=1)
+    action = table.get_action(cid, tid, "call_0")
+    swapped = action.model_copy(update={"approval_ids": ["f" * 32]})  # as if read before an escalation
+    ref = DecisionRef(id="dec_x", status="approved")
+    assert not table.record_verdict(swapped, ref, "approved", None)
+    assert not table.get_action(cid, tid, "call_0").verdict_recorded
+    assert table.record_verdict(action, ref, "approved", None)
 
 
 def test_a_turn_starts_once(table):

@@ -197,9 +197,13 @@ class MemoryTable:
         with self._lock:
             return self._record((_conv_pk(conversation_id), "META"))
 
-    def get_turn_with_conversation(self, conversation_id: str, turn_id: str) -> tuple[Turn | None, Conversation | None]:
+    def get_pause(
+        self, conversation_id: str, turn_id: str, call_ids: Sequence[str] = ()
+    ) -> tuple[Turn | None, Conversation | None, list[Action] | None]:
         with self._lock:
-            return self.get_turn(conversation_id, turn_id), self.get_conversation(conversation_id)
+            found = [self._record(_action_key(conversation_id, turn_id, c)) for c in call_ids]
+            actions = sorted(found, key=lambda a: a.seq) if found and None not in found else None
+            return self.get_turn(conversation_id, turn_id), self.get_conversation(conversation_id), actions
 
     def get_turn(self, conversation_id: str, turn_id: str) -> Turn | None:
         with self._lock:
@@ -602,6 +606,7 @@ class MemoryTable:
         def change() -> bool:
             key, row = self._action_row(action)
             self._require(not row.record.verdict_recorded and row.record.execution is None)
+            self._require(row.record.approval_ids == action.approval_ids)
             turn = self._turn_in(action.conversation_id, action.turn_id, TurnStatus.AWAITING_APPROVAL)
             self._require(turn.record.pending > 0)
             retired = [self._row(_approval_key(i)) for i in retire]

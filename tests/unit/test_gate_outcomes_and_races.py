@@ -347,3 +347,46 @@ def test_a_denied_call_needs_no_hand_off():
     gate.ask()
     gate.answer(gate.handover.asked()[0], "denied", drain=False)
     assert [m.kind for m, _ in gate.queue.sent] == ["resume_turn"]
+
+
+def _counting(gate: Gate, *names: str) -> dict[str, int]:
+    """How often each named read of the table is made from here on."""
+    counts = dict.fromkeys(names, 0)
+    for name in names:
+        original = getattr(gate.table, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        setattr(gate.table, name, counted)
+    return counts
+
+
+def test_an_answer_goes_on_with_the_call_its_approval_carries_and_the_worker_reads_the_pause_by_key():
+    gate = Gate(ScriptedAgent(pause(_gated_refund(), ("lookup_customer", {"customer_id": "c1"})), reply("Done.")))
+    cid = gate.ask()
+    [approval] = gate.approvals(cid)
+    assert approval.call == gate.table.get_action(cid, approval.turn_id, approval.call_id).model_copy(
+        update={"decision": None}
+    )
+    reads = _counting(gate, "get_action", "list_actions")
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    assert reads == {"get_action": 0, "list_actions": 0}  # the callback: the call came with its approval
+    [(message, _delay)] = gate.queue.sent
+    assert message.calls == [a.call_id for a in gate.actions(cid)] and len(message.calls) == 2
+    reads = _counting(gate, "get_action", "list_actions")
+    gate.drain()
+    assert reads == {"get_action": 0, "list_actions": 0}  # the worker: the pause's calls read by key
+    assert len(gate.ran("issue_refund")) == 1 and gate.reply(cid) == "Done."
+
+
+def test_a_hand_off_naming_calls_the_pause_lacks_lists_the_pause_instead():
+    gate = Gate(ScriptedAgent(pause(_gated_refund()), reply("Done.")))
+    cid = gate.ask()
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    [(message, _delay)] = gate.queue.sent
+    gate.queue.sent[0] = (message.model_copy(update={"calls": ["call_elsewhere"]}), 0)
+    reads = _counting(gate, "list_actions")
+    gate.drain()
+    assert reads["list_actions"] >= 1 and len(gate.ran()) == 1 and gate.reply(cid) == "Done."

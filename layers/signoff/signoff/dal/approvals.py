@@ -32,6 +32,8 @@ class ApprovalRecords(TableBase):
         """An approval as stored: due for the reconciler, listed in the audit index, kept for audit."""
         item = {"pk": f"APPROVAL#{approval.approval_id}", "sk": "APPROVAL", "type": "approval"}
         item.update(approval.model_dump(mode="json"))
+        if approval.call is not None:  # JSON text, like a call's arguments: numbers keep their spelling
+            item["call"] = approval.call.model_dump_json()
         item.update(
             {
                 "due_bucket": due_bucket(f"APPROVAL#{approval.approval_id}"),
@@ -175,9 +177,10 @@ class ApprovalRecords(TableBase):
         retire: Sequence[str] = (),
     ) -> bool:
         """The call's verdict, once, with the turn's count of pending calls down by one, and only while
-        the turn still waits on approvals: a turn that failed or was abandoned takes no more verdicts,
-        so its calls can never run afterwards. The ``retire`` approvals leave the reconciler's list in
-        the same write (answers still to come are recorded, and change nothing)."""
+        the call waits on the approvals ``action`` names and the turn still waits on approvals: a turn
+        that failed or was abandoned takes no more verdicts, so its calls can never run afterwards.
+        The ``retire`` approvals leave the reconciler's list in the same write (answers still to come
+        are recorded, and change nothing)."""
         sets = ["decision = :decision", "verdict = :verdict", "verdict_recorded = :true"]
         values: dict[str, Any] = {":decision": decision.model_dump(mode="json"), ":verdict": verdict, ":true": True}
         if execution is not None:
@@ -200,8 +203,13 @@ class ApprovalRecords(TableBase):
                     "Update": {
                         "Key": _action_key(action.conversation_id, action.turn_id, action.call_id),
                         "UpdateExpression": "SET " + ", ".join(sets),
-                        "ConditionExpression": "verdict_recorded = :false AND attribute_not_exists(execution)",
-                        "ExpressionAttributeValues": {k: to_attr(v) for k, v in {**values, ":false": False}.items()},
+                        # On the answers of exactly these approvals (an escalation swaps one).
+                        "ConditionExpression": (
+                            "verdict_recorded = :false AND attribute_not_exists(execution) AND approval_ids = :ids"
+                        ),
+                        "ExpressionAttributeValues": {
+                            k: to_attr(v) for k, v in {**values, ":false": False, ":ids": action.approval_ids}.items()
+                        },
                     }
                 },
                 {

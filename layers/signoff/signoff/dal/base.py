@@ -68,8 +68,11 @@ _RECORDS: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
     "turn": (Turn, ()),
     "message": (Message, ()),
     "action": (Action, ("arguments", "approved_arguments")),
-    "approval": (Approval, ("response_data",)),
+    "approval": (Approval, ("response_data", "call")),
 }
+
+
+MAX_BATCH_READ = 100  # keys in one BatchGetItem
 
 
 def _record(data: dict[str, Any]) -> Any:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from signoff.dal.base import TableBase, _conv_pk, _key, _record, due_bucket
+from signoff.dal.base import MAX_BATCH_READ, TableBase, _action_key, _conv_pk, _key, _record, due_bucket
 from signoff.dal.codec import from_item, to_attr, to_item
 from signoff.domain.models import (
     Action,
@@ -116,13 +117,19 @@ class ConversationRecords(TableBase):
         data = self._get(_key(_conv_pk(conversation_id), f"TURN#{turn_id}"))
         return _record(data) if data else None
 
-    def get_turn_with_conversation(self, conversation_id: str, turn_id: str) -> tuple[Turn | None, Conversation | None]:
-        """The turn and its conversation in one request (both consistent)."""
-        items = self._get_many(
-            [_key(_conv_pk(conversation_id), f"TURN#{turn_id}"), _key(_conv_pk(conversation_id), "META")]
-        )
-        by_sort_key = {item["sk"]: _record(item) for item in items}
-        return by_sort_key.get(f"TURN#{turn_id}"), by_sort_key.get("META")
+    def get_pause(
+        self, conversation_id: str, turn_id: str, call_ids: Sequence[str] = ()
+    ) -> tuple[Turn | None, Conversation | None, list[Action] | None]:
+        """The turn, its conversation and the named calls of the turn, in one request (all consistent).
+        The calls by seq; None unless every one was found (or too many to read at once)."""
+        pk = _conv_pk(conversation_id)
+        calls = list(call_ids) if len(call_ids) <= MAX_BATCH_READ - 2 else []
+        keys = [_key(pk, f"TURN#{turn_id}"), _key(pk, "META")]
+        keys += [_action_key(conversation_id, turn_id, call_id) for call_id in calls]
+        by_sort_key = {item["sk"]: _record(item) for item in self._get_many(keys)}
+        found = [by_sort_key[k["sk"]["S"]] for k in keys[2:] if k["sk"]["S"] in by_sort_key]
+        actions = sorted(found, key=lambda a: a.seq) if calls and len(found) == len(calls) else None
+        return by_sort_key.get(f"TURN#{turn_id}"), by_sort_key.get("META"), actions
 
     def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
         """Everything the client sees of a conversation, read in one partition query."""

@@ -177,6 +177,7 @@ class Action(Record):
     grant: GrantRef | None = None  # signed off by a standing approval instead of a decision
     receipt: str | None = None  # the signed receipt (compact JWS) once a gated call ran
     pause_ref: str | None = None  # the pause it came with (None: recorded before calls kept it)
+    pause_calls: list[str] = Field(default_factory=list)  # the call ids of that pause, read by key
 
     @property
     def settled(self) -> bool:
@@ -228,6 +229,9 @@ class Approval(Record):
     read_failures: int = 0  # looks at the decision that found it unreadable
     rung: int = 0  # its step on the tool's escalation ladder (0: the first approver asked)
     tenant: str = "default"  # its conversation's (the audit trail lists a tenant's own only)
+    # The call as its pause wrote it, so an answer is decided without reading the call again; every
+    # write that follows is conditional on the call as it is by then. None: read it.
+    call: Action | None = None
 
     @classmethod
     def for_call(cls, action: Action, approval_id: str, approver: str, created_at: str, **state: Any) -> Approval:

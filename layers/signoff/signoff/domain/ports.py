@@ -111,6 +111,7 @@ class WorkMessage(BaseModel):
     turn_id: str
     pause_ref: str | None = None
     tenant: str | None = None  # for the worker's log lines; the conversation's own is what counts
+    calls: list[str] | None = None  # run_calls: the pause's call ids, when known (read by key with the turn)
 
     @classmethod
     def run_calls(cls, of: Turn | Action) -> WorkMessage:
@@ -125,12 +126,14 @@ class WorkMessage(BaseModel):
 
     @classmethod
     def _about(cls, of: Turn | Action, kind: Literal["resume_turn", "run_calls"]) -> WorkMessage:
+        calls = of.pause_calls if isinstance(of, Action) and kind == "run_calls" else None
         return cls(
             kind=kind,
             conversation_id=of.conversation_id,
             turn_id=of.turn_id,
             pause_ref=of.pause_ref,
             tenant=of.tenant,
+            calls=calls or None,
         )
 
 

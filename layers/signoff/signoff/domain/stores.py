@@ -157,8 +157,11 @@ class ConversationStore(Protocol):
 
     def get_turn(self, conversation_id: str, turn_id: str) -> Turn | None: ...
 
-    def get_turn_with_conversation(self, conversation_id: str, turn_id: str) -> tuple[Turn | None, Conversation | None]:
-        """The turn and its conversation, read together (each None if missing)."""
+    def get_pause(
+        self, conversation_id: str, turn_id: str, call_ids: Sequence[str] = ()
+    ) -> tuple[Turn | None, Conversation | None, list[Action] | None]:
+        """The turn, its conversation (each None if missing) and the named calls of the turn by seq,
+        read together; the calls None unless every one was found."""
         ...
 
     def load_conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Action]] | None:
@@ -311,7 +314,8 @@ class ApprovalStore(Protocol):
         changes: dict[str, Any] | None = None,
         retire: Sequence[str] = (),
     ) -> bool:
-        """The call's verdict once (no verdict yet, no execution), with its turn's pending count down by
+        """The call's verdict once (no verdict yet, no execution, its approval ids still those of
+        ``action``), with its turn's pending count down by
         one while the turn awaits approvals with pending > 0 (the turn due after the stall time); a
         scheduled execution makes the action due at its execute_at; the ``retire`` approvals (which
         must exist) leave the reconciler's list. All or nothing."""

@@ -111,20 +111,23 @@ class AgentRunner:
             self.start(message.conversation_id, message.turn_id)
         elif message.kind == "run_calls":
             assert message.pause_ref is not None
-            self.run_calls(message.conversation_id, message.turn_id, message.pause_ref)
+            self.run_calls(message.conversation_id, message.turn_id, message.pause_ref, message.calls or [])
         else:
             assert message.pause_ref is not None
             self.resume(message.conversation_id, message.turn_id, message.pause_ref)
 
-    def run_calls(self, conversation_id: str, turn_id: str, pause_ref: str) -> None:
+    def run_calls(self, conversation_id: str, turn_id: str, pause_ref: str, calls: list[str]) -> None:
         """Run the calls of this pause that may run (a callback handed them over: a tool has this
         invocation's time, not the gateway's 30 seconds), then go on if no call was left waiting.
-        ``pending`` only falls: a verdict recorded after the turn was read sends its own message."""
-        stored, conversation = self._table.get_turn_with_conversation(conversation_id, turn_id)
+        ``pending`` only falls: a verdict recorded after the turn was read sends its own message.
+        ``calls``: the pause's call ids, if the message knew them (read with the turn, by key)."""
+        stored, conversation, known = self._table.get_pause(conversation_id, turn_id, calls)
         turn = self._waiting(stored, pause_ref)
         if turn is None or conversation is None:
             return
-        actions = self._executor.settle_turn(conversation_id, turn_id, pause_ref)
+        if known is not None and len(of_pause(known, pause_ref)) != len(known):
+            known = None  # not this pause's calls after all: list them
+        actions = self._executor.settle_turn(conversation_id, turn_id, pause_ref, known)
         if turn.pending == 0:
             self._go_on(turn, actions, conversation)
 
@@ -199,8 +202,10 @@ class AgentRunner:
         assert isinstance(step, Pause)
         offered = set(self._offered(conversation.agent)) if self._offered else None
         turn = turn.model_copy(update={"pause_ref": step.pause_ref})
+        calls = [call.call_id for call in step.tool_calls]
         actions = [
-            self._to_action(turn, seq, call, conversation.tenant, offered) for seq, call in enumerate(step.tool_calls)
+            self._to_action(turn, seq, call, conversation.tenant, offered).model_copy(update={"pause_calls": calls})
+            for seq, call in enumerate(step.tool_calls)
         ]
         gated = [a for a in actions if a.gated and a.error is None and a.grant is None]
         approvals = {a.call_id: self._requester.approvals_for(a) for a in gated}

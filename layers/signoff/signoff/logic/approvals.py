@@ -130,7 +130,7 @@ class ApprovalSettler:
         approval = settled if settled is not None else self._table.get_approval(approval_id)
         if approval is None or approval.state is not ApprovalState.SETTLED:
             return
-        action = self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
+        action = self._call_of(approval, just_settled=settled is not None)
         if action is None:
             return
         if self._escalates(action, approval):
@@ -164,6 +164,19 @@ class ApprovalSettler:
             return
         self._executor.run_approved(action)
         self._resume_if_ready(action.conversation_id, action.turn_id)
+
+    def _call_of(self, approval: Approval, just_settled: bool) -> Action | None:
+        """The call ``approval`` is for. An answer this invocation just settled goes on with the call as
+        its pause wrote it: a verdict is recorded only while the call has none and waits on exactly
+        these approvals, so a call that moved on since costs a read then, not on every answer. An
+        unanswered decision (expired, escalated) may ask the next rung first: it reads the call."""
+        if (
+            just_settled
+            and approval.call is not None
+            and approval.outcome not in (DecisionStatus.EXPIRED, DecisionStatus.ESCALATED)
+        ):
+            return approval.call
+        return self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
 
     def _hand_over(self, action: Action, decided_now: bool) -> None:
         """The worker runs the approved call and resumes the turn when it is ready (a call with nothing
@@ -319,7 +332,7 @@ class ApprovalRequester:
         now = utc_now()
         due = now + timedelta(seconds=self._settings.reconcile_after_seconds)
         return [
-            (Approval.for_call(action, approval_id, approver, iso(now)), due)
+            (Approval.for_call(action, approval_id, approver, iso(now), call=action), due)
             for approver, approval_id in zip(approvers, action.approval_ids, strict=False)
         ]
 

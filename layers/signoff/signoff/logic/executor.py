@@ -120,12 +120,16 @@ class ActionExecutor:
         if action.verdict is DecisionStatus.SCHEDULED and self._table.claim_scheduled_execution(action):
             self._run_claimed(action)
 
-    def settle_turn(self, conversation_id: str, turn_id: str, pause_ref: str) -> list[Action]:
+    def settle_turn(
+        self, conversation_id: str, turn_id: str, pause_ref: str, calls: list[Action] | None = None
+    ) -> list[Action]:
         """Run every call of the turn's pause that may run and has not (ungated, or approved); settle
         the ones a dead invocation left claimed; return the pause's calls as they now are (read again
-        only when another invocation held one of them)."""
+        only when another invocation held one of them). ``calls``: the pause's calls, if just read."""
+        if calls is None:
+            calls = of_pause(self._table.list_actions(conversation_id, turn_id), pause_ref)
         now: list[Action] = []
-        for action in of_pause(self._table.list_actions(conversation_id, turn_id), pause_ref):
+        for action in calls:
             current: Action | None = action
             if action.settled:
                 pass
