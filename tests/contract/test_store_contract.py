@@ -45,8 +45,11 @@ def table(request) -> SignoffStore:
     return dynamodb_table("dal")
 
 
-def _paused(table: SignoffStore, calls: int = 2, approvers: int = 1) -> tuple[str, str, list[list[Approval]]]:
-    """A turn paused on ``calls`` gated calls, each waiting on ``approvers`` approvals."""
+def _paused(
+    table: SignoffStore, calls: int = 2, approvers: int = 1, bind: bool = True
+) -> tuple[str, str, list[list[Approval]]]:
+    """A turn paused on ``calls`` gated calls, each waiting on ``approvers`` approvals (bound to
+    decisions unless ``bind`` is False)."""
     cid, tid = queued_conversation(table)
     assert table.claim_turn_start(cid, tid)
     actions, approvals = [], []
@@ -86,7 +89,7 @@ def _paused(table: SignoffStore, calls: int = 2, approvers: int = 1) -> tuple[st
     for group in approvals:
         for approval in group:
             assert table.get_approval(approval.approval_id) is not None  # written with the pause
-            assert table.attach_decision(approval, f"dec_{approval.approval_id}")
+            assert not bind or table.attach_decision(approval, f"dec_{approval.approval_id}")
     return cid, tid, approvals
 
 
@@ -350,14 +353,15 @@ def test_without_the_limit_a_reservation_always_counts(table):
 
 
 # -- grants --------------------------------------------------------------------------------------
-def _grant(table: SignoffStore, max_uses: int = 3, hours: int = 1):
+def _grant(table: SignoffStore, max_uses: int = 3, hours: int = 1, tenant: str = "default"):
     from datetime import timedelta
 
     from signoff.domain.grants import Grant, grant_id_for
 
     scope, now = {"customer_id": uuid.uuid4().hex}, utc_now()
     grant = Grant(
-        grant_id=grant_id_for("default", "issue_refund", scope, uuid.uuid4().hex),
+        grant_id=grant_id_for(tenant, "issue_refund", scope, uuid.uuid4().hex),
+        tenant=tenant,
         tool="issue_refund",
         scope=scope,
         caps={"amount": "300"},
@@ -403,12 +407,13 @@ def test_a_revoked_or_expired_grant_gives_no_use_even_to_a_caller_that_read_it_l
 
 
 def test_grants_page_with_a_cursor_and_refuse_an_audit_cursor(table):
-    first, second = _grant(table), _grant(table)
-    page, cursor = table.list_grants("default", 1, None)
+    tenant = f"t{uuid.uuid4().hex[:8]}"  # its own grants only: others may share their millisecond
+    first, second = _grant(table, tenant=tenant), _grant(table, tenant=tenant)
+    page, cursor = table.list_grants(tenant, 1, None)
     assert len(page) == 1 and cursor
-    rest, _ = table.list_grants("default", 1, cursor)
-    assert rest and rest[0].grant_id != page[0].grant_id
-    assert {first.grant_id, second.grant_id} & {page[0].grant_id, rest[0].grant_id}
+    rest, last = table.list_grants(tenant, 1, cursor)
+    assert len(rest) == 1 and (last is None or table.list_grants(tenant, 1, last)[0] == [])
+    assert {first.grant_id, second.grant_id} == {page[0].grant_id, rest[0].grant_id}
     _paused(table, calls=2)  # two approvals: the audit trail hands out a cursor after the first
     _, audit_cursor = table.list_approvals(AuditQuery(utc_now() - timedelta(days=1), utc_now(), limit=1))
     assert audit_cursor
@@ -526,6 +531,29 @@ def test_the_conversation_shows_awaiting_approval_only_for_a_pause_with_calls_pe
     action = table.get_action(cid, tid, "call_0")
     assert table.record_verdict(action, DecisionRef(id="d", status="denied"), "denied", None)
     assert not table.show_awaiting_approval(cid, tid, "resp_1")
+
+
+def test_the_last_binding_of_a_pause_shows_it_awaiting_approval_or_binds_nothing(table):
+    cid, tid, [[first], [second]] = _paused(table, calls=2, bind=False)
+    assert table.get_conversation(cid).status is ConversationStatus.RUNNING
+    assert table.attach_decision(first, "dec_1")  # no show: the conversation is unchanged
+    assert table.get_conversation(cid).status is ConversationStatus.RUNNING
+    assert not table.attach_decision(second, "dec_2", show_pause="resp_other")  # another pause: nothing
+    assert table.get_approval(second.approval_id).decision_id is None
+    assert table.get_action(cid, tid, "call_1").decision is None
+    assert table.attach_decision(second, "dec_2", show_pause="resp_1")
+    assert table.get_approval(second.approval_id).decision_id == "dec_2"
+    assert table.get_action(cid, tid, "call_1").decision.id == "dec_2"
+    assert table.get_conversation(cid).status is ConversationStatus.AWAITING_APPROVAL
+
+
+def test_a_binding_that_would_show_a_settled_pause_binds_nothing(table):
+    cid, tid, [[approval]] = _paused(table, calls=1, bind=False)
+    action = table.get_action(cid, tid, "call_0")
+    assert table.record_verdict(action, DecisionRef(id=None, status="not_requested"), None, None)
+    assert not table.attach_decision(approval, "dec_1", show_pause="resp_1")  # nothing pending
+    assert table.get_approval(approval.approval_id).decision_id is None
+    assert table.get_conversation(cid).status is ConversationStatus.RUNNING
 
 
 def test_a_pause_with_the_client_hands_the_turn_back(table):

@@ -543,30 +543,30 @@ class MemoryTable:
     def get_approvals(self, approval_ids: list[str]) -> list[Approval]:
         return [a for a in (self.get_approval(i) for i in approval_ids) if a is not None]
 
-    def attach_decision(self, approval: Approval, decision_id: str, expires_at: str | None = None) -> bool:
+    def attach_decision(
+        self, approval: Approval, decision_id: str, expires_at: str | None = None, show_pause: str | None = None
+    ) -> bool:
         key = _approval_key(approval.approval_id)
+        action_key = _action_key(approval.conversation_id, approval.turn_id, approval.call_id)
 
         def change() -> bool:
-            row = self._row(key)
-            self._require(row is not None and row.record.decision_id is None)
-            assert row is not None
+            row, action = self._row(key), self._row(action_key)
+            self._require(row is not None and row.record.decision_id is None and action is not None)
+            assert row is not None and action is not None
             self._require(row.record.state is ApprovalState.PENDING)
+            meta = None
+            if show_pause is not None:
+                turn = self._turn_in(approval.conversation_id, approval.turn_id, TurnStatus.AWAITING_APPROVAL)
+                self._require(turn.record.pause_ref == show_pause and turn.record.pending > 0)
+                meta = self._active_turn_meta(approval.conversation_id, approval.turn_id)
             self._update(key, decision_id=decision_id, expires_at=expires_at)
+            if action.record.decision is None:
+                self._update(action_key, decision=DecisionRef(id=decision_id))
+            if meta is not None:
+                self._update(meta, status=ConversationStatus.AWAITING_APPROVAL)
             return True
 
-        bound = bool(self._atomically(change))
-        if bound:
-            action_key = _action_key(approval.conversation_id, approval.turn_id, approval.call_id)
-
-            def show() -> None:
-                row = self._row(action_key)
-                self._require(row is not None)
-                assert row is not None
-                if row.record.decision is None:
-                    self._update(action_key, decision=DecisionRef(id=decision_id))
-
-            self._atomically(show)
-        return bound
+        return bool(self._atomically(change))
 
     def settle_approval(self, approval: Approval, decision: Decision | None) -> Approval | None:
         key = _approval_key(approval.approval_id)

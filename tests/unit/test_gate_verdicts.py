@@ -11,6 +11,7 @@ import pytest
 import time_machine
 
 from signoff.domain.models import ConversationStatus, DecisionStatus, ExecutionStatus, TurnStatus, utc_now
+from signoff.domain.ports import ApprovalServiceError
 from signoff.logic.callback import CallbackOutcome
 from tests.fakes.agent import ScriptedAgent, pause, reply
 from tests.fakes.gate import APPROVER, Gate
@@ -198,3 +199,54 @@ def test_a_sign_off_request_is_asked_and_its_answer_is_the_output():
     gate.answer(decision, "approved", notes="yes")
     assert gate.agent.outputs()[gate.action(cid).call_id] == "Decision: approved. Approver notes: yes"
     assert gate.ran() == []  # a sign-off request runs nothing: the decision is the output
+
+
+def test_the_last_decision_bound_shows_the_conversation_awaiting_approval_in_the_same_write():
+    gate = Gate(ScriptedAgent(pause(_refund(), ("send_email", {})), reply()))
+    shows: list[str] = []
+    original = gate.table.show_awaiting_approval
+    gate.table.show_awaiting_approval = lambda *a: shows.append(a[2]) or original(*a)
+    writes = gate.table.writes
+    cid = gate.ask()
+    assert shows == []  # not a write of its own
+    assert gate.conversation(cid).status is ConversationStatus.AWAITING_APPROVAL
+    assert all(a.decision is not None and a.decision.id for a in gate.actions(cid))
+    # create, claim, the agent's state, pause, two bindings (the second showing the conversation)
+    assert gate.table.writes - writes == 6
+
+
+def test_when_the_last_approver_cannot_be_asked_the_pause_is_still_shown_awaiting_the_first():
+    gate = Gate(ScriptedAgent(pause(_refund(), ("send_email", {})), reply()))
+    create = gate.handover.create_decision
+    asked: list[str] = []
+
+    def second_fails(request):
+        asked.append(request.action)
+        if len(asked) == 2:
+            raise ApprovalServiceError("handover is down")
+        return create(request)
+
+    gate.handover.create_decision = second_fails
+    cid = gate.ask()
+    refund, email = gate.actions(cid)
+    assert email.verdict_recorded and email.execution.status is ExecutionStatus.NOT_EXECUTED
+    assert refund.decision is not None and not refund.verdict_recorded
+    assert gate.conversation(cid).status is ConversationStatus.AWAITING_APPROVAL
+
+
+def test_a_quorum_that_can_no_longer_be_reached_goes_on_at_once_though_its_last_binding_showed_it_waiting():
+    gate = Gate(ScriptedAgent(pause(("deploy", {"service": "api"})), reply("Not deployed.")))
+    create = gate.handover.create_decision
+    asked: list[str] = []
+
+    def only_the_last_is_asked(request):
+        asked.append(request.approver)
+        if len(asked) < 3:
+            raise ApprovalServiceError("handover is down")
+        return create(request)
+
+    gate.handover.create_decision = only_the_last_is_asked
+    cid = gate.ask()
+    assert asked == ["a@x.io", "b@x.io", "c@x.io"]
+    assert gate.action(cid).verdict_recorded and gate.ran() == []
+    assert gate.reply(cid) == "Not deployed."  # no reconciler needed

@@ -105,9 +105,17 @@ class ApprovalRecords(TableBase):
         }
         return [by_id[i] for i in approval_ids if i in by_id]
 
-    def attach_decision(self, approval: Approval, decision_id: str, expires_at: str | None = None) -> bool:
+    def attach_decision(
+        self, approval: Approval, decision_id: str, expires_at: str | None = None, show_pause: str | None = None
+    ) -> bool:
         """Bind the Handover decision (and when it times out) to the approval, once; the action shows
-        the first one as pending, in the same write."""
+        the first one as pending, in the same write. ``show_pause``: the last binding of that pause
+        also shows the conversation as awaiting approval (``show_awaiting_approval``), in the same write."""
+        shown = (
+            []
+            if show_pause is None
+            else self._awaiting_approval_items(approval.conversation_id, approval.turn_id, show_pause)
+        )
         return self._transact(
             [
                 {
@@ -133,6 +141,7 @@ class ApprovalRecords(TableBase):
                         },
                     }
                 },
+                *shown,
             ]
         )
 

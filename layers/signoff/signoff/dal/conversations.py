@@ -296,23 +296,25 @@ class ConversationRecords(TableBase):
 
     def show_awaiting_approval(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
         """Conversation → awaiting_approval, only while that pause still has approvals pending."""
-        return self._transact(
-            [
-                {
-                    "ConditionCheck": {
-                        "Key": _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
-                        "ConditionExpression": "#s = :awaiting AND pause_ref = :pause AND pending > :zero",
-                        "ExpressionAttributeNames": {"#s": "status"},
-                        "ExpressionAttributeValues": {
-                            ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
-                            ":pause": {"S": pause_ref},
-                            ":zero": {"N": "0"},
-                        },
-                    }
-                },
-                self._conversation_status_update(conversation_id, turn_id, ConversationStatus.AWAITING_APPROVAL),
-            ]
-        )
+        return self._transact(self._awaiting_approval_items(conversation_id, turn_id, pause_ref))
+
+    def _awaiting_approval_items(self, conversation_id: str, turn_id: str, pause_ref: str) -> list[dict]:
+        """``show_awaiting_approval`` as transaction items (a decision's binding may carry them)."""
+        return [
+            {
+                "ConditionCheck": {
+                    "Key": _key(_conv_pk(conversation_id), f"TURN#{turn_id}"),
+                    "ConditionExpression": "#s = :awaiting AND pause_ref = :pause AND pending > :zero",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {
+                        ":awaiting": {"S": TurnStatus.AWAITING_APPROVAL},
+                        ":pause": {"S": pause_ref},
+                        ":zero": {"N": "0"},
+                    },
+                }
+            },
+            self._conversation_status_update(conversation_id, turn_id, ConversationStatus.AWAITING_APPROVAL),
+        ]
 
     def show_awaiting_client(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
         """The pause waits on the client's results: the turn is handed back (running or awaiting →

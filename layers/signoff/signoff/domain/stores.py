@@ -293,9 +293,12 @@ class ApprovalStore(Protocol):
         """In the order asked; missing ones left out."""
         ...
 
-    def attach_decision(self, approval: Approval, decision_id: str, expires_at: str | None = None) -> bool:
-        """Bind the decision (and when it times out) once, only while pending and unbound; then the
-        action shows its first one."""
+    def attach_decision(
+        self, approval: Approval, decision_id: str, expires_at: str | None = None, show_pause: str | None = None
+    ) -> bool:
+        """Bind the decision (and when it times out) once, only while pending and unbound; the action
+        shows its first one. With ``show_pause``, also ``show_awaiting_approval`` for that pause, all or
+        nothing (False if either is refused)."""
         ...
 
     def settle_approval(self, approval: Approval, decision: Decision | None) -> Approval | None:

@@ -218,11 +218,15 @@ class AgentRunner:
                 self._executor.run_granted(action)
             elif not action.gated and action.error is None:
                 self._executor.run_ungated(action)
-        for action in gated:
-            self._requester.request(conversation, action, [approval for approval, _ in approvals[action.call_id]])
+        shown = False
+        for n, action in enumerate(gated):
+            # The pause's last binding shows the conversation as awaiting approval: one write, not two.
+            show = step.pause_ref if n == len(gated) - 1 else None
+            asked = [approval for approval, _ in approvals[action.call_id]]
+            shown = self._requester.request(conversation, action, asked, show_pause=show)
         logger.info("turn paused", extra={"calls": len(actions), "gated": len(gated)})
         if gated:
-            if self._table.show_awaiting_approval(turn.conversation_id, turn.turn_id, step.pause_ref):
+            if shown or self._table.show_awaiting_approval(turn.conversation_id, turn.turn_id, step.pause_ref):
                 return  # calls still wait on approvers: the answer that settles the last one goes on
             # Settled already: every decision failed to be created, or the approvers were quicker.
             current = self._table.get_turn(turn.conversation_id, turn.turn_id)

@@ -336,15 +336,25 @@ class ApprovalRequester:
             for approver, approval_id in zip(approvers, action.approval_ids, strict=False)
         ]
 
-    def request(self, conversation: Conversation, action: Action, approvals: list[Approval]) -> None:
+    def request(
+        self, conversation: Conversation, action: Action, approvals: list[Approval], show_pause: str | None = None
+    ) -> bool:
         """Ask each approver of the call (its approvals are already stored). An approver who cannot be
         asked counts as no answer, and a call whose approvals can no longer be had is settled as not
-        executed."""
-        bound = [self._ask(conversation, action, approval) for approval in approvals]
+        executed. ``show_pause``: the call is the pause's last to ask about, and its last binding also
+        shows the conversation as awaiting approval; True if that happened and nothing was decided
+        after it (else the caller shows it, or finds the pause settled)."""
+        bound, shown = [], False
+        for n, approval in enumerate(approvals):
+            last = n == len(approvals) - 1
+            was_bound, shown = self._ask(conversation, action, approval, show_pause=show_pause if last else None)
+            bound.append(was_bound)
         if not all(bound):
             # An approver could not be asked (or answered before the binding): that may decide the
             # call. Bound approvals all decide it through their own answer's settlement instead.
             self._settler.decide(action)
+            return False
+        return shown
 
     def escalate(self, action: Action, expired: Approval) -> bool:
         """Ask the next rung of the tool's ladder about the same call (same digest, new decision);
@@ -363,14 +373,20 @@ class ApprovalRequester:
         current = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
         if conversation is None or current is None:
             return True
-        if not self._ask(conversation, current, next_rung, escalated_from=expired):
+        if not self._ask(conversation, current, next_rung, escalated_from=expired)[0]:
             self._settler.decide(current)
         return True
 
     def _ask(
-        self, conversation: Conversation, action: Action, approval: Approval, escalated_from: Approval | None = None
-    ) -> bool:
-        """Ask the approver; True when the decision is bound to the approval, still pending."""
+        self,
+        conversation: Conversation,
+        action: Action,
+        approval: Approval,
+        escalated_from: Approval | None = None,
+        show_pause: str | None = None,
+    ) -> tuple[bool, bool]:
+        """Ask the approver: whether the decision is bound to the approval (still pending), and whether
+        the binding also showed the conversation as awaiting approval for ``show_pause``."""
         try:
             request = self._decision_request(
                 conversation, action, approval, issue_token(self._key, approval.approval_id), escalated_from
@@ -383,11 +399,13 @@ class ApprovalRequester:
                 extra={"call_id": action.call_id, "error": type(exc).__name__},
             )
             self._table.settle_approval(approval, None)
-            return False
-        bound = self._table.attach_decision(approval, decision_id, expires_at)
+            return False, False
+        shown = show_pause is not None and self._table.attach_decision(approval, decision_id, expires_at, show_pause)
+        # Not shown (the pause settled meanwhile, or the turn ended): bind it alone.
+        bound = shown or self._table.attach_decision(approval, decision_id, expires_at)
         count("ApprovalsRequested")
         logger.info("decision requested", extra={"call_id": action.call_id, "decision_id": decision_id})
-        return bound
+        return bound, shown
 
     def _decision_request(
         self,
