@@ -18,6 +18,7 @@ from signoff.dal.table import SignoffTable
 from signoff.domain.models import (
     Action,
     Approval,
+    ApprovalState,
     Conversation,
     ConversationStatus,
     Decision,
@@ -322,6 +323,70 @@ def test_twenty_writers_racing_for_one_budget_take_exactly_what_fits(table):
         results = list(pool.map(lambda n: table.reserve_budget(charge, f"call-{n}", now, True), range(20)))
     assert sum(r.taken for r in results) == 3
     assert str(table.budget_total(charge, now)) == "90"
+
+
+def _budget_write(table: SignoffStore, charge, key: str, now):
+    """The write that reserves ``key`` on ``charge``'s group, as computed from the counter now."""
+    from signoff.domain.budgets import BudgetWrite, reserve
+
+    reservations, version = table.budget_state(charge.group_id)
+    _reservation, changed = reserve(reservations, charge, key, now, True)
+    return BudgetWrite(charge.group_id, changed, version, now + charge.budget.window())
+
+
+def test_an_answer_its_verdict_and_its_reservation_are_one_write(table):
+    cid, tid, [[approval]] = _paused(table, calls=1, bind=False)
+    action, now, charge = table.get_action(cid, tid, "call_0"), utc_now(), _charge()
+    answer = Decision(id="dec_1", status=DecisionStatus.APPROVED, resolved_by="boss@x.io", notes="ok")
+    answered = table.get_approval(approval.approval_id).answered(answer)
+    write = _budget_write(table, charge, "call_0", now)
+    assert write.version == 0
+    assert approval.approval_id in {a.approval_id for a in table.due_work(utc_now()).approvals}
+    ref = DecisionRef(id="dec_1", status="approved")
+    assert table.record_verdict(
+        action, ref, "approved", None, retire=action.approval_ids, answered=answered, budgets=[write]
+    )
+    stored = table.get_approval(approval.approval_id)
+    assert (stored.state, stored.outcome, stored.resolved_by, stored.notes) == (
+        ApprovalState.SETTLED,
+        DecisionStatus.APPROVED,
+        "boss@x.io",
+        "ok",
+    )
+    assert approval.approval_id not in {a.approval_id for a in table.due_work(utc_now()).approvals}
+    assert table.get_action(cid, tid, "call_0").verdict_recorded
+    assert str(table.budget_total(charge, now)) == "30" and table.budget_state(charge.group_id)[1] == 1
+
+
+def test_a_reservation_computed_from_a_counter_that_moved_writes_nothing(table):
+    from signoff.domain.stores import BudgetMoved
+
+    cid, tid, [[approval]] = _paused(table, calls=1, bind=False)
+    action, now, charge = table.get_action(cid, tid, "call_0"), utc_now(), _charge()
+    answered = table.get_approval(approval.approval_id).answered(Decision(id="d", status=DecisionStatus.APPROVED))
+    stale = _budget_write(table, charge, "call_0", now)
+    assert table.reserve_budget(charge, "another-call", now, True).taken  # the counter moves on
+    with pytest.raises(BudgetMoved):
+        table.record_verdict(action, DecisionRef(id="d"), "approved", None, answered=answered, budgets=[stale])
+    assert table.get_approval(approval.approval_id).state is ApprovalState.PENDING
+    assert not table.get_action(cid, tid, "call_0").verdict_recorded
+    assert str(table.budget_total(charge, now)) == "30"  # the other call's only
+    fresh = _budget_write(table, charge, "call_0", now)
+    assert table.record_verdict(action, DecisionRef(id="d"), "approved", None, answered=answered, budgets=[fresh])
+    assert str(table.budget_total(charge, now)) == "60"
+
+
+def test_an_answer_to_an_approval_settled_meanwhile_writes_nothing(table):
+    cid, tid, [[approval]] = _paused(table, calls=1, bind=False)
+    action, now, charge = table.get_action(cid, tid, "call_0"), utc_now(), _charge()
+    pending = table.get_approval(approval.approval_id)
+    assert table.settle_approval(pending, Decision(id="d", status=DecisionStatus.DENIED))  # another callback
+    late = pending.answered(Decision(id="d", status=DecisionStatus.APPROVED))
+    write = _budget_write(table, charge, "call_0", now)
+    assert not table.record_verdict(action, DecisionRef(id="d"), "approved", None, answered=late, budgets=[write])
+    assert table.get_approval(approval.approval_id).outcome is DecisionStatus.DENIED
+    assert not table.get_action(cid, tid, "call_0").verdict_recorded
+    assert str(table.budget_total(charge, now)) == "0"
 
 
 def test_a_reservation_counts_once_and_comes_back_once(table):

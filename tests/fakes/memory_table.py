@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from signoff.domain.budgets import BudgetCharge, Reservation, live_total, release, reserve
+from signoff.domain.budgets import BudgetCharge, BudgetWrite, Reservation, live_total, release, reserve
 from signoff.domain.grants import GRANT_ID_PATTERN, Grant, GrantUse, scope_hash
 from signoff.domain.models import (
     Action,
@@ -41,6 +41,7 @@ from signoff.domain.ports import ConversationBusy, ConversationNotFound
 from signoff.domain.receipts import GENESIS, receipt_hash
 from signoff.domain.stores import (
     AuditQuery,
+    BudgetMoved,
     ConversationPage,
     DueWork,
     InvalidCursor,
@@ -99,6 +100,19 @@ def _cursor(bucket: str, at: str) -> str:
 def _uncursor(cursor: str) -> tuple[str, str]:
     fields = decode_cursor(cursor, {"b": str, "at": str})
     return fields["b"], fields["at"]
+
+
+def _settlement(answered: Approval) -> dict[str, Any]:
+    """The fields a settlement writes (the table's SET), from Approval.answered."""
+    return {
+        "state": answered.state,
+        "outcome": answered.outcome,
+        "resolved_by": answered.resolved_by,
+        "notes": answered.notes,
+        "response_data": json.loads(json.dumps(answered.response_data)) if answered.response_data is not None else None,
+        "execute_at": answered.execute_at,
+        "resolved_at": answered.resolved_at,
+    }
 
 
 class MemoryTable:
@@ -575,18 +589,7 @@ class MemoryTable:
             row = self._row(key)
             self._require(row is not None and row.record.state is ApprovalState.PENDING)
             assert row is not None
-            self._update(
-                key,
-                state=ApprovalState.SETTLED,
-                outcome=decision.status if decision else None,
-                resolved_by=decision.resolved_by if decision else None,
-                notes=decision.notes if decision else None,
-                response_data=json.loads(json.dumps(decision.response_data))
-                if decision and decision.response_data is not None
-                else None,
-                execute_at=decision.execute_at if decision else None,
-                resolved_at=decision.resolved_at if decision and decision.resolved_at else iso(utc_now()),
-            )
+            self._update(key, **_settlement(approval.answered(decision)))
             row.due_at = iso(utc_now())  # SET due_at: listed again only while it still has its bucket
             return row.record.model_copy(deep=True)
 
@@ -602,8 +605,12 @@ class MemoryTable:
         approved_digest: str | None = None,
         changes: dict[str, Any] | None = None,
         retire: Sequence[str] = (),
+        answered: Approval | None = None,
+        budgets: Sequence[BudgetWrite] = (),
     ) -> bool:
         def change() -> bool:
+            if any(self._budget_version(w.group_id) != w.version for w in budgets):
+                raise BudgetMoved("a budget counter moved since it was read")
             key, row = self._action_row(action)
             self._require(not row.record.verdict_recorded and row.record.execution is None)
             self._require(row.record.approval_ids == action.approval_ids)
@@ -611,6 +618,12 @@ class MemoryTable:
             self._require(turn.record.pending > 0)
             retired = [self._row(_approval_key(i)) for i in retire]
             self._require(all(r is not None for r in retired))
+            if answered is not None:
+                answering = self._row(_approval_key(answered.approval_id))
+                self._require(answering is not None and answering.record.state is ApprovalState.PENDING)
+                assert answering is not None
+                self._update(_approval_key(answered.approval_id), **_settlement(answered))
+                retired.append(answering)
             for approval_row in retired:
                 assert approval_row is not None
                 approval_row.due, approval_row.due_at = False, None
@@ -626,6 +639,8 @@ class MemoryTable:
                 fields["changes"] = json.loads(json.dumps(changes))
             self._update(key, **fields)
             self._update(_turn_key(action.conversation_id, action.turn_id), pending=turn.record.pending - 1)
+            for write in budgets:
+                self._store_budget(write.group_id, write.reservations)
             turn.due, turn.due_at = True, self._stall_due()
             return True
 
@@ -701,6 +716,20 @@ class MemoryTable:
         row = self._row((f"BUDGET#{group_id}", "BUDGET"))
         return dict(row.record) if row else {}
 
+    def _store_budget(self, group_id: str, reservations: dict) -> None:
+        """The group's new reservations, its counter's version one up (as the table's counter)."""
+        key = (f"BUDGET#{group_id}", "BUDGET")
+        old = self._row(key)
+        self._rows[key] = _Row(reservations, extra={"version": (old.extra["version"] if old else 0) + 1})
+
+    def budget_state(self, group_id: str) -> tuple[dict[str, dict[str, str]], int]:
+        with self._lock:
+            return self._budget(group_id), self._budget_version(group_id)
+
+    def _budget_version(self, group_id: str) -> int:
+        row = self._row((f"BUDGET#{group_id}", "BUDGET"))
+        return row.extra["version"] if row else 0
+
     def budget_total(self, charge: BudgetCharge, now: datetime) -> Decimal:
         with self._lock:
             return live_total(self._budget(charge.group_id), now, charge.budget.window())
@@ -709,7 +738,7 @@ class MemoryTable:
         with self._lock:
             reservation, changed = reserve(self._budget(charge.group_id), charge, call_key, now, enforce_limit)
             if changed is not None:
-                self._rows[(f"BUDGET#{charge.group_id}", "BUDGET")] = _Row(changed)
+                self._store_budget(charge.group_id, changed)
                 self.writes += 1
             return reservation
 
@@ -718,7 +747,7 @@ class MemoryTable:
             changed = release(self._budget(charge.group_id), charge, call_key, now)
             if changed is None:
                 return False
-            self._rows[(f"BUDGET#{charge.group_id}", "BUDGET")] = _Row(changed)
+            self._store_budget(charge.group_id, changed)
             self.writes += 1
             return True
 

@@ -74,6 +74,65 @@ def test_a_call_that_did_not_run_gives_its_budget_back():
     assert gate.ran("issue_refund") == [{"customer_id": "c1", "amount": 90}]  # 90 fits: nothing was kept
 
 
+def test_an_answer_its_verdict_and_its_reservation_are_one_write():
+    gate = Gate(ScriptedAgent(pause(_refund(340)), reply(), pause(_refund(90)), reply()), _policy(400, hard=True))
+    cid = gate.ask()
+    writes = gate.table.writes
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    assert gate.table.writes - writes == 1  # the approval settled, the verdict, the turn, the budget
+    [approval] = gate.approvals(cid)
+    assert approval.outcome is DecisionStatus.APPROVED and gate.action(cid).verdict is DecisionStatus.APPROVED
+    gate.drain()
+    assert gate.ran("issue_refund") == [{"customer_id": "c1", "amount": 340}]
+    with time_machine.travel(utc_now() + timedelta(seconds=1), tick=False):
+        later = gate.ask()
+    assert "340 already used of 400" in gate.action(later).error  # the reservation was written
+
+
+def test_a_verdict_planned_against_a_budget_that_moved_is_planned_again():
+    """Another call takes from the same budget between the verdict's read of it and its write: the
+    write is refused as a whole and the verdict planned again, now over the hard cap."""
+    from signoff.domain.budgets import charge_for
+    from signoff.domain.policy import ApprovalPolicy
+
+    gate = Gate(ScriptedAgent(pause(_refund(340)), reply()), _policy(400, hard=True))
+    cid = gate.ask()
+    [budget] = ApprovalPolicy.model_validate(_policy(400, hard=True)).budgets_for("issue_refund")
+    other = charge_for(budget, {"customer_id": "c1", "amount": 100})
+    read = gate.table.budget_state
+    reads: list[int] = []
+
+    def read_then_another_call_takes(group_id):
+        state = read(group_id)
+        if not reads:
+            assert gate.table.reserve_budget(other, "another-call", utc_now(), True).taken
+        reads.append(state[1])
+        return state
+
+    gate.table.budget_state = read_then_another_call_takes
+    writes = gate.table.writes
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    assert reads == [0, 1]  # planned twice: the second time against the moved counter
+    assert gate.table.writes - writes == 2  # the other call's reservation; then answer and verdict, one write
+    gate.drain()
+    action = gate.action(cid)
+    assert gate.ran() == [] and "over the hard cap" in action.execution.result["error"]
+    assert str(gate.table.budget_total(other, utc_now())) == "100"  # the other call's only
+
+
+def test_two_callbacks_racing_with_the_same_answer_run_the_call_once():
+    gate = Gate(ScriptedAgent(pause(_refund(340)), reply("Done.")), _policy(400, hard=True))
+    cid = gate.ask()
+    [decision] = gate.handover.asked()
+    gate.handover.answer(decision, "approved")
+    [pending] = gate.approvals(cid)  # both callbacks read it pending
+    answer = gate.handover.get_decision(decision)
+    assert gate.settler.settle(pending, answer).value == "settled"
+    assert gate.settler.settle(pending, answer).value == "already_settled"
+    gate.drain()
+    assert len(gate.ran()) == 1 and gate.reply(cid) == "Done."
+
+
 # -- standing approvals -----------------------------------------------------------------------
 def test_an_approval_with_allow_similar_covers_later_calls_up_to_its_uses():
     gate = Gate(ScriptedAgent(pause(_refund(340)), reply()))

@@ -14,6 +14,7 @@ from typing import Any
 
 from signoff.dal.base import TableBase, _action_key, _approval_key, _conv_pk, _key, _record, due_bucket
 from signoff.dal.codec import to_attr, to_item
+from signoff.domain.budgets import BudgetWrite
 from signoff.domain.models import (
     Action,
     Approval,
@@ -25,6 +26,27 @@ from signoff.domain.models import (
     iso,
     utc_now,
 )
+from signoff.domain.stores import BudgetMoved
+
+
+def _settlement(answered: Approval) -> tuple[str, dict[str, Any]]:
+    """The update that settles an approval as ``answered`` (Approval.answered) says, and its values
+    (``#st`` is the state; the condition, that it is still pending, uses ``:pending``)."""
+    return (
+        "SET #st = :settled, outcome = :outcome, resolved_by = :by, notes = :notes, response_data = :data, "
+        "execute_at = :exec_at, resolved_at = :at",
+        {
+            ":settled": ApprovalState.SETTLED,
+            ":pending": ApprovalState.PENDING,
+            ":outcome": answered.outcome.value if answered.outcome else None,
+            ":by": answered.resolved_by,
+            ":notes": answered.notes,
+            # The approver's data as text: nothing in it can trip DynamoDB's types.
+            ":data": json.dumps(answered.response_data) if answered.response_data is not None else None,
+            ":exec_at": answered.execute_at,
+            ":at": answered.resolved_at,
+        },
+    )
 
 
 class ApprovalRecords(TableBase):
@@ -152,24 +174,12 @@ class ApprovalRecords(TableBase):
         The approval stays in the due index until its call's verdict is recorded, so a crash
         right after this write is finished by the reconciler.
         """
-        values: dict[str, Any] = {
-            ":settled": ApprovalState.SETTLED,
-            ":pending": ApprovalState.PENDING,
-            ":outcome": decision.status.value if decision else None,
-            ":by": decision.resolved_by if decision else None,
-            ":notes": decision.notes if decision else None,
-            # The approver's data as text: nothing in it can trip DynamoDB's types.
-            ":data": json.dumps(decision.response_data) if decision and decision.response_data is not None else None,
-            ":exec_at": decision.execute_at if decision else None,
-            ":at": decision.resolved_at if decision and decision.resolved_at else iso(utc_now()),
-            ":soon": iso(utc_now()),
-        }
+        expression, values = _settlement(approval.answered(decision))
         settled = self._update_returning(
             _approval_key(approval.approval_id),
-            "SET #st = :settled, outcome = :outcome, resolved_by = :by, notes = :notes, response_data = :data, "
-            "execute_at = :exec_at, resolved_at = :at, due_at = :soon",
+            expression + ", due_at = :soon",
             "#st = :pending",
-            values,
+            {**values, ":soon": iso(utc_now())},
             {"#st": "state"},
         )  # the settled approval, so the settler need not read it again
         return None if settled is None else _record(settled)
@@ -184,12 +194,16 @@ class ApprovalRecords(TableBase):
         approved_digest: str | None = None,
         changes: dict[str, Any] | None = None,
         retire: Sequence[str] = (),
+        answered: Approval | None = None,
+        budgets: Sequence[BudgetWrite] = (),
     ) -> bool:
         """The call's verdict, once, with the turn's count of pending calls down by one, and only while
         the call waits on the approvals ``action`` names and the turn still waits on approvals: a turn
         that failed or was abandoned takes no more verdicts, so its calls can never run afterwards.
         The ``retire`` approvals leave the reconciler's list in the same write (answers still to come
-        are recorded, and change nothing)."""
+        are recorded, and change nothing). ``answered``: the approval whose answer decides, settled
+        in the same write while still pending. ``budgets``: the call's reservations, each written
+        only if its counter is still at the version read; BudgetMoved if one was not."""
         sets = ["decision = :decision", "verdict = :verdict", "verdict_recorded = :true"]
         values: dict[str, Any] = {":decision": decision.model_dump(mode="json"), ":verdict": verdict, ":true": True}
         if execution is not None:
@@ -206,8 +220,26 @@ class ApprovalRecords(TableBase):
         if changes is not None:
             sets.append("changes = :changes")
             values[":changes"] = changes
-        return self._transact(
+        settles = []
+        if answered is not None:  # settled and out of the reconciler's list, in this same write
+            expression, settlement = _settlement(answered)
+            settles.append(
+                {
+                    "Update": {
+                        "Key": _approval_key(answered.approval_id),
+                        "UpdateExpression": expression + " REMOVE due_bucket, due_at",
+                        "ConditionExpression": "#st = :pending",
+                        "ExpressionAttributeNames": {"#st": "state"},
+                        "ExpressionAttributeValues": {k: to_attr(v) for k, v in settlement.items()},
+                    }
+                }
+            )
+            retire = [i for i in retire if i != answered.approval_id]
+        budget_items = [self._budget_write_item(write) for write in budgets]
+        reasons = self._transact_reasons(
             [
+                *budget_items,
+                *settles,
                 {
                     "Update": {
                         "Key": _action_key(action.conversation_id, action.turn_id, action.call_id),
@@ -249,6 +281,11 @@ class ApprovalRecords(TableBase):
                 ),
             ]
         )
+        if reasons is None:
+            return True
+        if any(code == "ConditionalCheckFailed" for code in reasons[: len(budget_items)]):
+            raise BudgetMoved("a budget counter moved since it was read")
+        return False
 
     def retire_approval(self, approval_id: str) -> None:
         """Out of the reconciler's list: its call has a verdict (a late answer is still recorded)."""

@@ -126,9 +126,21 @@ class TableBase:
             raise
 
     def _transact(self, items: list[dict]) -> bool:
+        return self._transact_reasons(items) is None
+
+    def _transact_reasons(self, items: list[dict]) -> list[str] | None:
+        """A transaction: None when written, else why each item was refused, in order
+        (``ConditionalCheckFailed`` for an item whose condition failed, ``None`` for one that passed)."""
         for entry in items:
             next(iter(entry.values()))["TableName"] = self._table
-        return self._conditional(self._db.transact_write_items, TransactItems=items) is not None
+        try:
+            self._db.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            return [str(r.get("Code", "None")) for r in reasons] or ["Unknown"] * len(items)
+        return None
 
     def _update(
         self, key: dict, expression: str, condition: str, values: dict | None = None, names: dict | None = None

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from signoff.dal.base import TableBase, _key
-from signoff.domain.budgets import BudgetCharge, live_total, release, reserve
+from signoff.dal.codec import to_attr
+from signoff.domain.budgets import BudgetCharge, BudgetWrite, Reservations, live_total, release, reserve
 from signoff.domain.stores import BudgetContention, Reservation
 
 __all__ = ["BudgetContention", "BudgetRecords", "Reservation"]
@@ -29,20 +30,20 @@ def _budget_key(group_id: str) -> dict:
 
 
 class BudgetRecords(TableBase):
-    def _budget_state(self, group_id: str) -> tuple[dict[str, dict[str, str]], int]:
+    def budget_state(self, group_id: str) -> tuple[Reservations, int]:
         item = self._get(_budget_key(group_id))
         if item is None:
             return {}, 0
         return json.loads(item.get("reservations") or "{}"), int(item.get("version", 0))
 
     def budget_total(self, charge: BudgetCharge, now: datetime) -> Decimal:
-        reservations, _ = self._budget_state(charge.group_id)
+        reservations, _ = self.budget_state(charge.group_id)
         return live_total(reservations, now, charge.budget.window())
 
     def reserve_budget(self, charge: BudgetCharge, call_key: str, now: datetime, enforce_limit: bool) -> Reservation:
         """Add the call's amount to its group; with ``enforce_limit``, only if the total stays within."""
         for attempt in range(MAX_ATTEMPTS):
-            reservations, version = self._budget_state(charge.group_id)
+            reservations, version = self.budget_state(charge.group_id)
             reservation, changed = reserve(reservations, charge, call_key, now, enforce_limit)
             if changed is None or self._write_budget(charge.group_id, changed, version, now + charge.budget.window()):
                 return reservation
@@ -52,7 +53,7 @@ class BudgetRecords(TableBase):
     def release_budget(self, charge: BudgetCharge, call_key: str, now: datetime) -> bool:
         """Take the call's reservation back (it did not run); False if it held none."""
         for attempt in range(MAX_ATTEMPTS):
-            reservations, version = self._budget_state(charge.group_id)
+            reservations, version = self.budget_state(charge.group_id)
             changed = release(reservations, charge, call_key, now)
             if changed is None:
                 return False
@@ -62,21 +63,28 @@ class BudgetRecords(TableBase):
         raise BudgetContention(charge.group_id)
 
     def _write_budget(self, group_id: str, reservations: dict, version: int, window_end: datetime) -> bool:
-        condition = "attribute_not_exists(pk)" if version == 0 else "version = :read"
+        update = self._budget_write_item(BudgetWrite(group_id, reservations, version, window_end))["Update"]
+        return self._conditional(self._db.update_item, TableName=self._table, **update) is not None
+
+    def _budget_write_item(self, write: BudgetWrite) -> dict:
+        """The counter's new reservations, only if it is still at the version read (a transaction item)."""
         values = {
-            ":r": json.dumps(reservations, sort_keys=True),
-            ":next": version + 1,
-            ":ttl": int((window_end + timedelta(days=1)).timestamp()),
+            ":r": json.dumps(write.reservations, sort_keys=True),
+            ":next": write.version + 1,
+            ":ttl": int((write.window_end + timedelta(days=1)).timestamp()),
+            ":type": "budget",
         }
-        if version:
-            values[":read"] = version
-        return self._update(
-            _budget_key(group_id),
-            "SET reservations = :r, version = :next, #ttl = :ttl, #type = :type",
-            condition,
-            {**values, ":type": "budget"},
-            {"#ttl": "ttl", "#type": "type"},
-        )
+        if write.version:
+            values[":read"] = write.version
+        return {
+            "Update": {
+                "Key": _budget_key(write.group_id),
+                "UpdateExpression": "SET reservations = :r, version = :next, #ttl = :ttl, #type = :type",
+                "ConditionExpression": "attribute_not_exists(pk)" if write.version == 0 else "version = :read",
+                "ExpressionAttributeNames": {"#ttl": "ttl", "#type": "type"},
+                "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
+            }
+        }
 
 
 def _back_off(attempt: int) -> None:

@@ -115,6 +115,17 @@ class Reservation:
 Reservations = dict[str, dict[str, str]]  # call key → {"amount", "at"}: one budget group's, in its window
 
 
+@dataclass(frozen=True)
+class BudgetWrite:
+    """A group's reservations as a verdict leaves them: written with the verdict, and only if the
+    group is still at the ``version`` they were computed from (0: it had no counter yet)."""
+
+    group_id: str
+    reservations: Reservations
+    version: int
+    window_end: datetime
+
+
 def reserve(
     reservations: Reservations, charge: BudgetCharge, call_key: str, now: datetime, enforce_limit: bool
 ) -> tuple[Reservation, Reservations | None]:

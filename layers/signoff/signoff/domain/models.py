@@ -233,6 +233,21 @@ class Approval(Record):
     # write that follows is conditional on the call as it is by then. None: read it.
     call: Action | None = None
 
+    def answered(self, decision: Decision | None) -> Approval:
+        """Settled with the approver's answer (None: no decision could be requested), as the table
+        keeps it: one definition of what a settlement writes, for each write that makes one."""
+        return self.model_copy(
+            update={
+                "state": ApprovalState.SETTLED,
+                "outcome": decision.status if decision else None,
+                "resolved_by": decision.resolved_by if decision else None,
+                "notes": decision.notes if decision else None,
+                "response_data": decision.response_data if decision else None,
+                "execute_at": decision.execute_at if decision else None,
+                "resolved_at": decision.resolved_at if decision and decision.resolved_at else iso(utc_now()),
+            }
+        )
+
     @classmethod
     def for_call(cls, action: Action, approval_id: str, approver: str, created_at: str, **state: Any) -> Approval:
         """One approver's approval of exactly this call (its tool, digest and ids)."""

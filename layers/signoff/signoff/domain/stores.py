@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from signoff.domain.budgets import BudgetCharge, Reservation
+from signoff.domain.budgets import BudgetCharge, BudgetWrite, Reservation, Reservations
 from signoff.domain.grants import Grant, GrantUse
 from signoff.domain.models import Action, Approval, Conversation, Decision, DecisionRef, Execution, Message, Turn
 from signoff.domain.tenants import DEFAULT_TENANT
@@ -50,6 +50,10 @@ def decode_cursor(cursor: str, kinds: dict[str, type]) -> dict[str, Any]:
 
 class BudgetContention(RuntimeError):
     """Too many writers raced for one budget counter; the caller fails closed."""
+
+
+class BudgetMoved(RuntimeError):
+    """A budget counter a write was computed from changed before the write: compute it again."""
 
 
 @dataclass
@@ -316,12 +320,17 @@ class ApprovalStore(Protocol):
         approved_digest: str | None = None,
         changes: dict[str, Any] | None = None,
         retire: Sequence[str] = (),
+        answered: Approval | None = None,
+        budgets: Sequence[BudgetWrite] = (),
     ) -> bool:
         """The call's verdict once (no verdict yet, no execution, its approval ids still those of
         ``action``), with its turn's pending count down by
         one while the turn awaits approvals with pending > 0 (the turn due after the stall time); a
         scheduled execution makes the action due at its execute_at; the ``retire`` approvals (which
-        must exist) leave the reconciler's list. All or nothing."""
+        must exist) leave the reconciler's list. ``answered``: an approval settled by this same write
+        (only while still pending), its answer the one that decides. ``budgets``: the call's
+        reservations, each written only if its group is still at the version read (BudgetMoved if
+        one is not). All or nothing."""
         ...
 
     def retire_approval(self, approval_id: str) -> None:
@@ -354,6 +363,10 @@ class AuditStore(Protocol):
 class BudgetStore(Protocol):
     def budget_total(self, charge: BudgetCharge, now: datetime) -> Decimal:
         """The live total of the charge's group in its window."""
+        ...
+
+    def budget_state(self, group_id: str) -> tuple[Reservations, int]:
+        """The group's reservations and the version of its counter (0: none yet), for a BudgetWrite."""
         ...
 
     def reserve_budget(self, charge: BudgetCharge, call_key: str, now: datetime, enforce_limit: bool) -> Reservation:

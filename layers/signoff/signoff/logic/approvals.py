@@ -10,6 +10,8 @@ worker when its last call has a verdict.
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from signoff.domain.budgets import BudgetWrite
 from signoff.domain.canonical import action_digest
 from signoff.domain.models import (
     Action,
@@ -37,6 +40,7 @@ from signoff.domain.models import (
 from signoff.domain.modification import InvalidModification, apply_modification
 from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.ports import ApprovalService, DecisionRequest, WorkMessage, WorkQueue
+from signoff.domain.stores import BudgetContention, BudgetMoved
 from signoff.domain.tokens import issue_token
 from signoff.domain.tools import ToolRegistry, arguments_of
 from signoff.domain.verdict import Verdict, verdict_of
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 MAX_CONTEXT_CHARS = 4000
+BUDGET_ATTEMPTS = 25  # plans of one verdict against budget counters other calls keep moving
 URGENCIES = ("low", "medium", "high", "critical")
 
 
@@ -114,14 +119,45 @@ class ApprovalSettler:
     def settle(self, approval: Approval, decision: Decision | None) -> SettleResult:
         if decision is not None and not decision.status.is_terminal:
             return SettleResult.PENDING
+        decided = self._answer_decides(approval, decision)
+        if decided is not None:
+            self._counted(approval, decision)
+            action, answered = decided
+            self._carry_out(action, answered, decided_now=True)
+            return SettleResult.SETTLED
         settled = self._table.settle_approval(approval, decision)
         if settled is not None and decision is not None:
-            count("ApprovalsAnswered")
-            waited = _seconds_between(approval.created_at, decision.resolved_at)
-            if waited is not None:
-                seconds("TimeToDecisionSeconds", waited)
+            self._counted(approval, decision)
         self.finish(approval.approval_id, settled)
         return SettleResult.SETTLED if settled is not None else SettleResult.ALREADY_SETTLED
+
+    def _answer_decides(self, approval: Approval, decision: Decision | None) -> tuple[Action, Approval] | None:
+        """The answer of a call's only approver decides it: settle the approval and record the
+        call's verdict (with its budgets' reservations) in one write, with the call the approval
+        carries. The call as written and the approval as settled; None when this cannot be done in
+        one write (an escalation, a quorum, an approval without its call) or when that write was
+        refused: someone else settled the approval, or the call or its turn moved on. The general
+        way (settle, then decide) then finds out which and does what is left."""
+        call = approval.call
+        if (
+            call is None
+            or decision is None
+            or decision.status in (DecisionStatus.EXPIRED, DecisionStatus.ESCALATED)
+            or call.approval_ids != [approval.approval_id]
+            or call.quorum_required != 1
+            or call.verdict_recorded
+        ):
+            return None
+        answered = approval.answered(decision)
+        decided = self._decide(call, answered, answering=True)
+        return None if decided is None else (decided, answered)
+
+    @staticmethod
+    def _counted(approval: Approval, decision: Decision) -> None:
+        count("ApprovalsAnswered")
+        waited = _seconds_between(approval.created_at, decision.resolved_at)
+        if waited is not None:
+            seconds("TimeToDecisionSeconds", waited)
 
     def finish(self, approval_id: str, settled: Approval | None = None) -> None:
         """After an answer is recorded: decide the call's verdict, run it if approved (or hand it to the
@@ -156,11 +192,16 @@ class ApprovalSettler:
                 for other in action.approval_ids:
                     self._table.retire_approval(other)
             return  # otherwise a quorum still waits on others
+        self._carry_out(action, approval, decided_now=decided is not None)
+
+    def _carry_out(self, action: Action, approval: Approval, decided_now: bool) -> None:
+        """The call has its verdict: grant what the answer grants, then run the call if it may (or hand
+        it to the worker) and resume the turn when it is ready."""
         if self._grants and action.verdict is DecisionStatus.APPROVED and approval.outcome is DecisionStatus.APPROVED:
             # Before the call runs, and again on any retry: one grant per decision, never two.
             self._grants.create_from(action, approval)
         if self._hand_off:
-            self._hand_over(action, decided_now=decided is not None)
+            self._hand_over(action, decided_now=decided_now)
             return
         self._executor.run_approved(action)
         self._resume_if_ready(action.conversation_id, action.turn_id)
@@ -216,9 +257,10 @@ class ApprovalSettler:
         """Record the call's verdict if the answers so far decide it; True if this call did."""
         return self._decide(action, None) is not None
 
-    def _decide(self, action: Action, settled: Approval | None) -> Action | None:
+    def _decide(self, action: Action, settled: Approval | None, answering: bool = False) -> Action | None:
         """The call as its verdict left it, if this invocation recorded the verdict. ``settled``: an
-        approval as this invocation just settled it (the others are read)."""
+        approval as this invocation just settled it (the others are read); with ``answering``, as it
+        is to be settled, in the verdict's own write."""
         known = {settled.approval_id: settled} if settled is not None else {}
         unknown = [i for i in action.approval_ids if i not in known]
         found = {a.approval_id: a for a in self._table.get_approvals(unknown)} if unknown else {}
@@ -234,19 +276,28 @@ class ApprovalSettler:
             notes=verdict.notes,
         )
         status = verdict.status.value if verdict.status else None  # None: nobody could be asked
-        plan = self._plan(action, verdict)
-        # Its approvals leave the reconciler's list with the verdict: answers still to come (a quorum's
-        # late ones) change nothing.
-        recorded = self._table.record_verdict(
-            action,
-            ref,
-            status,
-            plan.execution,
-            plan.approved_arguments,
-            plan.approved_digest,
-            plan.changes,
-            retire=action.approval_ids,
-        )
+        for attempt in range(BUDGET_ATTEMPTS):
+            plan, budgets = self._plan(action, verdict)
+            try:
+                # Its approvals leave the reconciler's list with the verdict: answers still to come (a
+                # quorum's late ones) change nothing.
+                recorded = self._table.record_verdict(
+                    action,
+                    ref,
+                    status,
+                    plan.execution,
+                    plan.approved_arguments,
+                    plan.approved_digest,
+                    plan.changes,
+                    retire=action.approval_ids,
+                    answered=settled if answering else None,
+                    budgets=budgets,
+                )
+                break
+            except BudgetMoved:
+                _back_off(attempt)  # another call took from the same budget meanwhile: plan again
+        else:
+            raise BudgetContention(action.call_id)
         logger.info("verdict recorded", extra={"call_id": action.call_id, "verdict": status, "won": recorded})
         if not recorded:
             return None
@@ -259,17 +310,19 @@ class ApprovalSettler:
             written["changes"] = plan.changes
         return action.as_written(**written)
 
-    def _plan(self, action: Action, verdict: Verdict) -> VerdictPlan:
-        """What a verdict means for the call before anything runs (a call allowed to run counts on
-        its budgets from here; only a hard cap can still refuse it)."""
+    def _plan(self, action: Action, verdict: Verdict) -> tuple[VerdictPlan, list[BudgetWrite]]:
+        """What a verdict means for the call before anything runs, and the budget reservations the
+        verdict writes (a call allowed to run counts on its budgets from its verdict; only a hard cap
+        can still refuse it)."""
         plan = self._plan_verdict(action, verdict)
         allowed = plan.execution is None or plan.execution.status is ExecutionStatus.SCHEDULED
         if allowed and self._budgets:
             arguments = plan.approved_arguments if plan.approved_arguments is not None else action.arguments
-            refusal = self._budgets.admit_approved(call_key(action), action.tool, arguments, action.tenant)
+            refusal, budgets = self._budgets.plan_approved(call_key(action), action.tool, arguments, action.tenant)
             if refusal:
-                return VerdictPlan.refused(refusal)
-        return plan
+                return VerdictPlan.refused(refusal), []
+            return plan, budgets
+        return plan, []
 
     def _plan_verdict(self, action: Action, verdict: Verdict) -> VerdictPlan:
         if verdict.status is DecisionStatus.APPROVED:
@@ -458,6 +511,11 @@ class ApprovalRequester:
             callback_url=f"{self._settings.public_api_url}/callbacks/handover/{token}",
             options=options,
         )
+
+
+def _back_off(attempt: int) -> None:
+    """A short jittered pause before planning again (the other writer is done within milliseconds)."""
+    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not crypto
 
 
 def _seconds_between(start: str, end: str | None) -> float | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
-from signoff.domain.budgets import BudgetCharge, UnreadableCharge, charge_for, money
+from signoff.domain.budgets import BudgetCharge, BudgetWrite, UnreadableCharge, charge_for, money, reserve
 from signoff.domain.models import Action, utc_now
 from signoff.domain.policy import ApprovalPolicy
 from signoff.observability import count
@@ -107,6 +107,29 @@ class BudgetKeeper:
                 return f"over the hard cap of {_over(charge, reservation.total_before)}"
             taken.append(charge)
         return None
+
+    def plan_approved(
+        self, key: str, tool: str, arguments: dict[str, Any], tenant: str
+    ) -> tuple[str | None, list[BudgetWrite]]:
+        """``admit_approved`` without writing: why a hard cap refuses the call (None: it may run), and
+        the reservations its verdict writes in the same transaction, each only if its counter has
+        not moved since this read (else BudgetMoved, and the verdict is planned again)."""
+        now, writes = utc_now(), []
+        for budget in self._policy().budgets_for(tool):
+            try:
+                charge = charge_for(budget, arguments, tenant)
+            except UnreadableCharge as exc:
+                if budget.hard:
+                    return f"budget {budget.name!r} cannot count this call: {exc}", []
+                continue  # approved by a human; nothing the budget can add up
+            reservations, version = self._table.budget_state(charge.group_id)
+            reservation, changed = reserve(reservations, charge, key, now, enforce_limit=budget.hard)
+            if not reservation.taken:
+                count("BudgetCapRefusals")
+                return f"over the hard cap of {_over(charge, reservation.total_before)}", []
+            if changed is not None:
+                writes.append(BudgetWrite(charge.group_id, changed, version, now + budget.window()))
+        return None, writes
 
     def release(self, action: Action) -> None:
         """The call did not run, or failed: its reservations go back (at whichever arguments took them)."""
