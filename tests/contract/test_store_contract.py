@@ -843,6 +843,46 @@ def test_approvals_are_read_with_the_chain_head_in_the_order_asked(table):
     assert table.approvals_with_receipt_head([], tenant) == ([], (1, receipt_hash("jws-1")))
 
 
+def _approved_and_claimed(table: SignoffStore, calls: int = 1) -> tuple[str, str, Action]:
+    """A paused turn whose first call is approved and claimed for execution (the others still wait)."""
+    cid, tid, _ = _paused(table, calls=calls)
+    action = table.get_action(cid, tid, "call_0")
+    assert table.record_verdict(action, DecisionRef(id="d", status="approved"), "approved", None)
+    action = table.get_action(cid, tid, "call_0")
+    assert table.claim_execution(action)
+    return cid, tid, action
+
+
+def test_the_last_calls_receipt_claims_the_turns_resume_in_the_same_write(table):
+    from signoff.domain.stores import ResumeRefused
+
+    cid, tid, action = _approved_and_claimed(table)
+    done = Execution(status=ExecutionStatus.EXECUTED, result={"ok": 1})
+    seq = table.receipt_head(action.tenant)[0] + 1
+    with pytest.raises(ResumeRefused):  # another pause's resume: nothing is written
+        table.finish_with_receipt(action, done, seq, f"jws-{uuid.uuid4().hex}", resume_pause="resp_other")
+    assert table.get_action(cid, tid, "call_0").execution.status is ExecutionStatus.EXECUTING
+    assert table.receipt_head(action.tenant)[0] == seq - 1
+    assert table.finish_with_receipt(action, done, seq, f"jws-{uuid.uuid4().hex}", resume_pause="resp_1")
+    assert table.get_action(cid, tid, "call_0").execution.status is ExecutionStatus.EXECUTED
+    assert table.get_turn(cid, tid).status is TurnStatus.RUNNING
+    assert table.get_conversation(cid).status is ConversationStatus.RUNNING
+    assert not table.claim_turn_resume(cid, tid, "resp_1")  # claimed once
+
+
+def test_a_receipt_cannot_claim_the_resume_of_a_pause_still_waiting_on_a_verdict(table):
+    from signoff.domain.stores import ResumeRefused
+
+    cid, tid, action = _approved_and_claimed(table, calls=2)  # call_1 has no verdict yet
+    done = Execution(status=ExecutionStatus.EXECUTED, result={"ok": 1})
+    seq = table.receipt_head(action.tenant)[0] + 1
+    with pytest.raises(ResumeRefused):
+        table.finish_with_receipt(action, done, seq, f"jws-{uuid.uuid4().hex}", resume_pause="resp_1")
+    assert table.get_turn(cid, tid).status is TurnStatus.AWAITING_APPROVAL
+    assert table.finish_with_receipt(action, done, seq, f"jws-{uuid.uuid4().hex}")  # the receipt alone
+    assert not table.finish_with_receipt(action, done, seq + 1, "jws-again", resume_pause="resp_1")  # not executing
+
+
 # -- the audit index ------------------------------------------------------------------------------
 def test_the_audit_trail_lists_a_tenants_approvals_newest_first_each_once(table):
     tenant, now = f"aud{uuid.uuid4().hex[:8]}", utc_now()

@@ -45,6 +45,7 @@ from signoff.domain.stores import (
     ConversationPage,
     DueWork,
     InvalidCursor,
+    ResumeRefused,
     conversation_of,
     conversation_page,
     decode_cursor,
@@ -834,7 +835,9 @@ class MemoryTable:
         with self._lock:
             return self.get_approvals(approval_ids), self.receipt_head(tenant)
 
-    def finish_with_receipt(self, action: Action, execution: Execution, seq: int, jws: str) -> bool:
+    def finish_with_receipt(
+        self, action: Action, execution: Execution, seq: int, jws: str, resume_pause: str | None = None
+    ) -> bool:
         pk = f"RECEIPTS#{action.tenant}"
 
         def change() -> bool:
@@ -843,6 +846,16 @@ class MemoryTable:
             head = self._row((pk, "HEAD"))
             self._require(head is None if seq == 1 else head is not None and head.record["seq"] == seq - 1)
             self._require((pk, f"SEQ#{seq:012d}") not in self._rows)
+            if resume_pause is not None:
+                try:
+                    turn = self._turn_in(action.conversation_id, action.turn_id, TurnStatus.AWAITING_APPROVAL)
+                    self._require(turn.record.pause_ref == resume_pause and turn.record.pending == 0)
+                    meta = self._active_turn_meta(action.conversation_id, action.turn_id)
+                except _Refused:
+                    raise ResumeRefused("the turn's resume was not this write's to claim") from None
+                self._update(_turn_key(action.conversation_id, action.turn_id), status=TurnStatus.RUNNING)
+                turn.due, turn.due_at = True, self._lease_due()
+                self._update(meta, status=ConversationStatus.RUNNING)
             self._update(key, execution=_stored(execution), receipt=jws)
             self._rows[(pk, "HEAD")] = _Row({"seq": seq, "hash": receipt_hash(jws)})
             self._rows[(pk, f"SEQ#{seq:012d}")] = _Row({"jws": jws})

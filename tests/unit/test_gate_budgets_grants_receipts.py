@@ -240,3 +240,31 @@ def test_the_audit_trail_and_stats_show_who_decided_what_for_their_tenant_only()
     [group] = stats["groups"]
     assert group["pending"] == 1 and group["decisions"] == 0
     assert gate.action(acme).verdict is DecisionStatus.APPROVED
+
+
+def test_the_last_calls_receipt_claims_the_resume_and_the_turn_goes_on_without_another_write():
+    gate = Gate(ScriptedAgent(pause(_refund(340)), reply("Done.")), receipts=True)
+    cid = gate.ask()
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    claims: list[str] = []
+    claim = gate.table.claim_turn_resume
+    gate.table.claim_turn_resume = lambda *a: claims.append(a[2]) or claim(*a)
+    writes = gate.table.writes
+    gate.drain()
+    assert gate.reply(cid) == "Done." and len(gate.ran()) == 1 and len(gate.agent.submitted) == 1
+    assert claims == []  # claimed by the receipt's write
+    assert gate.table.writes - writes == 3  # claim the call; its receipt with the resume; the reply
+    assert gate.action(cid).receipt
+
+
+def test_a_receipt_whose_resume_another_invocation_claimed_is_written_alone():
+    gate = Gate(ScriptedAgent(pause(_refund(340)), reply("Done.")), receipts=True)
+    cid = gate.ask()
+    gate.answer(gate.handover.asked()[0], "approved", drain=False)
+    gate.queue.sent.clear()
+    action = gate.action(cid)
+    assert gate.table.claim_turn_resume(cid, action.turn_id, action.pause_ref)  # someone else resumes
+    actions, resumed = gate.executor.settle_pause(cid, action.turn_id, action.pause_ref, resume=True)
+    assert not resumed and len(gate.ran()) == 1
+    assert actions[0].execution.status is ExecutionStatus.EXECUTED and actions[0].receipt
+    assert gate.action(cid).receipt == actions[0].receipt

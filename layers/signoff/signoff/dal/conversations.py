@@ -195,25 +195,27 @@ class ConversationRecords(TableBase):
     def claim_turn_resume(self, conversation_id: str, turn_id: str, pause_ref: str) -> bool:
         """awaiting_approval → running, once every call of that pause has its verdict. Due again when
         the lease ends, so a worker that died mid-turn is noticed."""
-        return self._transact(
-            [
-                self._turn_change(
-                    conversation_id,
-                    turn_id,
-                    "SET #s = :running, due_bucket = :bucket, due_at = :lease",
-                    "#s = :awaiting AND pause_ref = :pause AND pending = :zero",
-                    {
-                        ":running": TurnStatus.RUNNING,
-                        ":bucket": due_bucket(_conv_pk(conversation_id)),
-                        ":lease": self._lease_due(),
-                        ":awaiting": TurnStatus.AWAITING_APPROVAL,
-                        ":pause": pause_ref,
-                        ":zero": 0,
-                    },
-                ),
-                self._conversation_status_update(conversation_id, turn_id, ConversationStatus.RUNNING),
-            ]
-        )
+        return self._transact(self._resume_claim_items(conversation_id, turn_id, pause_ref))
+
+    def _resume_claim_items(self, conversation_id: str, turn_id: str, pause_ref: str) -> list[dict]:
+        """``claim_turn_resume`` as transaction items (the last call's receipt may carry them)."""
+        return [
+            self._turn_change(
+                conversation_id,
+                turn_id,
+                "SET #s = :running, due_bucket = :bucket, due_at = :lease",
+                "#s = :awaiting AND pause_ref = :pause AND pending = :zero",
+                {
+                    ":running": TurnStatus.RUNNING,
+                    ":bucket": due_bucket(_conv_pk(conversation_id)),
+                    ":lease": self._lease_due(),
+                    ":awaiting": TurnStatus.AWAITING_APPROVAL,
+                    ":pause": pause_ref,
+                    ":zero": 0,
+                },
+            ),
+            self._conversation_status_update(conversation_id, turn_id, ConversationStatus.RUNNING),
+        ]
 
     def _turn_change(self, conversation_id: str, turn_id: str, expression: str, condition: str, values: dict) -> dict:
         """One conditional turn update, as a transaction item (``#s`` is the turn's status)."""

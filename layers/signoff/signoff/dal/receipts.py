@@ -14,6 +14,7 @@ from signoff.dal.base import TableBase, _action_key, _approval_key, _key, _recor
 from signoff.dal.codec import to_attr
 from signoff.domain.models import Action, Approval, Execution, ExecutionStatus, iso, utc_now
 from signoff.domain.receipts import GENESIS, receipt_hash
+from signoff.domain.stores import ResumeRefused
 
 MAX_RECEIPT_PAGE = 500
 
@@ -46,15 +47,24 @@ class ReceiptRecords(TableBase):
                 approvals[item["approval_id"]] = _record(item)
         return [approvals[i] for i in approval_ids if i in approvals], head
 
-    def finish_with_receipt(self, action: Action, execution: Execution, seq: int, jws: str) -> bool:
+    def finish_with_receipt(
+        self, action: Action, execution: Execution, seq: int, jws: str, resume_pause: str | None = None
+    ) -> bool:
         """executing → ``execution`` with the receipt on the action, the receipt appended as ``seq``:
-        all or nothing. False when the call is no longer executing or the chain moved on."""
+        all or nothing. False when the call is no longer executing or the chain moved on.
+        ``resume_pause``: the call is its pause's last to settle, and the same write claims the turn's
+        resume (``claim_turn_resume``); ResumeRefused when only that claim was refused."""
+        resume = (
+            []
+            if resume_pause is None
+            else self._resume_claim_items(action.conversation_id, action.turn_id, resume_pause)
+        )
         tenant = action.tenant
         head_condition = "attribute_not_exists(pk)" if seq == 1 else "seq = :previous"
         head_values = {":seq": to_attr(seq), ":hash": to_attr(receipt_hash(jws))}
         if seq != 1:
             head_values[":previous"] = to_attr(seq - 1)
-        return self._transact(
+        reasons = self._transact_reasons(
             [
                 {
                     "Update": {
@@ -90,8 +100,14 @@ class ReceiptRecords(TableBase):
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
+                *resume,
             ]
         )
+        if reasons is None:
+            return True
+        if resume and all(code != "ConditionalCheckFailed" for code in reasons[: -len(resume)]):
+            raise ResumeRefused("the turn's resume was not this write's to claim")
+        return False
 
     def list_receipts(self, tenant: str, after_seq: int, limit: int) -> tuple[list[str], int | None]:
         """The tenant's receipts after ``after_seq``, in order; and the seq to continue after, if more."""

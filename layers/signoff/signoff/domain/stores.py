@@ -56,6 +56,11 @@ class BudgetMoved(RuntimeError):
     """A budget counter a write was computed from changed before the write: compute it again."""
 
 
+class ResumeRefused(RuntimeError):
+    """A write that would also claim a turn's resume was refused for that claim alone: write it
+    without (another invocation resumes the turn, or it is not ready)."""
+
+
 @dataclass
 class DueWork:
     approvals: list[Approval] = field(default_factory=list)
@@ -413,9 +418,12 @@ class ReceiptStore(Protocol):
         """``get_approvals`` and ``receipt_head`` in one read."""
         ...
 
-    def finish_with_receipt(self, action: Action, execution: Execution, seq: int, jws: str) -> bool:
+    def finish_with_receipt(
+        self, action: Action, execution: Execution, seq: int, jws: str, resume_pause: str | None = None
+    ) -> bool:
         """executing → ``execution`` with the receipt on the action, the chain head moved from exactly
-        ``seq - 1`` to ``seq``, the receipt stored at ``seq``: all or nothing."""
+        ``seq - 1`` to ``seq``, the receipt stored at ``seq``: all or nothing. With ``resume_pause``,
+        also ``claim_turn_resume`` for that pause; ResumeRefused when only the claim was refused."""
         ...
 
     def list_receipts(self, tenant: str, after_seq: int, limit: int) -> tuple[list[str], int | None]:

@@ -127,8 +127,11 @@ class AgentRunner:
             return
         if known is not None and len(of_pause(known, pause_ref)) != len(known):
             known = None  # not this pause's calls after all: list them
-        actions = self._executor.settle_turn(conversation_id, turn_id, pause_ref, known)
-        if turn.pending == 0:
+        # With every verdict in, the call that settles last claims the resume in its own write.
+        actions, resumed = self._executor.settle_pause(conversation_id, turn_id, pause_ref, known, turn.pending == 0)
+        if resumed:
+            self._submit(turn, actions, steps=1, conversation=conversation)
+        elif turn.pending == 0:
             self._go_on(turn, actions, conversation)
 
     def start(self, conversation_id: str, turn_id: str) -> None:

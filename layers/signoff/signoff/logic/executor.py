@@ -93,12 +93,17 @@ class ActionExecutor:
 
     def run_approved(self, action: Action) -> Action | None:
         """Run a call whose verdict is approved or modified, after re-checking what was approved."""
+        return self._run_approved(action, None)[0]
+
+    def _run_approved(self, action: Action, resume_pause: str | None) -> tuple[Action | None, bool]:
+        """``run_approved``; with ``resume_pause`` (every other call of the pause is settled), the
+        call's receipt also claims the turn's resume when it can: whether it did."""
         if action.settled or action.verdict not in (DecisionStatus.APPROVED, DecisionStatus.MODIFIED):
-            return action
+            return action, False
         if action.execution is None and self._table.claim_execution(action):
-            return self._run_claimed(action)
+            return self._run_claimed(action, resume_pause)
         self._settle_if_stale(action)
-        return None
+        return None, False
 
     def run_granted(self, action: Action) -> Action | None:
         """Run a call signed off by a standing approval, after checking the grant's use is this call's."""
@@ -126,23 +131,37 @@ class ActionExecutor:
         """Run every call of the turn's pause that may run and has not (ungated, or approved); settle
         the ones a dead invocation left claimed; return the pause's calls as they now are (read again
         only when another invocation held one of them). ``calls``: the pause's calls, if just read."""
+        return self.settle_pause(conversation_id, turn_id, pause_ref, calls)[0]
+
+    def settle_pause(
+        self,
+        conversation_id: str,
+        turn_id: str,
+        pause_ref: str,
+        calls: list[Action] | None = None,
+        resume: bool = False,
+    ) -> tuple[list[Action], bool]:
+        """``settle_turn``; with ``resume`` (the pause has every verdict), an approved call that settles
+        last also claims the turn's resume in its receipt's write. The calls, and whether it did."""
         if calls is None:
             calls = of_pause(self._table.list_actions(conversation_id, turn_id), pause_ref)
         now: list[Action] = []
-        for action in calls:
+        resumed = False
+        for n, action in enumerate(calls):
             current: Action | None = action
             if action.settled:
                 pass
             elif action.grant is not None:
                 current = self.run_granted(action)
             elif action.gated:
-                current = self.run_approved(action)
+                last = resume and all(a.settled for a in now) and all(a.settled for a in calls[n + 1 :])
+                current, resumed = self._run_approved(action, pause_ref if last else None)
             elif action.error is None:
                 current = self.run_ungated(action)
             if current is None:
-                return of_pause(self._table.list_actions(conversation_id, turn_id), pause_ref)
+                return of_pause(self._table.list_actions(conversation_id, turn_id), pause_ref), False
             now.append(current)
-        return now
+        return now, resumed
 
     def _settle_if_stale(self, action: Action) -> None:
         """Someone holds the claim: if their lease ran out they died mid-call, and we say so."""
@@ -154,19 +173,19 @@ class ActionExecutor:
         ):
             logger.warning("a claimed call's invocation died; outcome unknown, not retried")
 
-    def _run_claimed(self, action: Action) -> Action | None:
-        """The claim is ours: run the call if its approvals still cover exactly it, else record why not."""
+    def _run_claimed(self, action: Action, resume_pause: str | None = None) -> tuple[Action | None, bool]:
+        """The claim is ours: run the call if its approvals still cover exactly it, else record why not.
+        The call as written, and whether its write also claimed the turn's resume (``resume_pause``)."""
         head = None
         if self._receipts is not None:  # the chain's head read with the approvals: one request, not two
             approvals, head = self._table.approvals_with_receipt_head(action.approval_ids, action.tenant)
         else:
             approvals = self._table.get_approvals(action.approval_ids)
         if approval_matches(action, approvals):
-            return self._finish(action, self._invoke(action), approvals, head)
+            return self._finish_resuming(action, self._invoke(action), approvals, head, resume_pause)
         logger.warning("approval does not match the call; not executed", extra={"call_id": action.call_id})
-        return self._finish(
-            action, Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
-        )
+        refused = Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
+        return self._finish(action, refused), False
 
     def _finish(
         self,
@@ -176,10 +195,24 @@ class ActionExecutor:
         head: tuple[int, str] | None = None,
     ) -> Action | None:
         """Record what the call came to; the call as written, or None if someone else settled it first."""
+        return self._finish_resuming(action, execution, approvals, head, None)[0]
+
+    def _finish_resuming(
+        self,
+        action: Action,
+        execution: Execution,
+        approvals: list[Approval] | None,
+        head: tuple[int, str] | None,
+        resume_pause: str | None,
+    ) -> tuple[Action | None, bool]:
+        """``_finish``; a call that ran (not one handed to the client) may claim its turn's resume in
+        its receipt's write (``resume_pause``): whether it did."""
         execution = execution.model_copy(update={"result": bounded_result(execution.result)})
-        receipt = None
+        receipt, resumed = None, False
         if self._receipts is not None and receipt_needed(action, execution):
-            receipt = self._receipts.finish(action, execution, approvals, head)  # the receipt in the same write
+            if not execution.status.is_final:
+                resume_pause = None  # with the client: the turn waits for its result
+            receipt, resumed = self._receipts.finish_resuming(action, execution, approvals, head, resume_pause)
             written = receipt is not None
         else:
             written = self._table.finish_execution(action, execution)
@@ -191,9 +224,9 @@ class ActionExecutor:
             extra={"tool": action.tool, "call_id": action.call_id, "execution": execution.status.value},
         )
         if not written:
-            return None
+            return None, False
         stored = execution.model_dump(mode="json", exclude_none=True)  # as the table keeps it
-        return action.as_written(execution=stored, receipt=receipt or action.receipt)
+        return action.as_written(execution=stored, receipt=receipt or action.receipt), resumed
 
     def _invoke(self, action: Action) -> Execution:
         spec = self._tools.get(action.tool)

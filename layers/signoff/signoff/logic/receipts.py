@@ -15,6 +15,7 @@ from signoff.domain.models import Action, Approval, Execution, ExecutionStatus, 
 from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.ports import ReceiptSigner
 from signoff.domain.receipts import compact, policy_version, signing_input
+from signoff.domain.stores import ResumeRefused
 from signoff.observability import count
 
 if TYPE_CHECKING:
@@ -105,6 +106,19 @@ class ReceiptIssuer:
         when the call is no longer executing (someone else settled it). ``approvals``: the call's,
         if already read; ``head``: the chain's head as read with them (a first guess: if the chain
         moved since, the head is read again, as after any lost race)."""
+        return self.finish_resuming(action, execution, approvals, head, None)[0]
+
+    def finish_resuming(
+        self,
+        action: Action,
+        execution: Execution,
+        approvals: list[Approval] | None,
+        head: tuple[int, str] | None,
+        resume_pause: str | None,
+    ) -> tuple[str | None, bool]:
+        """``finish``, and with ``resume_pause`` (the call is its pause's last to settle) the turn's
+        resume claimed in the same write, while that claim is this write's to make. The receipt, and
+        whether the resume was claimed with it."""
         if approvals is None:
             approvals = self._table.get_approvals(action.approval_ids) if action.approval_ids else []
         version = policy_version(self._policy().model_dump(mode="json"))
@@ -115,16 +129,21 @@ class ReceiptIssuer:
             )
             message = signing_input(self._signer.key_id, claims)
             jws = compact(message, self._signer.sign(message))
-            if self._table.finish_with_receipt(action, execution, seq + 1, jws):
+            try:
+                written = self._table.finish_with_receipt(action, execution, seq + 1, jws, resume_pause)
+            except ResumeRefused:
+                resume_pause = None  # another invocation resumes the turn, or it is not ready: just the receipt
+                continue
+            if written:
                 count("ReceiptsIssued")
-                return jws
+                return jws, resume_pause is not None
             current = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
             if (
                 current is None
                 or current.execution is None
                 or current.execution.status is not ExecutionStatus.EXECUTING
             ):
-                return None
+                return None, False
             self._sleep(random.uniform(0, 0.02 * (attempt + 1)))  # noqa: S311 - jitter, not security
         logger.error("receipt chain kept moving; call left claimed", extra={"call_id": action.call_id})
         raise ChainBusy(action.call_id)
