@@ -32,8 +32,14 @@ def scenario(stack):
             client.resolve(decision_id, "approve", notes="ok")
             view = client.wait_status(cid, "idle")
             wait_for(lambda: len([e for e in receiver.events() if e["conversation_id"] == cid]) == 2, what="events")
-            wait_for(lambda: "notification delivered" in buffer.getvalue(), what="the delivery's log line")
+            # The notifier logs and traces a delivery once the receiver has answered: wait for both.
+            wait_for(lambda: len(_delivered_lines(buffer.getvalue(), cid)) == 2, what="both deliveries' log lines")
+        ids = {a.webhook_id for a in receiver.attempts if a.event and a.event["conversation_id"] == cid}
         wait_for(lambda: any(e["name"] == "## tool issue_refund" for e in daemon.entities()), what="the traces")
+        wait_for(
+            lambda: ids <= {e["annotations"]["webhook_id"] for e in _named(daemon.entities(), "## webhook deliver")},
+            what="both deliveries' traces",
+        )
     finally:
         receiver.stop()
         daemon.stop()
@@ -49,6 +55,11 @@ def scenario(stack):
         "webhook_ids": {a.webhook_id for a in receiver.attempts if a.event and a.event["conversation_id"] == cid},
         "logs": logs,
     }
+
+
+def _delivered_lines(text: str, cid: str) -> list[dict]:
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [r for r in lines if r.get("message") == "notification delivered" and r.get("conversation_id") == cid]
 
 
 def _named(entities, name):
