@@ -167,6 +167,10 @@ class SamTemplate:
         memory = props.get("MemorySize", self.doc["Globals"]["Function"].get("MemorySize", 128))
         return FunctionDef(logical_id, props["CodeUri"], props["Handler"], env, int(timeout), int(memory))
 
+    def architecture(self) -> str:
+        """The functions' instruction set, as Globals give it (every function here uses the Globals')."""
+        return str(self.doc["Globals"]["Function"].get("Architectures", ["x86_64"])[0])
+
     def functions(self) -> list[FunctionDef]:
         return [self.function(k) for k in self.of_type("AWS::Serverless::Function")]
 

@@ -13,6 +13,7 @@ import sys
 from local.bench.coldstart import cold_imports
 from local.bench.costs import PRICES_AS_OF, anchors_per_1000, signoff_per_1000
 from local.bench.load import local_load
+from local.bench.memory import memory_sizes
 from local.bench.reconciler import reconciler_at_scale
 from local.bench.requests import approved_seed_runs, per_action
 from local.template import ROOT, SamTemplate
@@ -29,8 +30,9 @@ def main() -> int:
     load = local_load(int(os.environ.get("SIGNOFF_BENCH_LOAD", "100")))
     due = int(os.environ.get("SIGNOFF_BENCH_DUE", "10000"))
     safety_net = reconciler_at_scale(int(os.environ.get("SIGNOFF_BENCH_PENDING", "100000")), due, due // 10)
-    memory = {fn.logical_id: fn.memory_size for fn in SamTemplate().functions()}
-    costs = signoff_per_1000(measured, memory)
+    template = SamTemplate()
+    memory = {fn.logical_id: fn.memory_size for fn in template.functions()}
+    costs = signoff_per_1000(measured, memory, template.architecture())
     anchors = anchors_per_1000()
     results = {
         **{k: v for k, v in measured.items()},
@@ -39,6 +41,8 @@ def main() -> int:
         "anchors_per_1000_approved_actions_usd": anchors,
         "prices": PRICES_AS_OF,
         "cold_import_ms": {name: row["median_ms"] for name, row in imports.items()},
+        "memory": {"template_mb": memory, "architecture": template.architecture()}
+        | {"sizes": memory_sizes(measured, imports)},
         "local_load": load,
         "reconciler": safety_net,
     }
@@ -85,9 +89,21 @@ def _print(results: dict, imports: dict) -> None:
     ]
     for label, value in rows:
         print(f"{'  ' + label:<52} {value:>8}")
-    print(f"\n{'cold import (median ms)':<44}")
+    print(f"\n{'cold import (median ms, peak MB)':<44}")
     for name, row in imports.items():
-        print(f"{'  ' + name:<44} {row['median_ms']:>8}  {'imports openai' if row['openai'] else ''}")
+        print(
+            f"{'  ' + name:<44} {row['median_ms']:>8} {row['rss_mb']:>6}  {'imports openai' if row['openai'] else ''}"
+        )
+    memory = results["memory"]
+    print(f"\nMemory ({memory['architecture']}): wall / CPU ms per invocation here, and the size they call for")
+    print(f"{'  function':<30} {'wall':>7} {'cpu':>7} {'peak MB':>8} {'template':>9} {'sized':>6}  predicted ms by MB")
+    for fn, row in memory["sizes"].items():
+        predicted = ", ".join(f"{mb}: {ms}" for mb, ms in row["predicted_ms"].items())
+        template_mb = memory["template_mb"].get(fn)
+        print(
+            f"{'  ' + fn:<30} {row['wall_ms']:>7} {row['cpu_ms']:>7} {row['rss_mb']:>8} {template_mb:>9} "
+            f"{row['chosen_mb']:>6}  {predicted}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,16 +19,24 @@ from pathlib import Path
 from local.template import ROOT, SamTemplate
 
 PROBE = """
-import importlib.util, json, sys, time
+import importlib.util, json, resource, sys, time
 started = time.perf_counter()
 spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-print(json.dumps({"ms": (time.perf_counter() - started) * 1000, "openai": "openai" in sys.modules}))
+ms = (time.perf_counter() - started) * 1000
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+print(json.dumps({"ms": ms, "openai": "openai" in sys.modules, "rss_mb": rss_mb}))
 """
 
 
 def measure(path: Path, runs: int, function: str = "probe") -> tuple[list[float], bool]:
+    times, openai, _rss = measure_with_memory(path, runs, function)
+    return times, openai
+
+
+def measure_with_memory(path: Path, runs: int, function: str = "probe") -> tuple[list[float], bool, float]:
+    """Import times, whether openai came with them, and the interpreter's peak resident MB after."""
     # As Lambda starts a sandbox: its variables (the X-Ray SDK samples locally when it sees
     # LAMBDA_TASK_ROOT, instead of building X-Ray clients) and tracing on, as the template has it.
     env = {
@@ -43,7 +51,7 @@ def measure(path: Path, runs: int, function: str = "probe") -> tuple[list[float]
         "POWERTOOLS_METRICS_NAMESPACE": "Signoff",
         "PYTHONDONTWRITEBYTECODE": "",
     }
-    times, openai = [], False
+    times, openai, rss = [], False, 0.0
     for _ in range(runs):
         out = subprocess.run(
             [sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, env=env, check=True
@@ -51,7 +59,8 @@ def measure(path: Path, runs: int, function: str = "probe") -> tuple[list[float]
         result = json.loads(out.stdout)
         times.append(result["ms"])
         openai = openai or result["openai"]
-    return times, openai
+        rss = max(rss, result["rss_mb"])
+    return times, openai, rss
 
 
 def cold_imports(runs: int) -> dict[str, dict[str, float | bool]]:
@@ -59,11 +68,12 @@ def cold_imports(runs: int) -> dict[str, dict[str, float | bool]]:
     results: dict[str, dict[str, float | bool]] = {}
     for fn in SamTemplate().functions():
         module, _ = fn.handler.rsplit(".", 1)
-        times, openai = measure(ROOT / fn.code_uri / f"{module}.py", runs, fn.logical_id)
+        times, openai, rss = measure_with_memory(ROOT / fn.code_uri / f"{module}.py", runs, fn.logical_id)
         results[fn.logical_id] = {
             "median_ms": round(statistics.median(times)),
             "max_ms": round(max(times)),
             "openai": openai,
+            "rss_mb": round(rss),
         }
     times, _ = measure_module("openai", runs)
     results["(import openai alone)"] = {

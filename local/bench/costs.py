@@ -7,12 +7,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-PRICES_AS_OF = "2026-11, us-east-1, on-demand list prices (x86 Lambda)"
+PRICES_AS_OF = "2026-11, us-east-1, on-demand list prices"
 DYNAMODB_PER_MILLION_WRU = 0.625
 DYNAMODB_PER_MILLION_RRU = 0.125
 SQS_PER_MILLION = 0.40
 LAMBDA_PER_MILLION_REQUESTS = 0.20
-LAMBDA_PER_GB_SECOND = 0.0000166667
+LAMBDA_PER_GB_SECOND = 0.0000166667  # x86_64
+LAMBDA_PER_GB_SECOND_ARM64 = 0.0000133334
 HTTP_API_PER_MILLION = 1.00
 KMS_PER_10K = 0.03
 STEP_FUNCTIONS_PER_1K_TRANSITIONS = 0.025
@@ -28,8 +29,12 @@ STEP_FUNCTIONS_TRANSITIONS = 6  # start, ask, wait for the task token, choice, e
 DURABLE_OPERATIONS = 4  # invoke, ask (a step), wait for the callback, execute (a step)
 
 
-def signoff_per_1000(measured: dict[str, Any], memory_mb: dict[str, int]) -> dict[str, float]:
-    """Priced per 1,000 approved actions from the measured counts."""
+def signoff_per_1000(
+    measured: dict[str, Any], memory_mb: dict[str, int], architecture: str = "x86_64"
+) -> dict[str, float]:
+    """Priced per 1,000 approved actions from the measured counts, Lambda at the template's
+    memory sizes and instruction set."""
+    per_gb_second = LAMBDA_PER_GB_SECOND_ARM64 if architecture == "arm64" else LAMBDA_PER_GB_SECOND
     ops = measured["dynamodb_operations"]
     writes = sum(n for key, n in ops.items() if key.split()[-1] in ("PutItem", "UpdateItem", "DeleteItem"))
     reads = sum(n for key, n in ops.items() if key.split()[-1] in ("GetItem", "Query", "BatchGetItem"))
@@ -53,8 +58,8 @@ def signoff_per_1000(measured: dict[str, Any], memory_mb: dict[str, int]) -> dic
         "dynamodb": (wru * DYNAMODB_PER_MILLION_WRU + rru * DYNAMODB_PER_MILLION_RRU) / 1000,
         "sqs": sqs * SQS_PER_MILLION / 1000,
         "lambda_requests": sum(invocations.values()) * LAMBDA_PER_MILLION_REQUESTS / 1000,
-        "lambda_compute": gb_seconds * LAMBDA_PER_GB_SECOND * 1000,
-        "lambda_model_wait": model_gb_seconds * LAMBDA_PER_GB_SECOND * 1000,
+        "lambda_compute": gb_seconds * per_gb_second * 1000,
+        "lambda_model_wait": model_gb_seconds * per_gb_second * 1000,
         "api_gateway": api_requests * HTTP_API_PER_MILLION / 1000,
         "kms": measured["kms_requests_per_approved_action"] * KMS_PER_10K / 10,
     }

@@ -32,7 +32,9 @@ class RequestCounter:
         self.write_bytes: Counter[str] = Counter()  # function → bytes of items written (for the units)
         self.durations: dict[str, list[float]] = defaultdict(list)
         self.own_durations: dict[str, list[float]] = defaultdict(list)  # less the Handover GETs it waited on
+        self.cpu: dict[str, list[float]] = defaultdict(list)  # CPU seconds of the invocation's own thread
         self._started: dict[int, float] = {}
+        self._cpu_started: dict[int, float] = {}
         self._waited: dict[int, float] = defaultdict(float)  # invocation → seconds in Handover GETs
         self._lock = threading.Lock()
 
@@ -83,15 +85,19 @@ class RequestCounter:
     def _on_start(self, invocation) -> None:
         with self._lock:
             self._started[id(invocation)] = time.perf_counter()
+            self._cpu_started[id(invocation)] = time.thread_time()
 
     def _on_end(self, invocation) -> None:
         with self._lock:
             began = self._started.pop(id(invocation), None)
+            cpu_began = self._cpu_started.pop(id(invocation), None)
             waited = self._waited.pop(id(invocation), 0.0)
             if began is not None:
                 took = time.perf_counter() - began
                 self.durations[invocation.function_id].append(took)
                 self.own_durations[invocation.function_id].append(took - waited)
+            if cpu_began is not None:
+                self.cpu[invocation.function_id].append(time.thread_time() - cpu_began)
 
 
 def bench_stack(hook: Any = None, log_level: str = "WARNING") -> EmbeddedStack:
@@ -169,6 +175,7 @@ def per_action(result: dict[str, Any]) -> dict[str, Any]:
         "median_invocation_ms": {
             f: round(statistics.median(d) * 1000, 1) for f, d in sorted(counter.durations.items())
         },
+        "median_invocation_cpu_ms": {f: round(statistics.median(d) * 1000, 1) for f, d in sorted(counter.cpu.items())},
         "write_bytes_per_approved_action": round(sum(counter.write_bytes.values()) / runs),
         "callback_ms_excluding_handover_get": _spread(counter.own_durations.get("ApprovalCallbackFunction", [])),
     }

@@ -35,3 +35,29 @@ def test_the_anchors_are_what_their_assumptions_say():
     assert anchors["seed_polling_design"] == pytest.approx(120 * 0.5 * 0.0000166667 * 1000 + 0.0002, rel=1e-4)
     assert anchors["step_functions_standard"] == pytest.approx(6 * 0.025)
     assert anchors["lambda_durable_functions"] == pytest.approx(4 * 8 / 1000)
+
+
+def test_arm64_lambda_is_priced_at_its_own_rate():
+    x86 = signoff_per_1000(MEASURED, {"AgentWorkerFunction": 1024, "ClientApiFunction": 512})
+    arm = signoff_per_1000(MEASURED, {"AgentWorkerFunction": 1024, "ClientApiFunction": 512}, "arm64")
+    assert arm["lambda_compute"] == pytest.approx(0.225 * 0.0000133334 * 1000, rel=1e-4)
+    assert arm["lambda_compute"] < x86["lambda_compute"] and arm["dynamodb"] == x86["dynamodb"]
+
+
+def test_a_function_that_mostly_waits_gets_the_smallest_size_that_holds_it():
+    from local.bench.memory import predicted_ms, right_size
+
+    # 40 ms of which 4 ms CPU: at 256 MB the CPU part takes 4 x 1769/256 = 27.6 ms → 63.6 ms
+    assert predicted_ms(40, 4, 256) == pytest.approx(36 + 4 * 1769 / 256)
+    assert predicted_ms(40, 4, 1769) == pytest.approx(40)
+    sized = right_size(wall_ms=40, cpu_ms=4, rss_mb=100)
+    assert 128 not in sized["predicted_ms"]  # 100 MB resident needs 200 with the headroom
+    # 256: 63.6 ms, over 1.25 x 40; 512: 49.8 ms, within, and 0.0243 GB-s against 1,024's 0.0429
+    assert sized["chosen_mb"] == 512
+
+
+def test_a_function_that_waits_on_io_only_is_sized_by_its_memory():
+    from local.bench.memory import right_size
+
+    assert right_size(wall_ms=2000, cpu_ms=1, rss_mb=60)["chosen_mb"] == 128
+    assert right_size(wall_ms=2000, cpu_ms=1, rss_mb=130)["chosen_mb"] == 512  # 2 x 130 > 256
