@@ -165,6 +165,8 @@ class SamTemplate:
         env.update(props.get("Environment", {}).get("Variables", {}))
         timeout = props.get("Timeout", self.doc["Globals"]["Function"].get("Timeout", 3))
         memory = props.get("MemorySize", self.doc["Globals"]["Function"].get("MemorySize", 128))
+        if isinstance(memory, dict) and "Ref" in memory:  # a parameter: its default
+            memory = self.parameter_defaults()[memory["Ref"]]
         return FunctionDef(logical_id, props["CodeUri"], props["Handler"], env, int(timeout), int(memory))
 
     def architecture(self) -> str:

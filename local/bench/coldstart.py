@@ -1,4 +1,5 @@
-"""`make bench`: how long each function's code takes to import, as on a Lambda cold start.
+"""`make bench`: how long each function's code takes to import, as on a Lambda cold start, and how
+much memory it then holds.
 
 Each handler module is imported in a fresh interpreter (the layer on the path and Lambda's
 environment variables, as in a sandbox; tracing on, as deployed),
@@ -25,8 +26,22 @@ spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 ms = (time.perf_counter() - started) * 1000
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-print(json.dumps({"ms": ms, "openai": "openai" in sys.modules, "rss_mb": rss_mb}))
+openai = "openai" in sys.modules
+# Then every adapter a first invocation may build (the agent APIs, tool transports, Handover):
+# the peak resident size is an upper bound on what a warm sandbox holds.
+try:
+    import pkgutil, signoff.adapters
+    for found in pkgutil.iter_modules(signoff.adapters.__path__):
+        importlib.import_module(f"signoff.adapters.{found.name}")
+except ImportError:
+    pass  # a probe of a module alone
+# This process's own peak (VmHWM starts afresh at exec; ru_maxrss keeps the forking parent's).
+try:
+    status = open("/proc/self/status").read()
+    rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
+except (OSError, IndexError):
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+print(json.dumps({"ms": ms, "openai": openai, "rss_mb": rss_mb}))
 """
 
 
@@ -75,11 +90,15 @@ def cold_imports(runs: int) -> dict[str, dict[str, float | bool]]:
             "openai": openai,
             "rss_mb": round(rss),
         }
-    times, _ = measure_module("openai", runs)
+    with tempfile.TemporaryDirectory() as folder:
+        probe = Path(folder) / "probe.py"
+        probe.write_text("import openai\n")
+        times, _, rss = measure_with_memory(probe, runs)
     results["(import openai alone)"] = {
         "median_ms": round(statistics.median(times)),
         "max_ms": round(max(times)),
         "openai": True,
+        "rss_mb": round(rss),
     }
     return results
 
@@ -91,13 +110,6 @@ def main() -> int:
     for name, row in cold_imports(runs).items():
         print(f"{name:<26} {row['median_ms']:>10} {row['max_ms']:>8}  {'yes' if row['openai'] else 'no'}")
     return 0
-
-
-def measure_module(name: str, runs: int) -> tuple[list[float], bool]:
-    with tempfile.TemporaryDirectory() as folder:
-        probe = Path(folder) / "probe.py"
-        probe.write_text(f"import {name}\n")
-        return measure(probe, runs)
 
 
 if __name__ == "__main__":

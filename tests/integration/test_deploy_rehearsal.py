@@ -79,6 +79,7 @@ def test_the_services_hold_what_the_template_asks_for(report):
         assert sorted(live["functions"]) == sorted(functions)
         for logical, fn in live["functions"].items():
             assert fn["timeout"] == template.function(logical).timeout, logical
+            assert fn["memory"] == template.function(logical).memory_size, logical
             assert {"TABLE_NAME", "WORK_QUEUE_URL", "NOTIFY_URL_PREFIXES"} <= set(fn["env"]), logical
         assert [tuple(m) for m in live["mappings"]] == [
             ("AgentWorkerFunction", "sqs", 1),

@@ -61,3 +61,18 @@ def test_a_function_that_waits_on_io_only_is_sized_by_its_memory():
 
     assert right_size(wall_ms=2000, cpu_ms=1, rss_mb=60)["chosen_mb"] == 128
     assert right_size(wall_ms=2000, cpu_ms=1, rss_mb=130)["chosen_mb"] == 512  # 2 x 130 > 256
+
+
+def test_the_worker_is_sized_with_the_model_wait_it_spends_most_of_its_time_in():
+    from local.bench.memory import memory_sizes
+
+    measured = {
+        "invocations_per_approved_action": {"AgentWorkerFunction": 2, "ApprovalCallbackFunction": 1},
+        "median_invocation_ms": {"AgentWorkerFunction": 55.0, "ApprovalCallbackFunction": 43.0},
+        "median_invocation_cpu_ms": {"AgentWorkerFunction": 18.0, "ApprovalCallbackFunction": 8.0},
+    }
+    imports = {"AgentWorkerFunction": {"rss_mb": 71}, "ApprovalCallbackFunction": {"rss_mb": 70}}
+    sizes = memory_sizes(measured, imports)
+    # 2 model calls of 2 s over 2 invocations: 2,055 ms each, of which 18 ms CPU; 256 MB adds 106 ms
+    assert sizes["AgentWorkerFunction"]["wall_ms"] == 2055.0 and sizes["AgentWorkerFunction"]["chosen_mb"] == 256
+    assert sizes["ApprovalCallbackFunction"]["chosen_mb"] == 512  # 256 MB: 35 + 55 ms, over 43 + 20
