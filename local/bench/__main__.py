@@ -58,6 +58,8 @@ def _print(results: dict, imports: dict) -> None:
     print(f"{'DynamoDB requests per approved action':<44} {results['dynamodb_requests_per_approved_action']:>8}")
     for function, n in results["dynamodb_requests_by_function"].items():
         print(f"{'  ' + function:<44} {n:>8}")
+    units = f"{results['write_units_per_approved_action']} / {results['read_units_per_approved_action']}"
+    print(f"{'  write / read units (measured item sizes)':<44} {units:>8}")
     print(f"{'SQS sends per approved action':<44} {results['sqs_requests_per_approved_action']:>8}")
     print(f"{'KMS requests per approved action':<44} {results['kms_requests_per_approved_action']:>8}")
     print(f"{'Handover requests per decision':<44} {results['handover_requests_per_decision']:>8}")

@@ -4,7 +4,6 @@ against the pricing pages before relying on a figure."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 PRICES_AS_OF = "2026-11, us-east-1, on-demand list prices"
@@ -35,15 +34,8 @@ def signoff_per_1000(
     """Priced per 1,000 approved actions from the measured counts, Lambda at the template's
     memory sizes and instruction set."""
     per_gb_second = LAMBDA_PER_GB_SECOND_ARM64 if architecture == "arm64" else LAMBDA_PER_GB_SECOND
-    ops = measured["dynamodb_operations"]
-    writes = sum(n for key, n in ops.items() if key.split()[-1] in ("PutItem", "UpdateItem", "DeleteItem"))
-    reads = sum(n for key, n in ops.items() if key.split()[-1] in ("GetItem", "Query", "BatchGetItem"))
-    plain_write_requests = max(writes, 1e-9)
-    transact_requests = sum(n for key, n in ops.items() if key.split()[-1] == "TransactWriteItems")
-    bytes_per_write = measured["write_bytes_per_approved_action"] / max(plain_write_requests + transact_requests, 1)
-    units_per_write = max(1, math.ceil(bytes_per_write / 1024))
-    wru = writes * units_per_write + 2 * measured["transaction_items_per_approved_action"] * units_per_write
-    rru = reads  # strongly consistent reads of items under 4 KB: one unit each
+    wru = measured["write_units_per_approved_action"]  # from each written item's size, twice in a transaction
+    rru = measured["read_units_per_approved_action"]  # strongly consistent: an item (up to 4 KB) each
     sqs = 3 * measured["sqs_requests_per_approved_action"]  # send, and the trigger's receive and delete
     invocations = measured["invocations_per_approved_action"]
     gb_seconds = sum(

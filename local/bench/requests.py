@@ -29,7 +29,9 @@ class RequestCounter:
     def __init__(self):
         self.calls: Counter[tuple[str, str, str]] = Counter()
         self.transact_items: Counter[str] = Counter()  # function → items written in transactions
-        self.write_bytes: Counter[str] = Counter()  # function → bytes of items written (for the units)
+        self.write_bytes: Counter[str] = Counter()  # function → bytes of the write requests
+        self.written: list[tuple[str, str, bool]] = []  # (pk, sk, in a transaction) of each item written
+        self.read_units = 0  # consistent reads: an item (up to 4 KB) each, a query's page as one
         self.durations: dict[str, list[float]] = defaultdict(list)
         self.own_durations: dict[str, list[float]] = defaultdict(list)  # less the Handover GETs it waited on
         self.cpu: dict[str, list[float]] = defaultdict(list)  # CPU seconds of the invocation's own thread
@@ -81,6 +83,11 @@ class RequestCounter:
                 self.transact_items[function] += len(params.get("TransactItems", []))
             if service == "dynamodb" and model.name in ("PutItem", "UpdateItem", "TransactWriteItems"):
                 self.write_bytes[function] += len(str(params))
+                self.written += _items_written(model.name, params)
+            if service == "dynamodb" and model.name in ("GetItem", "Query"):
+                self.read_units += 1
+            if service == "dynamodb" and model.name == "BatchGetItem":
+                self.read_units += sum(len(r.get("Keys", [])) for r in params.get("RequestItems", {}).values())
 
     def _on_start(self, invocation) -> None:
         with self._lock:
@@ -98,6 +105,57 @@ class RequestCounter:
                 self.own_durations[invocation.function_id].append(took - waited)
             if cpu_began is not None:
                 self.cpu[invocation.function_id].append(time.thread_time() - cpu_began)
+
+
+def _items_written(operation: str, params: dict) -> list[tuple[str, str, bool]]:
+    """The keys a write request writes (a transaction's condition checks too: they are billed as writes)."""
+    if operation != "TransactWriteItems":
+        key = params.get("Key") or params.get("Item") or {}
+        return [(key["pk"]["S"], key["sk"]["S"], False)]
+    written: list[tuple[str, str, bool]] = []
+    for entry in params.get("TransactItems", []):
+        body = next(iter(entry.values()))
+        key = body.get("Key") or body.get("Item") or {}
+        written.append((key["pk"]["S"], key["sk"]["S"], True))
+    return written
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB bills it: each attribute's name and value in bytes (numbers about
+    half their digits, a list or map 3 bytes plus its elements)."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        return len(inner.strip("-").replace(".", "")) // 2 + 2
+    if kind == "B":
+        return len(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in inner)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in inner.items())
+    return sum(len(str(v)) for v in inner)  # sets
+
+
+def written_units(stack: EmbeddedStack, written: list[tuple[str, str, bool]]) -> int:
+    """Write request units of the items written, from each item's size as stored now (1 KB a unit,
+    twice in a transaction); an item gone since is counted as one unit."""
+    from signoff import runtime
+
+    table = runtime.table()
+    client, name = table._db, table._table
+    units = 0
+    for pk, sk, transactional in written:
+        item = client.get_item(TableName=name, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+        size = item_size(item) if item else 1
+        units += max(1, -(-size // 1024)) * (2 if transactional else 1)
+    return units
 
 
 def bench_stack(hook: Any = None, log_level: str = "WARNING") -> EmbeddedStack:
@@ -124,11 +182,18 @@ def approved_seed_runs(runs: int) -> dict[str, Any]:
             wait_for(lambda cid=cid: _idle(stack, cid), timeout=30, what="the reply")
         wait_for(stack.quiescent, timeout=30, what="the stack to settle")
         handover = requests.get(f"{stack.handover_url}/_emulator/log", timeout=10).json()
+        units = written_units(stack, counter.written)  # the bench's own reads: outside any function
     finally:
         counter.uninstall()
         stack.stop()
     decisions = sum(1 for e in handover if e["method"] == "POST" and e["path"] == "/decisions")
-    return {"runs": runs, "counter": counter, "handover_requests": len(handover), "decisions": decisions}
+    return {
+        "runs": runs,
+        "counter": counter,
+        "handover_requests": len(handover),
+        "decisions": decisions,
+        "write_units": units,
+    }
 
 
 def _pending(stack: EmbeddedStack, cid: str) -> str | None:
@@ -168,6 +233,8 @@ def per_action(result: dict[str, Any]) -> dict[str, Any]:
             if service == "dynamodb"
         },
         "transaction_items_per_approved_action": round(sum(counter.transact_items.values()) / runs, 2),
+        "write_units_per_approved_action": round(result["write_units"] / runs, 2),
+        "read_units_per_approved_action": round(counter.read_units / runs, 2),
         "sqs_requests_per_approved_action": round(sqs / runs, 2),
         "kms_requests_per_approved_action": round(kms / runs, 2),
         "handover_requests_per_decision": round(result["handover_requests"] / max(1, result["decisions"]), 2),

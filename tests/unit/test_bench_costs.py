@@ -5,9 +5,8 @@ import pytest
 from local.bench.costs import anchors_per_1000, signoff_per_1000
 
 MEASURED = {
-    "dynamodb_operations": {"AgentWorkerFunction PutItem": 4, "AgentWorkerFunction GetItem": 6},
-    "transaction_items_per_approved_action": 3,
-    "write_bytes_per_approved_action": 2000,  # over 4 + 0 writes: 500 bytes each → 1 unit each
+    "write_units_per_approved_action": 10,
+    "read_units_per_approved_action": 6,
     "sqs_requests_per_approved_action": 2,
     "invocations_per_approved_action": {"AgentWorkerFunction": 2, "ClientApiFunction": 1},
     "median_invocation_ms": {"AgentWorkerFunction": 100.0, "ClientApiFunction": 50.0},
@@ -17,7 +16,7 @@ MEASURED = {
 
 def test_signoff_is_priced_from_the_counts():
     costs = signoff_per_1000(MEASURED, {"AgentWorkerFunction": 1024, "ClientApiFunction": 512})
-    # DynamoDB: 4 WRU + 2 x 3 transaction items = 10 WRU at $0.625/M, 6 RRU at $0.125/M, per 1,000
+    # DynamoDB: 10 WRU at $0.625/M, 6 RRU at $0.125/M, per 1,000
     assert costs["dynamodb"] == pytest.approx((10 * 0.625 + 6 * 0.125) / 1000)
     assert costs["sqs"] == pytest.approx(6 * 0.40 / 1000)  # send, receive, delete
     assert costs["lambda_requests"] == pytest.approx(3 * 0.20 / 1000)
@@ -76,3 +75,13 @@ def test_the_worker_is_sized_with_the_model_wait_it_spends_most_of_its_time_in()
     # 2 model calls of 2 s over 2 invocations: 2,055 ms each, of which 18 ms CPU; 256 MB adds 106 ms
     assert sizes["AgentWorkerFunction"]["wall_ms"] == 2055.0 and sizes["AgentWorkerFunction"]["chosen_mb"] == 256
     assert sizes["ApprovalCallbackFunction"]["chosen_mb"] == 512  # 256 MB: 35 + 55 ms, over 43 + 20
+
+
+def test_an_item_is_measured_as_dynamodb_bills_it():
+    from local.bench.requests import item_size
+
+    # names 2 + 2 + 3 + 1 bytes; "CONV#x" 6, "META" 4, 12345 (5 digits) 4, True 1, ["ab"] 3 + 1 + 2
+    item = {"pk": {"S": "CONV#x"}, "sk": {"S": "META"}, "n": {"N": "12345"}, "ok": {"BOOL": True}}
+    assert item_size(item) == 2 + 6 + 2 + 4 + 1 + 4 + 2 + 1
+    assert item_size({"l": {"L": [{"S": "ab"}]}}) == 1 + 3 + 1 + 2
+    assert item_size({"s": {"S": "é"}}) == 1 + 2  # UTF-8 bytes
