@@ -390,3 +390,11 @@ def test_a_hand_off_naming_calls_the_pause_lacks_lists_the_pause_instead():
     reads = _counting(gate, "list_actions")
     gate.drain()
     assert reads["list_actions"] >= 1 and len(gate.ran()) == 1 and gate.reply(cid) == "Done."
+
+
+def test_a_work_message_from_a_newer_version_is_taken_for_what_this_one_knows():
+    from signoff.domain.ports import WorkMessage
+
+    body = '{"kind": "run_calls", "conversation_id": "c", "turn_id": "t", "pause_ref": "p", "priority": 3}'
+    message = WorkMessage.model_validate_json(body)
+    assert (message.kind, message.pause_ref, message.calls) == ("run_calls", "p", None)

@@ -100,9 +100,11 @@ class ApprovalService(Protocol):
 
 
 class WorkMessage(BaseModel):
-    """A unit of work for the agent worker, carried on the work queue."""
+    """A unit of work for the agent worker, carried on the work queue. A field it does not know is
+    ignored: during a deploy, a worker not yet updated takes a newer function's message (as this
+    version's ``calls``) and does what it knows."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     # run_calls: run the calls of a pause that may run (approved since), then resume it if it is ready;
     # sent by the callback, which has API Gateway's 30 seconds, to the worker, which has its timeout.
