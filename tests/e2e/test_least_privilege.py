@@ -207,6 +207,34 @@ def _a_client_is_notified_after_one_refusal(client) -> None:
         receiver.stop()
 
 
+def _a_quorum_is_decided_by_the_callback_and_by_the_reconciler(client, tmp_path) -> None:
+    """A call two of three must approve: each answer reads the call's other approvals (in one batch),
+    the first in the callback, the second in the reconciler (its callback lost)."""
+    import json
+
+    from signoff import runtime
+
+    approvers = ["ana@example.com", "ben@example.com", "cai@example.com"]
+    path = tmp_path / "quorum-policy.json"
+    quorum = {"quorum": {"required": 2, "approvers": approvers}}
+    path.write_text(json.dumps({"tools": {"delete_customer_data": quorum}}))
+    with settings_changed(POLICY_FILE=str(path)):
+        runtime.reset()
+        cid = client.start("Delete customer #66's data")["conversation_id"]
+        handover = client.stack.handover
+        wait_for(lambda: client.get(cid)["status"] == "awaiting_approval", what="all three asked")
+        decisions = [d["id"] for d in handover.decisions.values() if cid in d["context"]]
+        assert len(decisions) == 3
+        client.resolve(decisions[0], "approve")
+        wait_for(lambda: client.stack.quiescent(), what="the first answer's callback")
+        handover.drop_callbacks = 1.0
+        client.resolve(decisions[1], "approve")
+        handover.drop_callbacks = 0.0
+        client.stack.run_scheduled("ReconcilerFunction")
+        client.wait_status(cid, "idle")
+    runtime.reset()
+
+
 def _worker_dies_and_the_reconciler_ends_the_turn(client) -> None:
     """The worker dies right after claiming a turn; once its lease is over the reconciler fails the
     turn (a transaction that also writes the reply saying so) and settles its calls."""
@@ -230,7 +258,7 @@ def _worker_dies_and_the_reconciler_ends_the_turn(client) -> None:
         wait_for(failed, timeout=30, what="the reconciler to end the turn")
 
 
-def test_what_each_function_does_is_exactly_what_it_may_do(stack, client, translated):
+def test_what_each_function_does_is_exactly_what_it_may_do(stack, client, translated, tmp_path):
     from local.iam_audit import AwsCallRecorder
     from local.lambda_runtime import load_handler
     from signoff import runtime
@@ -242,6 +270,7 @@ def test_what_each_function_does_is_exactly_what_it_may_do(stack, client, transl
         for api in ("responses", "chat"):
             with settings_changed(AGENT_API=api):
                 _traffic(client, api)
+        _a_quorum_is_decided_by_the_callback_and_by_the_reconciler(client, tmp_path)
         # The agent API down for a moment: the worker hands the turn back and queues a retry.
         stack.openai.faults.fail_next = 3
         retried = client.start("Please look up customer #2.")["conversation_id"]
