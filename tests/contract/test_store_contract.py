@@ -106,6 +106,14 @@ def test_a_turn_its_conversation_and_its_calls_are_read_together(table):
     assert table.get_pause(cid, tid, ["call_0", "call_9"])[2] is None  # one missing: list them instead
 
 
+def test_more_keys_than_one_batch_read_takes_are_read_in_several(table):
+    _cid, _tid, [[approval]] = _paused(table, calls=1)
+    missing = [uuid.uuid4().hex for _ in range(150)]  # DynamoDB takes 100 keys a request
+    assert [a.approval_id for a in table.get_approvals([*missing, approval.approval_id])] == [approval.approval_id]
+    found, _head = table.approvals_with_receipt_head([*missing, approval.approval_id], "default")
+    assert [a.approval_id for a in found] == [approval.approval_id]
+
+
 def test_an_approval_keeps_its_call_as_the_pause_wrote_it(table):
     cid, tid = queued_conversation(table)
     assert table.claim_turn_start(cid, tid)

@@ -186,14 +186,16 @@ class TableBase:
         return from_item(item) if item else None
 
     def _get_many(self, keys: list[dict]) -> list[dict]:
-        """Consistent reads of up to 100 items in one request (BatchGetItem), in no set order; a key
+        """Consistent reads, MAX_BATCH_READ items a request (BatchGetItem), in no set order; a key
         DynamoDB leaves unprocessed (throttling) is asked again."""
         found: list[dict] = []
-        request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            response = self._db.batch_get_item(RequestItems=request)
-            found += [from_item(item) for item in response.get("Responses", {}).get(self._table, [])]
-            request = response.get("UnprocessedKeys") or {}
+        for start in range(0, len(keys), MAX_BATCH_READ):
+            chunk = keys[start : start + MAX_BATCH_READ]
+            request: dict[str, Any] = {self._table: {"Keys": chunk, "ConsistentRead": True}}
+            while request:
+                response = self._db.batch_get_item(RequestItems=request)
+                found += [from_item(item) for item in response.get("Responses", {}).get(self._table, [])]
+                request = response.get("UnprocessedKeys") or {}
         return found
 
     def _query_partition(self, pk: str) -> Iterator[dict]:

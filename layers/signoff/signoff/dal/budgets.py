@@ -10,19 +10,16 @@ touches it.
 from __future__ import annotations
 
 import json
-import random
-import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from signoff import backoff
 from signoff.dal.base import TableBase, _key
 from signoff.dal.codec import to_attr
 from signoff.domain.budgets import BudgetCharge, BudgetWrite, Reservations, live_total, release, reserve
 from signoff.domain.stores import BudgetContention, Reservation
 
 __all__ = ["BudgetContention", "BudgetRecords", "Reservation"]
-
-MAX_ATTEMPTS = 25
 
 
 def _budget_key(group_id: str) -> dict:
@@ -42,24 +39,24 @@ class BudgetRecords(TableBase):
 
     def reserve_budget(self, charge: BudgetCharge, call_key: str, now: datetime, enforce_limit: bool) -> Reservation:
         """Add the call's amount to its group; with ``enforce_limit``, only if the total stays within."""
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in range(backoff.ATTEMPTS):
             reservations, version = self.budget_state(charge.group_id)
             reservation, changed = reserve(reservations, charge, call_key, now, enforce_limit)
             if changed is None or self._write_budget(charge.group_id, changed, version, now + charge.budget.window()):
                 return reservation
-            _back_off(attempt)
+            backoff.pause(attempt)
         raise BudgetContention(charge.group_id)
 
     def release_budget(self, charge: BudgetCharge, call_key: str, now: datetime) -> bool:
         """Take the call's reservation back (it did not run); False if it held none."""
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in range(backoff.ATTEMPTS):
             reservations, version = self.budget_state(charge.group_id)
             changed = release(reservations, charge, call_key, now)
             if changed is None:
                 return False
             if self._write_budget(charge.group_id, changed, version, now + charge.budget.window()):
                 return True
-            _back_off(attempt)
+            backoff.pause(attempt)
         raise BudgetContention(charge.group_id)
 
     def _write_budget(self, group_id: str, reservations: dict, version: int, window_end: datetime) -> bool:
@@ -85,8 +82,3 @@ class BudgetRecords(TableBase):
                 "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
             }
         }
-
-
-def _back_off(attempt: int) -> None:
-    """A short jittered pause before reading again (the other writer is done within milliseconds)."""
-    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not crypto

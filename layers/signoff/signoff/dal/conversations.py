@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from signoff.dal.base import MAX_BATCH_READ, TableBase, _action_key, _conv_pk, _key, _record, due_bucket
+from signoff.dal.base import TableBase, _action_key, _conv_pk, _key, _record, due_bucket
 from signoff.dal.codec import from_item, to_attr, to_item
 from signoff.domain.models import (
     Action,
@@ -121,9 +121,9 @@ class ConversationRecords(TableBase):
         self, conversation_id: str, turn_id: str, call_ids: Sequence[str] = ()
     ) -> tuple[Turn | None, Conversation | None, list[Action] | None]:
         """The turn, its conversation and the named calls of the turn, in one request (all consistent).
-        The calls by seq; None unless every one was found (or too many to read at once)."""
+        The calls by seq; None unless every one was found."""
         pk = _conv_pk(conversation_id)
-        calls = list(call_ids) if len(call_ids) <= MAX_BATCH_READ - 2 else []
+        calls = list(call_ids)
         keys = [_key(pk, f"TURN#{turn_id}"), _key(pk, "META")]
         keys += [_action_key(conversation_id, turn_id, call_id) for call_id in calls]
         by_sort_key = {item["sk"]: _record(item) for item in self._get_many(keys)}

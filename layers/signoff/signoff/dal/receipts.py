@@ -23,6 +23,11 @@ def _chain_pk(tenant: str) -> str:
     return f"RECEIPTS#{tenant}"
 
 
+def _head(item: dict | None) -> tuple[int, str]:
+    """(last seq, its hash) of a chain head item; (0, GENESIS) before the tenant's first receipt."""
+    return (int(item["seq"]), str(item["hash"])) if item else (0, GENESIS)
+
+
 def _seq_sk(seq: int) -> str:
     return f"SEQ#{seq:012d}"
 
@@ -30,8 +35,7 @@ def _seq_sk(seq: int) -> str:
 class ReceiptRecords(TableBase):
     def receipt_head(self, tenant: str) -> tuple[int, str]:
         """(last seq, its hash); (0, GENESIS) before the tenant's first receipt."""
-        head = self._get(_key(_chain_pk(tenant), "HEAD"))
-        return (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS)
+        return _head(self._get(_key(_chain_pk(tenant), "HEAD")))
 
     def approvals_with_receipt_head(
         self, approval_ids: list[str], tenant: str
@@ -39,13 +43,13 @@ class ReceiptRecords(TableBase):
         """A call's approvals (in the order asked) and its tenant's chain head, in one request."""
         head_key = _key(_chain_pk(tenant), "HEAD")
         approvals: dict[str, Approval] = {}
-        head = (0, GENESIS)
+        head = None
         for item in self._get_many([head_key, *(_approval_key(i) for i in approval_ids)]):
             if item["pk"] == head_key["pk"]["S"]:
-                head = (int(item["seq"]), str(item["hash"]))
+                head = item
             else:
                 approvals[item["approval_id"]] = _record(item)
-        return [approvals[i] for i in approval_ids if i in approvals], head
+        return [approvals[i] for i in approval_ids if i in approvals], _head(head)
 
     def finish_with_receipt(
         self, action: Action, execution: Execution, seq: int, jws: str, resume_pause: str | None = None

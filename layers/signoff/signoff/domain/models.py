@@ -60,6 +60,11 @@ class DecisionStatus(StrEnum):
         return self is not DecisionStatus.PENDING
 
     @property
+    def lapsed(self) -> bool:
+        """Nobody answered: the decision timed out, or Handover escalated it (the next rung may be asked)."""
+        return self in (DecisionStatus.EXPIRED, DecisionStatus.ESCALATED)
+
+    @property
     def permits_execution(self) -> bool:
         """Approved, approved with changes, or approved for later; everything else fails closed."""
         return self in (DecisionStatus.APPROVED, DecisionStatus.MODIFIED, DecisionStatus.SCHEDULED)

@@ -47,7 +47,7 @@ def verdict_of(approvals: list[Approval], required: int) -> Verdict | None:
     if len(yes) >= required:
         return Verdict(DecisionStatus.APPROVED, tuple(yes[:required]))
     if len(yes) + len(pending) < required:
-        lapsed = [a for a in settled if a.outcome in (DecisionStatus.EXPIRED, DecisionStatus.ESCALATED)]
+        lapsed = [a for a in settled if a.outcome is not None and a.outcome.lapsed]
         others = [a for a in settled if a.outcome is not None and a not in yes]
         status = DecisionStatus.EXPIRED if lapsed else (others[0].outcome if others else None)
         return Verdict(status, tuple(lapsed or others))

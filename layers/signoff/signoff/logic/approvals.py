@@ -10,8 +10,6 @@ worker when its last call has a verdict.
 from __future__ import annotations
 
 import json
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from signoff import backoff
 from signoff.domain.budgets import BudgetWrite
 from signoff.domain.canonical import action_digest
 from signoff.domain.models import (
@@ -58,7 +57,6 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 MAX_CONTEXT_CHARS = 4000
-BUDGET_ATTEMPTS = 25  # plans of one verdict against budget counters other calls keep moving
 URGENCIES = ("low", "medium", "high", "critical")
 
 
@@ -142,7 +140,7 @@ class ApprovalSettler:
         if (
             call is None
             or decision is None
-            or decision.status in (DecisionStatus.EXPIRED, DecisionStatus.ESCALATED)
+            or decision.status.lapsed
             or call.approval_ids != [approval.approval_id]
             or call.quorum_required != 1
             or call.verdict_recorded
@@ -211,11 +209,7 @@ class ApprovalSettler:
         its pause wrote it: a verdict is recorded only while the call has none and waits on exactly
         these approvals, so a call that moved on since costs a read then, not on every answer. An
         unanswered decision (expired, escalated) may ask the next rung first: it reads the call."""
-        if (
-            just_settled
-            and approval.call is not None
-            and approval.outcome not in (DecisionStatus.EXPIRED, DecisionStatus.ESCALATED)
-        ):
+        if just_settled and approval.call is not None and not (approval.outcome and approval.outcome.lapsed):
             return approval.call
         return self._table.get_action(approval.conversation_id, approval.turn_id, approval.call_id)
 
@@ -243,7 +237,7 @@ class ApprovalSettler:
             self._escalate is None
             or action.verdict_recorded
             or approval.approval_id not in action.approval_ids
-            or approval.outcome not in (DecisionStatus.EXPIRED, DecisionStatus.ESCALATED)
+            or not (approval.outcome and approval.outcome.lapsed)
             or self._turn_has_ended(action)
         ):
             return False
@@ -276,7 +270,7 @@ class ApprovalSettler:
             notes=verdict.notes,
         )
         status = verdict.status.value if verdict.status else None  # None: nobody could be asked
-        for attempt in range(BUDGET_ATTEMPTS):
+        for attempt in range(backoff.ATTEMPTS):
             plan, budgets = self._plan(action, verdict)
             try:
                 # Its approvals leave the reconciler's list with the verdict: answers still to come (a
@@ -295,7 +289,7 @@ class ApprovalSettler:
                 )
                 break
             except BudgetMoved:
-                _back_off(attempt)  # another call took from the same budget meanwhile: plan again
+                backoff.pause(attempt)  # another call took from the same budget meanwhile: plan again
         else:
             raise BudgetContention(action.call_id)
         logger.info("verdict recorded", extra={"call_id": action.call_id, "verdict": status, "won": recorded})
@@ -511,11 +505,6 @@ class ApprovalRequester:
             callback_url=f"{self._settings.public_api_url}/callbacks/handover/{token}",
             options=options,
         )
-
-
-def _back_off(attempt: int) -> None:
-    """A short jittered pause before planning again (the other writer is done within milliseconds)."""
-    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not crypto
 
 
 def _seconds_between(start: str, end: str | None) -> float | None:

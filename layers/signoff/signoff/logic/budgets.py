@@ -90,17 +90,13 @@ class BudgetKeeper:
     def admit_approved(self, key: str, tool: str, arguments: dict[str, Any], tenant: str) -> str | None:
         """A human (or their standing approval) signed the call off at these arguments: it counts on
         every budget. None when it may run; otherwise why a hard cap refuses it."""
+        refusal, charges = self._approved_charges(tool, arguments, tenant)
+        if refusal:
+            return refusal
         now = utc_now()
         taken: list[BudgetCharge] = []
-        for budget in self._policy().budgets_for(tool):
-            try:
-                charge = charge_for(budget, arguments, tenant)
-            except UnreadableCharge as exc:
-                if budget.hard:
-                    self._release_all(taken, key)
-                    return f"budget {budget.name!r} cannot count this call: {exc}"
-                continue  # approved by a human; nothing the budget can add up
-            reservation = self._table.reserve_budget(charge, key, now, enforce_limit=budget.hard)
+        for charge in charges:
+            reservation = self._table.reserve_budget(charge, key, now, enforce_limit=charge.budget.hard)
             if not reservation.taken:
                 self._release_all(taken, key)
                 count("BudgetCapRefusals")
@@ -114,22 +110,33 @@ class BudgetKeeper:
         """``admit_approved`` without writing: why a hard cap refuses the call (None: it may run), and
         the reservations its verdict writes in the same transaction, each only if its counter has
         not moved since this read (else BudgetMoved, and the verdict is planned again)."""
+        refusal, charges = self._approved_charges(tool, arguments, tenant)
+        if refusal:
+            return refusal, []
         now, writes = utc_now(), []
-        for budget in self._policy().budgets_for(tool):
-            try:
-                charge = charge_for(budget, arguments, tenant)
-            except UnreadableCharge as exc:
-                if budget.hard:
-                    return f"budget {budget.name!r} cannot count this call: {exc}", []
-                continue  # approved by a human; nothing the budget can add up
+        for charge in charges:
             reservations, version = self._table.budget_state(charge.group_id)
-            reservation, changed = reserve(reservations, charge, key, now, enforce_limit=budget.hard)
+            reservation, changed = reserve(reservations, charge, key, now, enforce_limit=charge.budget.hard)
             if not reservation.taken:
                 count("BudgetCapRefusals")
                 return f"over the hard cap of {_over(charge, reservation.total_before)}", []
             if changed is not None:
-                writes.append(BudgetWrite(charge.group_id, changed, version, now + budget.window()))
+                writes.append(BudgetWrite(charge.group_id, changed, version, now + charge.budget.window()))
         return None, writes
+
+    def _approved_charges(
+        self, tool: str, arguments: dict[str, Any], tenant: str
+    ) -> tuple[str | None, list[BudgetCharge]]:
+        """What a signed-off call counts on: a charge per budget that can count it (a soft budget that
+        cannot is skipped: a human approved it), or why a hard cap cannot count it at all."""
+        charges = []
+        for budget in self._policy().budgets_for(tool):
+            try:
+                charges.append(charge_for(budget, arguments, tenant))
+            except UnreadableCharge as exc:
+                if budget.hard:
+                    return f"budget {budget.name!r} cannot count this call: {exc}", []
+        return None, charges
 
     def release(self, action: Action) -> None:
         """The call did not run, or failed: its reservations go back (at whichever arguments took them)."""

@@ -187,15 +187,9 @@ class ActionExecutor:
         refused = Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
         return self._finish(action, refused), False
 
-    def _finish(
-        self,
-        action: Action,
-        execution: Execution,
-        approvals: list[Approval] | None = None,
-        head: tuple[int, str] | None = None,
-    ) -> Action | None:
+    def _finish(self, action: Action, execution: Execution) -> Action | None:
         """Record what the call came to; the call as written, or None if someone else settled it first."""
-        return self._finish_resuming(action, execution, approvals, head, None)[0]
+        return self._finish_resuming(action, execution, None, None, None)[0]
 
     def _finish_resuming(
         self,
