@@ -15,7 +15,15 @@ from typing import Any
 from signoff.domain.models import Action, Approval, Conversation
 from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.ports import WorkMessage
-from signoff.domain.tools import ToolFailed, ToolRegistry, ToolSpec, ToolUnreachable, json_schema_check
+from signoff.domain.tools import (
+    ToolFailed,
+    ToolRegistry,
+    ToolSpec,
+    ToolUnreachable,
+    arguments_of,
+    json_schema_check,
+    model_check,
+)
 from signoff.logic.agent_runner import AgentRunner
 from signoff.logic.approvals import ApprovalRequester, ApprovalSettler, RequestSettings
 from signoff.logic.budgets import BudgetKeeper
@@ -103,7 +111,12 @@ class Gate:
         receipts: bool = False,
         lease_seconds: int = 300,
         offered: Callable[[str | None], list[str]] | None = None,
+        models: dict[str, Any] | None = None,
     ):
+        """``models``: more python tools, by name, each checked by its pydantic input model (as the
+        catalog's python executors are) and counted like the others; ``(model, run)`` to say what
+        the tool does with its checked arguments."""
+        self._models = models or {}
         self.table = MemoryTable()
         self.agent = agent or ScriptedAgent()
         self.handover = MemoryHandover()
@@ -169,6 +182,15 @@ class Gate:
 
         return ToolSpec(name, f"the {name} tool", schema, json_schema_check(name, schema), counted, **kw)
 
+    def _model_tool(self, name: str, model: Any) -> ToolSpec:
+        model, run = model if isinstance(model, tuple) else (model, lambda _args: {"done": True})
+
+        def counted(arguments: Any, ctx) -> Any:
+            self.invocations.append((name, arguments_of(arguments), ctx.idempotency_key))
+            return run(arguments)
+
+        return ToolSpec(name, f"the {name} tool", model.model_json_schema(), model_check(name, model), counted)
+
     def _tools(self) -> list[ToolSpec]:
         def flaky(arguments: dict[str, Any]) -> Any:
             mode = arguments.get("mode")
@@ -181,6 +203,7 @@ class Gate:
             return {"ok": True}
 
         return [
+            *(self._model_tool(name, model) for name, model in self._models.items()),
             self._tool("lookup_customer", _OBJECT, lambda a: {"customer": a.get("customer_id", "?")}),
             self._tool("issue_refund", _REFUND, lambda a: {"refund_id": f"re_{a['amount']}"}, summary_template=None),
             self._tool("send_email", _OBJECT, lambda a: {"sent": True}),

@@ -473,6 +473,7 @@ class MemoryTable:
             outcome = Execution(
                 status=ExecutionStatus.FAILED,
                 result={"error": "outcome unknown: the run stopped while the tool was being called; not retried"},
+                outcome_unknown=True,
             )
             self._update(key, execution=outcome)
             return True

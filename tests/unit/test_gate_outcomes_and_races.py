@@ -30,19 +30,22 @@ def _gated_refund() -> tuple[str, dict]:
 
 # -- outcomes --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("mode", "status", "error"),
+    ("mode", "status", "error", "unknown"),
     [
-        ("refuse", ExecutionStatus.FAILED, "no such account"),
-        ("timeout", ExecutionStatus.FAILED, "the tool did not answer; not retried, outcome unknown"),
-        ("crash", ExecutionStatus.FAILED, "KeyError"),
-        ("fine", ExecutionStatus.EXECUTED, None),
+        ("refuse", ExecutionStatus.FAILED, "no such account", None),
+        ("timeout", ExecutionStatus.FAILED, "the tool did not answer; not retried, outcome unknown", True),
+        ("crash", ExecutionStatus.FAILED, "KeyError; outcome unknown", True),
+        ("fine", ExecutionStatus.EXECUTED, None, None),
     ],
 )
-def test_what_a_tool_says_is_what_the_model_hears(mode, status, error):
+def test_what_a_tool_says_is_what_the_model_hears(mode, status, error, unknown):
     gate = Gate(ScriptedAgent(pause(("flaky", {"mode": mode})), reply()))
     cid = gate.ask()
     action = gate.action(cid)
     assert len(gate.ran("flaky")) == 1 and action.execution.status is status
+    assert action.execution.outcome_unknown is unknown
+    [heard] = gate.agent.outputs().values()
+    assert heard.get("outcome") == ("unknown" if unknown else None)
     if error:
         assert action.execution.result["error"] == error
         assert "secret internals" not in str(action.execution.result)

@@ -5,7 +5,8 @@ The body is ``{"tool", "arguments", "conversation_id", "call_id", "idempotency_k
 ``webhook-signature``) made with the tool signing secret, so the tool server can tell the call
 came from Signoff and was not replayed (docs/catalog.md shows how it verifies). A 2xx JSON body is
 the result; a 4xx is the tool saying no (not retried); a 5xx or no answer is tried again with
-backoff, as long as the invocation has time, and always with the same webhook-id and key.
+backoff, as long as the invocation has time, and always with the same webhook-id and key. When no
+attempt got through, the outcome is unknown (ToolUnreachable) unless none was ever sent.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class HttpToolInvoker:
         body = json.dumps(call_payload(arguments, ctx), separators=(",", ":"), ensure_ascii=False)
         webhook_id = message_id(ctx.idempotency_key)
         last = "no attempt"
+        reached = False  # whether any attempt may have reached the tool (then the outcome is unknown)
         for attempt in range(executor.max_attempts):
             if attempt:
                 pause = self._backoff * 2 ** (attempt - 1)
@@ -77,12 +79,16 @@ class HttpToolInvoker:
                 )
             except requests.RequestException as exc:
                 last = type(exc).__name__
+                reached = reached or not _never_sent(exc)
                 continue
             if 200 <= response.status_code < 300:
                 return _result(response)
             if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
                 raise ToolFailed(f"the tool refused the call (HTTP {response.status_code})", _detail(response))
             last = f"HTTP {response.status_code}"
+            reached = reached or response.status_code != 429  # a 5xx or 408 may come after the tool acted
+        if not reached:
+            raise ToolFailed(f"the tool could not be reached ({last}); the call was never sent")
         raise ToolUnreachable(f"the tool did not answer with a result ({last})")
 
     def _headers(self, webhook_id: str, idempotency_key: str, body: str) -> dict[str, str]:
@@ -99,15 +105,30 @@ class HttpToolInvoker:
         }
 
 
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True only when the request certainly never reached the tool: no connection was made. A read
+    timeout, a reset or a dropped connection after sending may come after the tool acted."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout):
+        from urllib3.exceptions import NewConnectionError
+
+        cause = exc.args[0] if exc.args else None
+        reason = getattr(cause, "reason", cause)
+        return isinstance(reason, NewConnectionError)
+    return False
+
+
 def _result(response: requests.Response) -> Any:
+    # A 2xx: the tool acted. A result that cannot be read leaves what it did unknown, not undone.
     if len(response.content) > MAX_RESULT_BYTES:
-        raise ToolFailed(f"the tool's result is larger than {MAX_RESULT_BYTES} bytes")
+        raise ToolUnreachable(f"the tool's result is larger than {MAX_RESULT_BYTES} bytes")
     if not response.content:
         return {}
     try:
         return response.json()
     except ValueError as exc:
-        raise ToolFailed("the tool answered 2xx without a JSON body") from exc
+        raise ToolUnreachable("the tool answered 2xx without a JSON body") from exc
 
 
 def _detail(response: requests.Response) -> Any:

@@ -1,7 +1,8 @@
 """Tools that are Lambda functions: invoked synchronously with the same payload an ``http`` tool gets.
 
-The function's return value is the result. A function that raises (``FunctionError``) counts as
-failed and is not invoked again (it may have acted before it raised). The template allows
+The function's return value is the result. A function that raises or times out (``FunctionError``)
+counts as failed with an unknown outcome and is not invoked again (it may have acted before it
+raised); only a request Lambda refused before running the function gives its budget back. The template allows
 ``lambda:InvokeFunction`` only on the ARNs listed in ``ToolFunctionArns``.
 """
 
@@ -15,12 +16,28 @@ from signoff.domain.catalog import LambdaExecutor
 from signoff.domain.tools import ToolContext, ToolFailed, ToolUnreachable
 
 
+# Lambda refused before the function ran: the call certainly did not act.
+_NOT_INVOKED = frozenset(
+    {
+        "TooManyRequestsException",
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "InvalidParameterValueException",
+        "RequestTooLargeException",
+        "ResourceConflictException",
+        "ResourceNotReadyException",
+        "EC2ThrottledException",
+        "KMSAccessDeniedException",
+    }
+)
+
+
 class LambdaToolInvoker:
     def __init__(self, client: Any):
         self._client = client
 
     def invoke(self, executor: LambdaExecutor, arguments: dict[str, Any], ctx: ToolContext) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
         payload = json.dumps(call_payload(arguments, ctx), separators=(",", ":")).encode("utf-8")
         try:
@@ -29,19 +46,22 @@ class LambdaToolInvoker:
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "ClientError")
-            if code in ("TooManyRequestsException", "ServiceException", "EC2ThrottledException"):
-                raise ToolUnreachable(f"the function could not be invoked ({code})") from exc
-            raise ToolFailed(f"the function could not be invoked ({code})") from exc
-        except BotoCoreError as exc:
-            raise ToolUnreachable(f"the function could not be invoked ({type(exc).__name__})") from exc
+            if code in _NOT_INVOKED:
+                raise ToolFailed(f"the function could not be invoked ({code})") from exc
+            raise ToolUnreachable(f"the function's invocation failed ({code})") from exc
+        except (EndpointConnectionError, ConnectTimeoutError) as exc:
+            raise ToolFailed(f"the function could not be invoked ({type(exc).__name__})") from exc
+        except BotoCoreError as exc:  # a read timeout or a dropped connection: it may be running
+            raise ToolUnreachable(f"the function did not answer ({type(exc).__name__})") from exc
         raw = response["Payload"].read(MAX_RESULT_BYTES + 1)
         if len(raw) > MAX_RESULT_BYTES:
-            raise ToolFailed(f"the function's result is larger than {MAX_RESULT_BYTES} bytes")
+            raise ToolUnreachable(f"the function's result is larger than {MAX_RESULT_BYTES} bytes")
         try:
             result = json.loads(raw) if raw else {}
         except ValueError as exc:
-            raise ToolFailed("the function returned something that is not JSON") from exc
+            raise ToolUnreachable("the function returned something that is not JSON") from exc
         if response.get("FunctionError"):
+            # Raised or timed out: it may have acted before it did, so the outcome is unknown.
             detail = result.get("errorType") if isinstance(result, dict) else None
-            raise ToolFailed("the function raised an error", detail)
+            raise ToolUnreachable(f"the function raised an error ({detail or 'unhandled'})")
         return result

@@ -44,6 +44,11 @@ class DecisionView(BaseModel):
 class ExecutionView(BaseModel):
     status: ExecutionStatus
     result: Any = Field(description="The tool's result, an error, or (awaiting_client) the arguments to run.")
+    outcome: Literal["unknown"] | None = Field(
+        default=None,
+        description='"unknown" when a failed call may still have acted (a timeout or dropped connection after '
+        "sending): it keeps counting on its budgets.",
+    )
 
 
 class GrantRefView(BaseModel):
@@ -81,6 +86,7 @@ class ConversationView(BaseModel):
 class AuditExecution(BaseModel):
     status: str
     result: Any = None
+    outcome: Literal["unknown"] | None = Field(default=None, description='"unknown": it may have acted.')
 
 
 class AuditEntry(BaseModel):

@@ -72,6 +72,7 @@ class ActionRecords(TableBase):
         outcome = Execution(
             status=ExecutionStatus.FAILED,
             result={"error": "outcome unknown: the run stopped while the tool was being called; not retried"},
+            outcome_unknown=True,
         )
         return self._update(
             _action_key(action.conversation_id, action.turn_id, action.call_id),

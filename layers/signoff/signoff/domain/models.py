@@ -145,6 +145,16 @@ class Execution(Record):
     result: Any = None
     claimed_at: str | None = None
     execute_at: str | None = None  # when a scheduled call is due
+    # Failed, but the tool may have acted (a timeout or dropped connection after sending, an error
+    # raised mid-call, a dead invocation): it keeps its budget reservation and says so to everyone.
+    outcome_unknown: bool | None = None  # None (not stored) unless True
+
+    @property
+    def certainly_did_not_act(self) -> bool:
+        """Refused before sending, or a definitive refusal from the tool: its reservation goes back."""
+        if self.status is ExecutionStatus.NOT_EXECUTED:
+            return True
+        return self.status is ExecutionStatus.FAILED and not self.outcome_unknown
 
 
 class GrantRef(BaseModel):

@@ -35,7 +35,6 @@ def apply_modification(
         parsed = spec.parse_arguments(merged)
     except InvalidToolArguments as exc:
         raise InvalidModification(str(exc)) from exc
-    normalised = arguments_of(parsed)
-    final = {k: merged[k] for k in merged if k in normalised}
-    diff = {k: {"from": original.get(k), "to": final[k]} for k in changes if original.get(k) != final.get(k)}
+    final = arguments_of(parsed)  # the validated arguments, as the gate keeps a call's own
+    diff = {k: {"from": original.get(k), "to": final.get(k)} for k in changes if original.get(k) != final.get(k)}
     return final, diff

@@ -104,6 +104,8 @@ def _render(action: Action) -> str:
         body["execute_at"] = action.execution.execute_at
     if action.execution and action.execution.result is not None:
         body["result"] = action.execution.result
+    if action.execution and action.execution.outcome_unknown:
+        body["outcome"] = "unknown"  # it may have acted: do not assume it did not, nor retry it
     if action.grant is not None:
         done = {
             ExecutionStatus.EXECUTED: "The action was executed.",

@@ -17,7 +17,9 @@ class InvalidToolArguments(ValueError):
 
 
 class ToolFailed(RuntimeError):
-    """The tool answered that it did not do the call (an HTTP 4xx, an MCP error result): not retried.
+    """The tool certainly did not do the call: it said no (an HTTP 4xx, an MCP error result), or the
+    request never reached it (no connection could be made). Not retried; its budget reservation is
+    given back.
 
     ``detail`` is what the tool said, passed on to the model."""
 
@@ -27,8 +29,9 @@ class ToolFailed(RuntimeError):
 
 
 class ToolUnreachable(RuntimeError):
-    """The tool did not answer, after whatever retries its executor allows: it may or may not have
-    acted, so the call is failed with an unknown outcome and never sent again."""
+    """The outcome is unknown: the request may have reached the tool (a timeout after sending, a
+    dropped connection, a 5xx, a function that raised, an answer that cannot be read), so the call is
+    failed with an unknown outcome, never sent again, and keeps its budget reservation."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +103,33 @@ def _as_mapping(parsed: Any) -> Mapping[str, Any]:
 
 
 def arguments_of(parsed: Any) -> dict[str, Any]:
-    """The checked arguments as JSON values (a typed model dumped, a dict as it is)."""
+    """The checked arguments as JSON values (a typed model dumped, a dict as it is): what the gate,
+    the budgets, the grants, the digest, the approver, the receipt and the tool all see. Numbers stay
+    numbers (a Decimal becomes an int when integral, else a float when one spells it exactly)."""
     if isinstance(parsed, Mapping):
         return dict(parsed)
-    return parsed.model_dump(mode="json")
+    return _json_value(parsed.model_dump(mode="python"))
+
+
+def _json_value(value: Any) -> Any:
+    from decimal import Decimal
+
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        if value == value.to_integral_value():
+            return int(value)
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value.normalize() else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value(v) for v in value]
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)
 
 
 def json_schema_check(name: str, schema: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:

@@ -49,7 +49,7 @@ from signoff.domain.ports import (
     WorkMessage,
     WorkQueue,
 )
-from signoff.domain.tools import InvalidToolArguments, ToolRegistry
+from signoff.domain.tools import InvalidToolArguments, ToolRegistry, arguments_of
 from signoff.logic.approvals import ApprovalRequester
 from signoff.logic.budgets import call_key_of
 from signoff.logic.executor import ActionExecutor
@@ -327,6 +327,10 @@ class AgentRunner:
             except InvalidToolArguments as exc:
                 error = str(exc)
             else:
+                # One set of arguments from here on: what the tool's input check returned (a "#4821"
+                # it strips, a "90.0" it reads as 90) is what the policy, the budgets, the grants,
+                # the digest, the approver, the receipt and the tool see; never the model's spelling.
+                arguments = arguments_of(parsed)
                 summary = spec.summary(parsed)
                 policy = self._policy()
                 gated = spec.is_sign_off_request or policy.requires_approval(call.name, arguments)

@@ -72,6 +72,8 @@ def _entry(approval: Approval, action: Action | None) -> dict[str, Any]:
     execution = None
     if action is not None and action.execution is not None and action.execution.status.is_final:
         execution = {"status": action.execution.status.value, "result": action.execution.result}
+        if action.execution.outcome_unknown:
+            execution["outcome"] = "unknown"  # it may have acted: its budget reservation stands
     return {
         "approval_id": approval.approval_id,
         "tenant": approval.tenant,

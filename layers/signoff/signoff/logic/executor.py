@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from signoff.domain.binding import approval_matches, grant_matches
+from signoff.domain.canonical import canonical_json
 from signoff.domain.limits import bounded_result
 from signoff.domain.models import Action, Approval, DecisionStatus, Execution, ExecutionStatus, iso, of_pause, utc_now
 from signoff.domain.tools import (
@@ -72,6 +73,7 @@ class ActionExecutor:
         execution = Execution(
             status=ExecutionStatus.FAILED,
             result={"error": f"the client sent no result within {timeout_minutes} minutes; outcome unknown"},
+            outcome_unknown=True,
         )
         expired = self._table.settle_client_call(action, execution)
         if expired:
@@ -210,8 +212,10 @@ class ActionExecutor:
             written = receipt is not None
         else:
             written = self._table.finish_execution(action, execution)
-        if self._budgets and execution.status in (ExecutionStatus.NOT_EXECUTED, ExecutionStatus.FAILED):
-            self._budgets.release(action)  # it did not run, or failed: it does not count
+        if self._budgets and execution.certainly_did_not_act:
+            # Only a call that certainly did not act gives its reservation back: one that timed out
+            # or lost its connection may have paid, and keeps counting (outcome unknown).
+            self._budgets.release(action)
         count(f"Actions{execution.status.value.title().replace('_', '')}")  # ActionsExecuted, ActionsFailed, ...
         logger.info(
             "action settled",
@@ -230,6 +234,14 @@ class ActionExecutor:
             args = spec.parse_arguments(action.arguments_to_run)
         except InvalidToolArguments as exc:
             return Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": str(exc)})
+        if canonical_json(arguments_of(args)) != canonical_json(action.arguments_to_run):
+            # The gate kept the validated arguments; a check that changes them again (one that is not
+            # idempotent, or a call kept before the gate validated) would run something nobody saw.
+            logger.warning("the tool's check changes the approved arguments; not executed", extra={"tool": action.tool})
+            return Execution(
+                status=ExecutionStatus.NOT_EXECUTED,
+                result={"error": "the tool's input check changes the arguments that were gated; not executed"},
+            )
         if spec.runs_on_client:
             # Return of control: the client runs it and posts the result (ConversationService).
             return Execution(
@@ -252,8 +264,16 @@ class ActionExecutor:
             return Execution(status=ExecutionStatus.FAILED, result=failure)
         except ToolUnreachable as exc:
             logger.warning("tool did not answer", extra={"tool": action.tool, "call_id": action.call_id})
-            return Execution(status=ExecutionStatus.FAILED, result={"error": f"{exc}; not retried, outcome unknown"})
-        except Exception as exc:  # a tool's failure is an outcome the model should hear about
+            return Execution(
+                status=ExecutionStatus.FAILED,
+                result={"error": f"{exc}; not retried, outcome unknown"},
+                outcome_unknown=True,
+            )
+        except Exception as exc:  # it may have acted before it raised: an outcome the model should hear
             logger.exception("tool failed", extra={"tool": action.tool, "call_id": action.call_id})
-            return Execution(status=ExecutionStatus.FAILED, result={"error": type(exc).__name__})
+            return Execution(
+                status=ExecutionStatus.FAILED,
+                result={"error": f"{type(exc).__name__}; outcome unknown"},
+                outcome_unknown=True,
+            )
         return Execution(status=ExecutionStatus.EXECUTED, result=result)
