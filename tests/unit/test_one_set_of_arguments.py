@@ -206,5 +206,5 @@ def test_only_a_call_that_certainly_did_not_act_gives_its_reservation_back(mode,
     else:
         assert later.execution.status is ExecutionStatus.EXECUTED and len(gate.ran("pay")) == 2
     view = gate.conversations.view(cid, "default")
-    shown = [a["execution"] for a in view["actions"] if a["call_id"] == failed.call_id][0]
+    shown = next(a["execution"] for a in view["actions"] if a["call_id"] == failed.call_id)
     assert shown.get("outcome") == ("unknown" if kept else None)

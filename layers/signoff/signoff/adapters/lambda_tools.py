@@ -15,7 +15,6 @@ from signoff.adapters.http_tools import MAX_RESULT_BYTES, call_payload
 from signoff.domain.catalog import LambdaExecutor
 from signoff.domain.tools import ToolContext, ToolFailed, ToolUnreachable
 
-
 # Lambda refused before the function ran: the call certainly did not act.
 _NOT_INVOKED = frozenset(
     {
