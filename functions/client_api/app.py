@@ -330,6 +330,13 @@ def simulate_policy(body: SimulatePolicy) -> Response[dict]:
     try:
         candidate = ApprovalPolicy.model_validate(body.policy)
     except ValidationError as exc:
+        if any(error["loc"][-1:] == ("pattern",) for error in exc.errors()):
+            raise ApiError(
+                400,
+                "invalid_pattern",
+                "A rule's pattern cannot be matched in linear time (RE2 syntax, at most 512 characters).",
+                problems_of(exc, "policy"),
+            ) from exc
         raise ApiError(422, "invalid_policy", "The candidate policy is not valid.", problems_of(exc, "policy")) from exc
     try:
         report = runtime.policy_replay().simulate(candidate, since=body.since, until=body.until, tenant=_tenant())

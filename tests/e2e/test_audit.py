@@ -147,5 +147,23 @@ def test_a_policy_replay_of_recorded_calls_matches_a_hand_count(client):
     assert report["approver_load_per_day"] == {"approver@example.com": {today: 3}}
     assert len(client.effects(small)) + len(client.effects(big)) == effects_before  # nothing ran again
 
+    assert report["truncated_by"] is None and report["covered_calls"] == 3
+
     bad = client.post("/policy/simulate", json={"policy": {"tools": {"x": {"approval": "sometimes"}}}})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_policy"
+
+
+def test_a_simulated_pattern_runs_in_linear_time_and_one_that_cannot_is_400(client):
+    """``^(1+)+$`` over a recorded customer id of ones and a dash took Python's re seconds per
+    character pair; RE2 answers at once. A backreference RE2 cannot run is refused with 400."""
+    since = datetime.now(UTC).isoformat()
+    cid = client.start(f"Refund €20 to customer #{'1' * 40}-x.")["conversation_id"]
+    client.wait_status(cid, "idle")
+    rule = {"kind": "matches", "field": "customer_id", "pattern": r"^(1+)+$"}
+    candidate = {"tools": {"issue_refund": {"approval": "rules", "rules": [rule]}}}
+    response = client.post("/policy/simulate", json={"policy": candidate, "since": since}, timeout=20)
+    assert response.status_code == 200, response.text
+    assert response.json()["tools"]["issue_refund"]["gated_under_candidate"] == 0
+    rule["pattern"] = r"^(1+)\1$"
+    refused = client.post("/policy/simulate", json={"policy": candidate, "since": since})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_pattern", refused.text

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from signoff.adapters.policy_source import DEFAULT_POLICY, InvalidPolicy, load_policy, parse_policy
 from signoff.domain.policy import ApprovalPolicy
@@ -132,3 +133,38 @@ def test_the_policy_can_come_from_another_file(tmp_path: Path):
     policy = load_policy(None, str(override))
     assert policy.requires_approval("lookup_customer", {"customer_id": "1"})
     assert DEFAULT_POLICY.exists()
+
+
+# -- patterns: matched in linear time, or refused when the policy is read ----------------------------
+def _matching(pattern: str) -> dict:
+    rule = {"kind": "matches", "field": "customer_id", "pattern": pattern}
+    return {"tools": {"issue_refund": {"approval": "rules", "rules": [rule]}}}
+
+
+def test_a_pattern_that_backtracks_exponentially_elsewhere_is_matched_in_linear_time():
+    """``^(1+)+$`` over ones and a dash: Python's re takes 6 s at 26 ones and four times as long for
+    every two more; RE2 answers at once however long the input."""
+    policy = ApprovalPolicy.model_validate(_matching(r"^(1+)+$"))
+    assert policy.requires_approval("issue_refund", {"customer_id": "1" * 40}) is True
+    assert policy.requires_approval("issue_refund", {"customer_id": "1" * 5000 + "-"}) is False
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        (r"(a)\1", "invalid escape sequence"),  # a backreference
+        (r"(?=a)b", "invalid perl operator"),  # lookahead
+        ("((a{100}){100}){100}", "invalid repetition size"),  # an automaton too large
+        ("a" * 513, "at most 512 characters"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_in_linear_time_is_refused_when_the_policy_is_loaded(pattern, why):
+    with pytest.raises(ValidationError, match=why):
+        ApprovalPolicy.model_validate(_matching(pattern))
+
+
+def test_a_policy_file_with_a_pathological_pattern_is_refused_on_load(tmp_path):
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(_matching(r"^(\d+)\1$")))
+    with pytest.raises(InvalidPolicy, match="linear time"):
+        load_policy(None, str(path))

@@ -128,3 +128,21 @@ def test_replaying_the_policy_in_force_changes_nothing_it_gated():
     report = PolicyReplay(RecordedCalls(CALLS), ToolRegistry(), "x").simulate(same, since=None, until=None, tenant="t")
     assert report["total"]["gated_now"] == report["total"]["gated_under_candidate"] == 2
     assert report["total"]["approvals_no_longer_asked"] == report["total"]["ran_ungated_would_need_sign_off"] == 0
+
+
+def test_a_replay_stops_at_its_time_budget_and_says_what_it_covered():
+    ticks = iter(range(100))  # each look at the clock is a second later
+    replay = PolicyReplay(RecordedCalls(CALLS), ToolRegistry(), "x", time_budget_seconds=3.5, clock=lambda: next(ticks))
+    report = replay.simulate(CANDIDATE, since=None, until=None, tenant="t")
+    ordered = sorted(CALLS, key=lambda a: a.created_at)
+    assert report["truncated"] is True and report["truncated_by"] == "time"
+    assert report["covered_calls"] == 3 == report["total"]["calls"]
+    assert report["covered_until"] == ordered[2].created_at
+
+
+def test_a_replay_within_its_budget_covers_every_call():
+    report = PolicyReplay(RecordedCalls(CALLS), ToolRegistry(), "x").simulate(
+        CANDIDATE, since=None, until=None, tenant="t"
+    )
+    assert report["truncated_by"] is None and report["covered_calls"] == len(CALLS)
+    assert report["covered_until"] == max(a.created_at for a in CALLS)

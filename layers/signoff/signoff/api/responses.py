@@ -185,7 +185,13 @@ class ReplayReport(BaseModel):
     total: ReplayCounts
     tools: dict[str, ReplayCounts]
     approver_load_per_day: dict[str, dict[str, int]] = Field(description="approver → day → decisions asked.")
-    truncated: bool = Field(description="More than 20,000 calls in the range: only the first were replayed.")
+    truncated: bool = Field(description="Not every call of the range was replayed (see truncated_by).")
+    truncated_by: Literal["calls", "time"] | None = Field(
+        description="calls: more than 20,000 calls in the range, only the first were replayed; time: the "
+        "replay's time budget (10 s) ran out first. Replay the rest with since = covered_until."
+    )
+    covered_calls: int = Field(description="How many recorded calls were replayed.")
+    covered_until: str | None = Field(description="created_at of the last call replayed (null: none).")
 
 
 class ReceiptPage(BaseModel):

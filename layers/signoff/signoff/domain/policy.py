@@ -8,8 +8,8 @@ a rule that cannot be evaluated (missing argument, unknown currency) needs appro
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -42,26 +42,48 @@ class AmountOver(_Strict):
         return threshold is None or amount > threshold
 
 
+MAX_PATTERN_LENGTH = 512
+_PATTERN_MEMORY = 1 << 20  # bytes RE2 may use for one compiled pattern: a pattern that needs more is refused
+
+
+@lru_cache(maxsize=256)
+def linear_pattern(pattern: str) -> Any:
+    """The pattern compiled by RE2, whose matching takes time linear in the input whatever the
+    pattern (no backtracking: ``^(1+)+$`` cannot explode). What RE2 cannot run in linear time it
+    does not accept (backreferences, lookaround), nor a pattern whose automaton would be too large:
+    ValueError, naming why."""
+    import re2
+
+    options = re2.Options()
+    options.max_mem = _PATTERN_MEMORY
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"pattern cannot be matched in linear time ({why}); use RE2 syntax: no backreferences or lookaround"
+        ) from exc
+
+
 class Matches(_Strict):
-    """Needs approval when ``arguments[field]`` matches (or, with ``not_matches``, does not match) a regex."""
+    """Needs approval when ``arguments[field]`` matches (or, with ``not_matches``, does not match) a
+    regular expression, matched by RE2 in linear time (see ``linear_pattern``)."""
 
     kind: Literal["matches", "not_matches"]
     field: str
-    pattern: str
+    pattern: str = Field(min_length=1, max_length=MAX_PATTERN_LENGTH)
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+        linear_pattern(value)
         return value
 
     def applies(self, arguments: dict[str, Any]) -> bool:
         if self.field not in arguments:
             return True
-        found = re.search(self.pattern, str(arguments[self.field])) is not None
+        found = linear_pattern(self.pattern).search(str(arguments[self.field])) is not None
         return found if self.kind == "matches" else not found
 
 

@@ -7,11 +7,14 @@ from what happened are counted, per tool and in total, with each approver's load
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from signoff import deadline
 from signoff.domain.budgets import UnreadableCharge, charge_for
 from signoff.domain.models import Action, DecisionStatus, ExecutionStatus
 from signoff.domain.policy import ApprovalPolicy
@@ -33,11 +36,25 @@ COUNTERS = (
 )
 
 
+# A replay stops after this long (or sooner, as its invocation's time runs out) and answers with what
+# it covered: one request never holds the client API until its timeout.
+REPLAY_SECONDS = 10.0
+
+
 class PolicyReplay:
-    def __init__(self, table: SignoffStore, tools: ToolRegistry, default_approver: str):
+    def __init__(
+        self,
+        table: SignoffStore,
+        tools: ToolRegistry,
+        default_approver: str,
+        time_budget_seconds: float = REPLAY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._table = table
         self._tools = tools
         self._default_approver = default_approver
+        self._budget = time_budget_seconds
+        self._clock = clock
 
     def simulate(
         self, candidate: ApprovalPolicy, *, since: datetime | None, until: datetime | None, tenant: str
@@ -49,7 +66,13 @@ class PolicyReplay:
         per_tool: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
         load: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         budgets = _BudgetLedger(candidate)
+        stop_at = self._clock() + max(0.0, min(self._budget, deadline.remaining() - 3))
+        covered, out_of_time = 0, False
         for action in calls:
+            if self._clock() >= stop_at:
+                out_of_time = True
+                break
+            covered += 1
             counts = per_tool[action.tool]
             counts["calls"] += 1
             gated_now = action.gated
@@ -75,7 +98,11 @@ class PolicyReplay:
             "total": total,
             "tools": {tool: counts for tool, counts in sorted(per_tool.items())},
             "approver_load_per_day": {a: dict(sorted(days.items())) for a, days in sorted(load.items())},
-            "truncated": truncated,
+            "truncated": truncated or out_of_time,
+            "truncated_by": "time" if out_of_time else "calls" if truncated else None,
+            "covered_calls": covered,
+            # The last call replayed: a range that stopped short goes on with since = this.
+            "covered_until": calls[covered - 1].created_at if covered else None,
         }
 
     def _gated_under(self, candidate: ApprovalPolicy, action: Action) -> bool:
