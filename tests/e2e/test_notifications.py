@@ -8,7 +8,7 @@ import requests
 
 from local.evidence import conversation_count
 from local.receivers.webhook import WebhookReceiver
-from tests.support import wait_for
+from tests.support import settings_changed, wait_for
 
 SEED = "Issue a €340 refund to customer #4821."
 
@@ -90,3 +90,22 @@ def test_a_notify_url_off_the_allow_list_is_refused_and_changes_nothing(client, 
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "notify_url_not_allowed"
     assert conversation_count(stack.resources.refs["SignoffTable"]) == before
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "../../admin/delete?all=1",  # the receiver got POST /admin/delete?all=1
+        "%2e%2e/%2e%2e/admin/delete?all=1",
+        "..%2f..%2fadmin",
+        "a//b",
+    ],
+)
+def test_a_notify_url_that_leaves_its_prefix_by_its_path_is_refused(client, stack, tail):
+    prefix = "http://127.0.0.1:9/hooks/signoff/"
+    with settings_changed(NOTIFY_URL_PREFIXES=prefix):
+        before = conversation_count(stack.resources.refs["SignoffTable"])
+        response = _start(client, SEED, prefix + tail)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "notify_url_not_allowed"
+        assert conversation_count(stack.resources.refs["SignoffTable"]) == before

@@ -64,7 +64,18 @@ def test_the_webhook_id_is_the_changes_own_so_retries_keep_it():
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1", "http://127.0.0.1/", "http://127.0.0.1:8080/x?y=1", "https://hooks.example.com/signoff/a"],
+    [
+        "http://127.0.0.1",
+        "http://127.0.0.1/",
+        "http://127.0.0.1:8080/x?y=1",
+        "https://hooks.example.com/signoff/a",
+        # the same URL spelt otherwise: compared as URLs, not as strings
+        "HTTPS://Hooks.Example.COM/signoff/a",
+        "https://hooks.example.com:443/signoff/a",
+        "https://hooks.example.com/%73ignoff/a",  # %73 is "s"
+        "https://hooks.example.com/signoff/a%2Db?x=%7e",
+        "https://hooks.example.com/signoff/a.b/c..d",  # dots inside a segment are a name, not a step
+    ],
 )
 def test_allowed_urls(url):
     assert url_allowed(url, PREFIXES)
@@ -86,6 +97,21 @@ def test_allowed_urls(url):
         "ftp://127.0.0.1/",
         "",
         "http://127.0.0.1/" + "a" * 2100,
+        # out of the prefix by dot segments, which a client or the server resolves
+        "https://hooks.example.com/signoff/../../admin/delete?all=1",
+        "https://hooks.example.com/signoff/%2e%2e/%2E%2E/admin/delete?all=1",
+        "https://hooks.example.com/signoff/.%2e/admin",
+        "https://hooks.example.com/signoff/./a",
+        "https://hooks.example.com/signoff/a/..",
+        # an encoded slash or backslash, which some servers decode into a path step
+        "https://hooks.example.com/signoff/..%2f..%2fadmin",
+        "https://hooks.example.com/signoff/a%2Fb",
+        "https://hooks.example.com/signoff/a%5c..%5cadmin",
+        # empty segments, which some servers collapse
+        "https://hooks.example.com/signoff//admin",
+        "https://hooks.example.com//signoff/a",
+        "https://hooks.example.com:444/signoff/a",  # another port is another server
+        "https://hooks.example.com.:443/signoff/a",
     ],
 )
 def test_refused_urls(url):

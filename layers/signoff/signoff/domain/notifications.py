@@ -10,6 +10,7 @@ the same ``webhook-id`` and receivers can drop duplicates.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -68,24 +69,65 @@ def notification_for_change(
 
 
 def url_allowed(url: str, prefixes: list[str]) -> bool:
-    """True if the URL is http(s), names no credentials, and starts with an allowed prefix that ends
-    where a URL part ends (``http://localhost`` allows ``http://localhost:8080/x``, not
-    ``http://localhost.evil.example``)."""
+    """True if the URL is http(s), names no credentials, requests exactly the path it spells, and,
+    compared as a URL (``normalised_url``), starts with an allowed prefix that ends where a URL part
+    ends (``http://localhost`` allows ``http://localhost:8080/x``, not ``http://localhost.evil.example``).
+
+    A path with dot segments (``..``, ``%2e%2e``), an encoded slash or backslash, or an empty segment
+    is refused outright: an HTTP client or the receiving server may resolve it to another path than
+    the one the prefix was checked against (``/hooks/signoff/../../admin`` is ``/admin``)."""
     if not url or len(url) > MAX_NOTIFY_URL_LENGTH or any(c.isspace() or ord(c) < 32 for c in url):
         return False
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
+    if "\\" in url:
         return False
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc or "\\" in url:
+    normalised = normalised_url(url)
+    if normalised is None:
         return False
     for prefix in prefixes:
-        if not prefix:
+        wanted = normalised_url(prefix) if prefix else None
+        if wanted is None:
             continue
-        if url == prefix or (url.startswith(prefix) and (prefix.endswith("/") or url[len(prefix)] in "/:?#")):
+        if normalised == wanted or (
+            normalised.startswith(wanted) and (wanted.endswith("/") or normalised[len(wanted)] in "/:?#")
+        ):
             return True
     return False
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalised_url(url: str) -> str | None:
+    """The URL as it is compared (RFC 3986, section 6.2.2): scheme and host lower-cased, the default
+    port dropped, percent-encoded unreserved characters decoded and other escapes upper-cased, the
+    fragment dropped (it is never sent). None for anything that is not an http(s) URL with a host
+    and no credentials, or whose path is ambiguous: dot segments, an encoded ``/`` or ``\\``, or an
+    empty segment (``//``), raw or encoded."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a malformed port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    path = _PERCENT.sub(_decode_unreserved, parts.path)
+    if re.search(r"%(2F|5C)", path) or "//" in path:
+        return None
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None
+    netloc = parts.hostname.lower() if ":" not in parts.hostname else f"[{parts.hostname.lower()}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    query = _PERCENT.sub(_decode_unreserved, parts.query)
+    return f"{scheme}://{netloc}{path}" + (f"?{query}" if query or url.split("#", 1)[0].endswith("?") else "")
+
+
+def _decode_unreserved(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else f"%{match.group(1).upper()}"
 
 
 def parse_prefixes(raw: str) -> list[str]:
