@@ -195,6 +195,7 @@ class EmbeddedStack:
                 "HandoverApiKeySecret": cfg.handover_api_key or cfg.handover_local_key,
                 "ClientApiKeysSecret": "\n".join([cfg.api_key, *filter(None, cfg.tenant_keys.split(","))]),
                 "CallbackSigningKeySecret": secrets.token_urlsafe(48),
+                "CursorKeySecret": secrets.token_urlsafe(48),
                 "WebhookSigningSecret": cfg.webhook_secret,
                 "ToolSigningSecret": cfg.tool_signing_secret,
             },

@@ -21,16 +21,18 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime, ValidationError
+from pydantic import ValidationError
 
 from signoff import runtime
 from signoff.api.errors import JSON_HEADERS, REFUSALS, ApiError, json_response, refusal_of
 from signoff.api.requests import (
+    DATE_RANGE_TEXT,
     AuditStatus,
     ConversationQueryParams,
     PostMessage,
     PostToolResults,
     ReceiptQueryParams,
+    SaneDatetime,
     SimulatePolicy,
     StartConversation,
     StatsQueryParams,
@@ -60,6 +62,7 @@ from signoff.api.responses import (
 from signoff.api.responses import StartedTurn as StartedTurnView
 from signoff.config import settings
 from signoff.dal.table import ConversationBusy, ConversationNotFound
+from signoff.domain.cursors import cursor_scope
 from signoff.domain.notifications import url_allowed
 from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.stores import InvalidCursor
@@ -86,11 +89,19 @@ IdempotencyKey = Annotated[
 ]
 ConversationId = Annotated[str, Path(description="conv_ and 32 hex digits.")]
 # Query parameters the audit routes share (documented here; each route's query model checks them too).
-Since = Annotated[AwareDatetime | None, Query()]
-Until = Annotated[AwareDatetime | None, Query()]
+Since = Annotated[SaneDatetime | None, Query(description=f"ISO 8601 with a zone; {DATE_RANGE_TEXT}.")]
+Until = Annotated[SaneDatetime | None, Query(description=f"ISO 8601 with a zone; {DATE_RANGE_TEXT}.")]
 ToolFilter = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Limit200 = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(min_length=1, max_length=2048)]
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=2048,
+        description="Opaque: the next_cursor of the page before, for the same tenant and query (else 400 "
+        "invalid_cursor).",
+    ),
+]
 
 
 def _json(status: int, body: Any) -> Response:
@@ -163,6 +174,24 @@ def _with_idempotency(key: str | None, operation, request: dict[str, Any]) -> St
         raise ApiError(404, "conversation_not_found", "No such conversation.") from exc
     except QueueUnavailable as exc:
         raise ApiError(503, "unavailable", "The service is busy; try again shortly.") from exc
+
+
+def _scope(route: str, params: dict[str, str]) -> str:
+    return cursor_scope(route, _tenant(), params)
+
+
+def _opened(cursor: str | None, scope: str) -> str | None:
+    """The store's position a cursor holds, if this API sealed it for this tenant and query."""
+    try:
+        return runtime.cursor_seal().open(cursor, scope)
+    except InvalidCursor as exc:
+        raise ApiError(400, "invalid_cursor", "This cursor was not handed out for this query; start again.") from exc
+
+
+def _sealed(page: dict[str, Any], scope: str) -> dict[str, Any]:
+    if page.get("next_cursor") is not None:
+        page["next_cursor"] = runtime.cursor_seal().seal(page["next_cursor"], scope)
+    return page
 
 
 def _refused(*statuses: int) -> dict[int, dict[str, Any]]:
@@ -264,14 +293,17 @@ def get_conversation(
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
     cursor: Cursor = None,
 ) -> Response[dict]:
-    query = parse_query(query_parameters(app.current_event.raw_event), ConversationQueryParams)
+    params = query_parameters(app.current_event.raw_event)
+    query = parse_query(params, ConversationQueryParams)
+    scope = _scope(f"conversation:{conversation_id}", params)
+    position = _opened(query.cursor, scope)
     try:
-        view = runtime.conversation_service().view(conversation_id, _tenant(), query.limit, query.cursor)
+        view = runtime.conversation_service().view(conversation_id, _tenant(), query.limit, position)
     except InvalidCursor as exc:
-        raise ApiError(400, "invalid_query", str(exc)) from exc
+        raise ApiError(400, "invalid_cursor", str(exc)) from exc
     if view is None:
         raise ApiError(404, "conversation_not_found", "No such conversation.")
-    return _json(200, view)
+    return _json(200, _sealed(view, scope))
 
 
 @app.get(
@@ -290,12 +322,16 @@ def list_approvals(
     cursor: Cursor = None,
 ) -> Response[dict]:
     # Read again from the raw query string: a nameless or repeated parameter is refused, not dropped.
-    query = parse_audit_query(query_parameters(app.current_event.raw_event))
+    params = query_parameters(app.current_event.raw_event)
+    query = parse_audit_query(params)
+    scope = _scope("approvals", params)
     try:
-        page = runtime.audit_trail().list(**query.model_dump(), tenant=_tenant())
+        page = runtime.audit_trail().list(
+            **query.model_dump(exclude={"cursor"}), cursor=_opened(query.cursor, scope), tenant=_tenant()
+        )
     except InvalidAuditQuery as exc:
         raise ApiError(400, "invalid_query", str(exc)) from exc
-    return _json(200, page)
+    return _json(200, _sealed(page, scope))
 
 
 @app.get(
@@ -384,12 +420,14 @@ def list_grants(
     limit: Limit200 = 50,
     cursor: Cursor = None,
 ) -> Response[dict]:
-    query = parse_grant_query(query_parameters(app.current_event.raw_event))
+    params = query_parameters(app.current_event.raw_event)
+    query = parse_grant_query(params)
+    scope = _scope("grants", params)
     try:
-        page = runtime.grant_keeper().list(_tenant(), query.limit, query.cursor)
+        page = runtime.grant_keeper().list(_tenant(), query.limit, _opened(query.cursor, scope))
     except InvalidCursor as exc:
-        raise ApiError(400, "invalid_query", str(exc)) from exc
-    return _json(200, page)
+        raise ApiError(400, "invalid_cursor", str(exc)) from exc
+    return _json(200, _sealed(page, scope))
 
 
 @app.delete(

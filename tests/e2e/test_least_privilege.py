@@ -55,6 +55,7 @@ def _resource_names(resource) -> list[str]:
             "HandoverApiKeySecret",
             "CallbackSigningKeySecret",
             "ClientApiKeysSecret",
+            "CursorKeySecret",
             "PolicyParameterName",
             "CatalogParameterName",
             "ToolSigningSecret",
@@ -105,6 +106,7 @@ def test_each_secret_is_readable_only_where_needed(translated):
                 readers[target].add(function)
     assert readers == {
         "ClientApiKeysSecret": {"AuthorizerFunction"},
+        "CursorKeySecret": {"ClientApiFunction"},  # seals page cursors
         "OpenAIApiKeySecret": {"AgentWorkerFunction"},
         "HandoverApiKeySecret": {"AgentWorkerFunction", "ApprovalCallbackFunction", "ReconcilerFunction"},
         # The reconciler too: it asks the next rung of an escalation ladder when it finds an expiry.

@@ -110,11 +110,15 @@ HOSTILE_BODIES = [
     ("application/json", b'{"message": "hi", "metadata": {"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}"),
     ("application/json", b'{"message": "hi", "metadata": {"a": NaN}}'),
     ("application/json", b'{"message": "hi", "metadata": {"a": Infinity}}'),
+    ("application/json", b'{"message": "hi", "metadata": {"a": 1e400}}'),  # overflows a double
+    ("application/json", b'{"message": "hi", "metadata": {"a": -2.5e308}}'),
     ("text/plain", b'{"message": "hi"}'),
 ]
 
 
-@pytest.mark.parametrize(("media_type", "raw"), HOSTILE_BODIES, ids=["deep", "nan", "infinity", "text-plain"])
+@pytest.mark.parametrize(
+    ("media_type", "raw"), HOSTILE_BODIES, ids=["deep", "nan", "infinity", "overflow", "-overflow", "text-plain"]
+)
 @pytest.mark.parametrize("path", ["/conversations", "/conversations/{conversation_id}/messages"])
 def test_hostile_bodies_are_a_documented_4xx_and_change_nothing(api, path, media_type, raw):
     """What a generator rarely makes: nesting deep enough to exhaust a recursive parser, JSON's missing
@@ -132,3 +136,46 @@ def test_hostile_bodies_are_a_documented_4xx_and_change_nothing(api, path, media
     assert response.json()["error"]["code"] in ("invalid_json", "unsupported_media_type", "conversation_not_found")
     case.validate_response(response, excluded_checks=[unsupported_method, positive_data_acceptance])
     assert _writes(api) == before
+
+
+def _b64(value: object) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+# What a generator does not make: cursors in the shape the store once used (they went straight into
+# DynamoDB's ExclusiveStartKey), dates whose arithmetic overflows a datetime.
+HOSTILE_QUERIES = [
+    ("/approvals", {"cursor": _b64({"b": "AUDIT#2026-12", "k": {"pk": "x", "sk": "y"}})}),
+    ("/approvals", {"cursor": _b64({"b": "AUDIT#2026-12", "k": {"zz": {"Q": 1}}})}),
+    ("/grants", {"cursor": _b64({"b": "GRANTS", "k": {"pk": 1}})}),
+    ("/grants", {"cursor": "e30.AAAAAAAAAAAAAAAAAAAAAA"}),
+    ("/approvals", {"until": "0001-01-02T00:00:00Z"}),
+    ("/approvals", {"until": "9999-12-31T23:59:59-23:59"}),
+    ("/approvals/stats", {"until": "0001-01-02T00:00:00Z"}),
+    ("/approvals/stats", {"since": "9999-12-31T23:59:59-23:59"}),
+]
+
+
+@pytest.mark.parametrize(("path", "params"), HOSTILE_QUERIES)
+def test_hostile_queries_are_a_documented_400_and_change_nothing(api, path, params):
+    case = schema[path]["GET"].Case(query=params, headers={"Authorization": f"Bearer {api.config.api_key}"})
+    before = _writes(api)
+    response = case.call(base_url=api.api_url, timeout=30)
+    assert response.status_code == 400, (path, params, response.status_code, response.text[:300])
+    assert response.json()["error"]["code"] in ("invalid_cursor", "invalid_query")
+    case.validate_response(response, excluded_checks=[unsupported_method, positive_data_acceptance])
+    assert _writes(api) == before
+
+
+def test_a_simulation_over_dates_that_overflow_is_refused(api):
+    case = schema["/policy/simulate"]["POST"].Case(
+        body={"policy": {"tools": {}}, "until": "0001-01-02T00:00:00Z"},
+        headers={"Authorization": f"Bearer {api.config.api_key}"},
+        media_type="application/json",
+    )
+    response = case.call(base_url=api.api_url, timeout=30)
+    assert response.status_code == 422, response.text
+    case.validate_response(response, excluded_checks=[unsupported_method, positive_data_acceptance])

@@ -27,6 +27,7 @@ class Settings:
     handover_api_key_secret: str
     callback_signing_key_secret: str
     client_api_keys_secret: str
+    cursor_key_secret: str  # the secret's id (ARN or name) whose value seals page cursors
     approver_email: str
     decision_timeout_minutes: int
     reconcile_after_seconds: int
@@ -70,6 +71,7 @@ class Settings:
             handover_api_key_secret=env.get("HANDOVER_API_KEY_SECRET", "signoff/handover-api-key"),
             callback_signing_key_secret=env.get("CALLBACK_SIGNING_KEY_SECRET", "signoff/callback-signing-key"),
             client_api_keys_secret=env.get("CLIENT_API_KEYS_SECRET", "signoff/client-api-keys"),
+            cursor_key_secret=env.get("CURSOR_KEY_SECRET", "signoff/cursor-key"),
             approver_email=env.get("APPROVER_EMAIL", ""),
             decision_timeout_minutes=_int("DECISION_TIMEOUT_MINUTES", 60),
             reconcile_after_seconds=_int("RECONCILE_AFTER_SECONDS", 300),

@@ -92,6 +92,14 @@ def signing_key() -> bytes:
     return _secret(settings().callback_signing_key_secret).encode("utf-8")
 
 
+def cursor_seal():
+    """Seals and opens the client API's page cursors (the key read once per sandbox, when a page
+    first needs it)."""
+    from signoff.domain.cursors import CursorSeal, cursor_key
+
+    return CursorSeal(cursor_key(_secret(settings().cursor_key_secret).encode("utf-8")))
+
+
 def client_api_keys() -> list[tuple[str, str]]:
     """The client API keys as ``(tenant, key)``: one ``<tenant>:<key>`` per line (or a JSON list of
     such strings) in the secret; a line that is not valid is skipped and logged, never guessed at."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from signoff.api.errors import ApiError
 from signoff.domain.notifications import MAX_NOTIFY_URL_LENGTH
@@ -22,6 +24,27 @@ MAX_METADATA_BYTES = 4096
 MAX_JSON_DEPTH = 32  # far beyond any real request; deep enough bodies would exhaust the parser's stack
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+# Dates a query may name: wide enough for any record Signoff keeps, narrow enough that arithmetic
+# on them (a default 30-day range before, a zone offset) can never leave what a datetime holds.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2199, 12, 31, 23, 59, 59, tzinfo=UTC)
+DATE_RANGE_TEXT = "between 2000-01-01 and 2199-12-31 (UTC)"
+
+
+def _sane(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"must be {DATE_RANGE_TEXT}") from exc
+    if not EARLIEST <= utc <= LATEST:
+        raise ValueError(f"must be {DATE_RANGE_TEXT}")
+    return value
+
+
+# An aware date-time within the range Signoff can compute with.
+SaneDatetime = Annotated[AwareDatetime, AfterValidator(_sane)]
 
 
 class StartConversation(BaseModel):
@@ -54,8 +77,8 @@ class SimulatePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: dict[str, Any] = Field(description="A whole approval policy document (docs/policy.md).")
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: SaneDatetime | None = Field(default=None, description=f"Replay calls from then; {DATE_RANGE_TEXT}.")
+    until: SaneDatetime | None = Field(default=None, description=f"Replay calls until then; {DATE_RANGE_TEXT}.")
 
 
 class ClientToolResult(BaseModel):
@@ -135,8 +158,18 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, as a float; one a float cannot hold (``1e400``)
+    is refused rather than kept as infinity (and stored as null)."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("a number too large for a double")
+    return value
+
+
 def strict_json(data: bytes) -> Any:
-    """JSON as RFC 8259 has it: no NaN or Infinity, and no nesting deeper than ``MAX_JSON_DEPTH``."""
+    """JSON as RFC 8259 has it: no NaN or Infinity (nor a number that overflows to one), and no
+    nesting deeper than ``MAX_JSON_DEPTH``."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -144,9 +177,10 @@ def strict_json(data: bytes) -> Any:
     if _json_depth(text) > MAX_JSON_DEPTH:
         raise ApiError(400, "invalid_json", f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError as exc:  # JSONDecodeError is a ValueError, and so is a refused constant
-        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from exc
+        why = "holds a number too large for a double" if "too large" in str(exc) else "is not valid JSON"
+        raise ApiError(400, "invalid_json", f"The request body {why}.") from exc
 
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -196,8 +230,8 @@ AuditStatus = Literal["pending", "approved", "denied", "modified", "expired", "e
 class _TimeRange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: SaneDatetime | None = None
+    until: SaneDatetime | None = None
 
     @field_validator("since", "until", mode="before")
     @classmethod

@@ -26,9 +26,20 @@ def _encode(bucket: str, key: dict) -> str:
     return encode_cursor({"b": bucket, "k": key})
 
 
+_INDEX_KEY = frozenset({"pk", "sk", "audit_bucket", "audit_at"})
+
+
 def _decode(cursor: str) -> tuple[str, dict]:
+    """A position this store encoded: a bucket and an index key of string attributes (the API seals
+    cursors, so another shape is a bug or a forgery: refused before it reaches the table)."""
     fields = decode_cursor(cursor, {"b": str, "k": dict})
-    return fields["b"], fields["k"]
+    key = fields["k"]
+    if key and (
+        set(key) != _INDEX_KEY
+        or not all(isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str) for v in key.values())
+    ):
+        raise InvalidCursor("cursor is not valid")
+    return fields["b"], key
 
 
 class AuditRecords(TableBase):
