@@ -99,10 +99,13 @@ browser-deps:
 			|| echo "chromium could not be installed: the browser tests will be skipped"; \
 	else echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; fi
 
-# The unit tests first (the gate's logic in memory, seconds); then everything on the local stack.
+# The unit tests first (the gate's logic in memory, seconds); then each function in a process of its
+# own with exactly its template environment (a pytest process of its own: tests/sandboxes); then
+# everything else on the local stack.
 test: lint browser-deps
 	$(VENV)/bin/pytest tests/unit
-	$(VENV)/bin/pytest --ignore=tests/unit
+	$(VENV)/bin/pytest tests/sandboxes
+	$(VENV)/bin/pytest --ignore=tests/unit --ignore=tests/sandboxes
 
 build: $(VENV)/.installed $(SAM_VENV)/.installed
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(SAM) build

@@ -79,6 +79,11 @@ class ApiGateway:
         for key, value in request.headers.items():
             k = key.lower()
             headers[k] = f"{headers[k]},{value}" if k in headers else value
+        # As API Gateway adds them: the scheme and port the client used (a function that needs its own
+        # public URL, the callback, reads them).
+        headers.setdefault("x-forwarded-proto", request.scheme)
+        headers.setdefault("x-forwarded-port", str(request.host.rpartition(":")[2] or "80"))
+        headers.setdefault("x-forwarded-for", request.remote_addr or "127.0.0.1")
         now = datetime.now(UTC)
         route_key = f"{route.method} {route.path}"
         return {

@@ -80,9 +80,17 @@ def in_flight() -> int:
         return _in_flight
 
 
+# Functions that run in a sandbox process of their own (local.sandboxes): logical id → sandbox.
+SANDBOXES: dict[str, Any] = {}
+
+
 def invoke(fn: FunctionDef, event: dict[str, Any]) -> Any:
-    """Run a handler in this thread; ``CURRENT_FUNCTION`` says whose AWS calls these are."""
+    """Run a handler in this thread (or in its sandbox process, if it has one); ``CURRENT_FUNCTION``
+    says whose AWS calls these are."""
     global _in_flight
+    sandbox = SANDBOXES.get(fn.logical_id)
+    if sandbox is not None:
+        return sandbox.invoke(event)
     handler = load_handler(fn.code_uri, fn.handler)
     invocation = Invocation(fn.logical_id, event)
     token = CURRENT_FUNCTION.set(fn.logical_id)

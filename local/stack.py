@@ -95,6 +95,9 @@ class StackConfig:
     # The agent catalog (SIGNOFF_CATALOG_FILE); None: the example catalog over the local tool servers.
     catalog_file: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Each function in a process of its own with exactly its template environment (local.sandboxes):
+    # SIGNOFF_SANDBOXES=1. Off by default: drills and counters hook this process's boto3.
+    sandboxes: bool = False
 
     def on_free_ports(self) -> StackConfig:
         """The same settings, every server on a port the system picks (tests, demo, bench, drills)."""
@@ -136,6 +139,7 @@ class StackConfig:
                 else {}
             ),
             catalog_file=env.get("SIGNOFF_CATALOG_FILE") or None,
+            sandboxes=env.get("SIGNOFF_SANDBOXES", "") in ("1", "true"),
         )
 
 
@@ -212,6 +216,8 @@ class EmbeddedStack:
         endpoint = LambdaInvokeEndpoint(self.template, tool_functions=LOCAL_TOOL_FUNCTIONS)
         self.lambda_url = self._serve(endpoint, cfg.lambda_port, "lambda").url
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.lambda_url  # lambda tools are invoked here, not in moto
+        if cfg.sandboxes:
+            self.start_sandboxes()
         self._start_queue_pumps()
         self._start_stream_pumps()
         self._start_schedules()
@@ -236,6 +242,11 @@ class EmbeddedStack:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        if getattr(self, "sandboxes", None) is not None:
+            from local.lambda_runtime import SANDBOXES
+
+            SANDBOXES.clear()
+            self.sandboxes.stop()
         for server in reversed(self._servers):
             server.stop()
         if self.handover:
@@ -264,29 +275,48 @@ class EmbeddedStack:
             "AWS::Region": "us-east-1",
         }
 
-    def _set_function_environment(self) -> None:
+    def _local_values(self) -> dict[str, str]:
+        """What the local stack sets besides the template: its own values of template variables
+        (applied only where a function declares them) and the stand-ins for AWS."""
         cfg = self.config
+        return {
+            "PUBLIC_API_URL": cfg.public_url or self.api_url,
+            "RECONCILE_AFTER_SECONDS": str(cfg.reconcile_after_seconds),
+            "STALL_AFTER_SECONDS": str(cfg.stall_after_seconds),
+            "NOTIFY_RETRY_BASE_SECONDS": str(cfg.notify_retry_base_seconds),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_DEV": os.environ.get("POWERTOOLS_DEV", "false"),
+            "AWS_ENDPOINT_URL": self.aws_url,
+            **self._catalog_env,
+            **self.config.extra_env,
+        }
+
+    def _set_function_environment(self) -> None:
+        """This process: every function's variables at once (the handlers share it). In sandbox mode,
+        each function's process gets its own only (``start_sandboxes``)."""
         parameters = self.function_parameters()
         assert self.resources is not None
         env: dict[str, str] = {}
         for function_env in function_environments(self.template, self.resources, parameters, {}).values():
             env.update(function_env)
-        env.update(
-            {
-                "PUBLIC_API_URL": cfg.public_url or self.api_url,
-                "RECONCILE_AFTER_SECONDS": str(cfg.reconcile_after_seconds),
-                "STALL_AFTER_SECONDS": str(cfg.stall_after_seconds),
-                "NOTIFY_RETRY_BASE_SECONDS": str(cfg.notify_retry_base_seconds),
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_DEV": os.environ.get("POWERTOOLS_DEV", "false"),
-                "AWS_ENDPOINT_URL": self.aws_url,
-                **self._catalog_env,
-                **cfg.extra_env,
-            }
-        )
+        env.update(self._local_values())
         os.environ.update(env)
         self.warm()
+
+    def start_sandboxes(self) -> None:
+        """Each function in a process holding exactly its template environment (local.sandboxes)."""
+        from local.lambda_runtime import SANDBOXES
+        from local.sandboxes import Sandboxes, sandbox_environments
+
+        assert self.resources is not None
+        local = self._local_values()
+        declared = function_environments(self.template, self.resources, self.function_parameters(), local)
+        shared = {**os.environ, **local}  # the stand-ins for AWS, as this process has them
+        self.sandboxes = Sandboxes(sandbox_environments(declared, shared))
+        for fn in self.template.functions():
+            if self.sandboxes.get(fn.logical_id) is not None:
+                SANDBOXES[fn.logical_id] = self.sandboxes[fn.logical_id]
 
     def warm(self) -> None:
         """Build the shared clients afresh, as a sandbox's first request would. The functions of the

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import runtime
 from signoff.api.errors import json_response
+from signoff.api.origin import public_base_url
 from signoff.domain.ports import ApprovalServiceError
 from signoff.logic.callback import CallbackOutcome, ForgedCallback, UnknownApproval
 from signoff.observability import count, metrics, tracer
@@ -56,6 +57,8 @@ def _handle(event: dict[str, Any]) -> dict[str, Any]:
     if method != "POST":
         return _error(405, "method_not_allowed", "Use POST.")
     token = (event.get("pathParameters") or {}).get("token", "")
+    # Its own URL is not in its environment (see signoff.api.origin): the request tells it.
+    runtime.use_request_api_url(public_base_url(event))
     try:
         outcome = runtime.approval_callback().handle(token)
     except ForgedCallback:

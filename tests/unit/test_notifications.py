@@ -185,3 +185,30 @@ def test_a_url_no_longer_allowed_is_dropped_not_retried(counted):
     notification = notification_for_change("c", _meta("running"), _meta("idle"), WHEN)
     assert relay.deliver(notification, 1) is None and sender.sent == []
     assert counted() == {"NotificationsRefused": 1}
+
+
+# -- the callback's own URL, from the request Handover made ------------------------------------------
+def _callback_event(domain, path="/callbacks/handover/tok", proto=None):
+    headers = {"x-forwarded-proto": proto} if proto else {}
+    return {"rawPath": path, "headers": headers, "requestContext": {"domainName": domain}}
+
+
+@pytest.mark.parametrize(
+    ("event", "url"),
+    [
+        (_callback_event("abc.execute-api.eu-west-1.amazonaws.com"), "https://abc.execute-api.eu-west-1.amazonaws.com"),
+        (
+            _callback_event("api.example.com", "/signoff/callbacks/handover/t", "https"),
+            "https://api.example.com/signoff",
+        ),
+        (_callback_event("127.0.0.1:3000", proto="http"), "http://127.0.0.1:3000"),
+        (_callback_event("h.example", proto="gopher"), "https://h.example"),
+        (_callback_event(""), None),
+        (_callback_event("evil.example/x"), None),
+        ({}, None),
+    ],
+)
+def test_the_callbacks_public_url_is_the_one_it_was_called_on(event, url):
+    from signoff.api.origin import public_base_url
+
+    assert public_base_url(event) == url

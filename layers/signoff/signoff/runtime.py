@@ -6,6 +6,7 @@ Each getter imports only what its path needs; ``agent_backend`` is the only one 
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -304,13 +305,29 @@ def receipt_signer():
     return KmsReceiptSigner(boto3.client("kms", config=_BOTO_CONFIG), cfg.receipt_key_id, cfg.retired_receipt_keys)
 
 
+# The API's URL as the request in hand came in on (the callback function: see signoff.api.origin);
+# PUBLIC_API_URL, where the template sets it, comes first.
+_request_api_url: ContextVar[str | None] = ContextVar("signoff_request_api_url", default=None)
+
+
+def use_request_api_url(url: str | None) -> None:
+    """For this invocation: the API's URL as its request came in (used where PUBLIC_API_URL is unset)."""
+    _request_api_url.set(url.rstrip("/") if url else None)
+
+
+def public_api_url() -> str:
+    """The API's absolute URL: callbacks and receipts' issuer. Empty only outside any request of a
+    function the template gives no PUBLIC_API_URL (then no callback URL can be made: not configured)."""
+    return settings().public_api_url or _request_api_url.get() or ""
+
+
 def receipt_issuer():
     from signoff.logic.receipts import ReceiptIssuer
 
     signer = receipt_signer()
     if signer is None:
         return None
-    return ReceiptIssuer(table(), signer, policy, settings().public_api_url or "signoff")
+    return ReceiptIssuer(table(), signer, policy, public_api_url() or "signoff")
 
 
 def grant_keeper():
@@ -351,7 +368,7 @@ def approval_requester():
     request_settings = RequestSettings(
         default_approver=cfg.approver_email,
         default_timeout_minutes=cfg.decision_timeout_minutes,
-        public_api_url=cfg.public_api_url,
+        public_api_url=public_api_url(),
         reconcile_after_seconds=cfg.reconcile_after_seconds,
     )
     return ApprovalRequester(

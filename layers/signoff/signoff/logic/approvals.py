@@ -38,7 +38,7 @@ from signoff.domain.models import (
 )
 from signoff.domain.modification import InvalidModification, apply_modification
 from signoff.domain.policy import ApprovalPolicy
-from signoff.domain.ports import ApprovalService, DecisionRequest, WorkMessage, WorkQueue
+from signoff.domain.ports import ApprovalService, DecisionRequest, NotConfigured, WorkMessage, WorkQueue
 from signoff.domain.stores import BudgetContention, BudgetMoved
 from signoff.domain.tokens import issue_token
 from signoff.domain.tools import ToolRegistry, arguments_of
@@ -502,9 +502,17 @@ class ApprovalRequester:
             approver=approval.approver,
             urgency=urgency or policy.urgency(action.tool),
             timeout_minutes=policy.decision_minutes(action.tool, approval.rung, self._settings.default_timeout_minutes),
-            callback_url=f"{self._settings.public_api_url}/callbacks/handover/{token}",
+            callback_url=_callback_url(self._settings.public_api_url, token),
             options=options,
         )
+
+
+def _callback_url(public_api_url: str, token: str) -> str:
+    """Where Handover calls back: absolute, or no decision is asked for (a relative URL would never
+    call back, and the call would wait for the reconciler's safety net instead of its approver)."""
+    if not public_api_url.startswith(("https://", "http://")):
+        raise NotConfigured("the API's public URL is not known here (PUBLIC_API_URL): no callback URL")
+    return f"{public_api_url}/callbacks/handover/{token}"
 
 
 def _seconds_between(start: str, end: str | None) -> float | None:
