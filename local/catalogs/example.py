@@ -80,7 +80,9 @@ def example_catalog(http_tools_url: str, mcp_url: str) -> dict[str, Any]:
             },
         }
     )
-    catalog["mcp_servers"] = {"tracker": {"url": mcp_url, "timeout_seconds": 10}}
+    catalog["mcp_servers"] = {
+        "tracker": {"url": mcp_url, "timeout_seconds": 10, "tools": ["create_ticket", "search_docs"]}
+    }
     return catalog
 
 

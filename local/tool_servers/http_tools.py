@@ -3,9 +3,11 @@ real tool server would, runs the tool once per idempotency key, and counts every
 
     python -m local.tool_servers.http_tools whsec_...   (serves http://127.0.0.1:3005/tools/<name>)
 
-Tools: ``create_invoice`` (billing) and ``flaky_echo`` (answers 503 to the first N requests of a
-key, to exercise Signoff's retries). ``refuse_next(n, status)`` makes the next N calls answer
-``status`` (422 by default; 503 to exercise the retries) without running anything.
+Tools: ``create_invoice`` (billing), ``flaky_echo`` (answers 503 to the first N requests of a
+key, to exercise Signoff's retries) and ``record_payment`` (records the payment, then answers only
+once ``release_payments`` is set: a tool that acts and answers late). ``refuse_next(n, status)``
+makes the next N calls answer ``status`` (422 by default; 503 to exercise the retries) without
+running anything.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class HttpToolServer:
         self.results: dict[str, Any] = {}  # idempotency key → the result of the one real run
         self._flaky_failures = flaky_failures
         self._refuse, self._refuse_status = 0, 422
+        # record_payment records, then answers only once released (or after 30 s): a tool that acted
+        # and answers late, so a caller's timeout leaves the outcome unknown.
+        self.payments: list[dict[str, Any]] = []
+        self.release_payments = threading.Event()
         self._server = BackgroundServer(self._app, port=port, name="http-tools")
         self.url = f"{self._server.url}/tools"
 
@@ -76,6 +82,11 @@ class HttpToolServer:
         def record(status: int, ran: bool = False) -> ToolRequest:
             return ToolRequest(tool, True, key, webhook_id, body, status, ran)
 
+        if tool == "record_payment":
+            with self._lock:
+                self.payments.append(body["arguments"])
+            self.release_payments.wait(30)
+            return self._answer(record(200, ran=True), {"paid": body["arguments"]})
         with self._lock:
             if self._refuse:
                 self._refuse -= 1

@@ -27,6 +27,20 @@ def close_account(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"account_id": account, "closed": True}
 
 
+PAYMENTS: list[dict[str, Any]] = []
+RELEASE_PAYMENTS = threading.Event()
+
+
+def record_payment(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Records the payment, then answers only once RELEASE_PAYMENTS is set (or after 30 s): a function
+    that acted and answers after the caller's timeout."""
+    with _LOCK:
+        PAYMENTS.append(event["arguments"])
+    RELEASE_PAYMENTS.wait(30)
+    return {"paid": event["arguments"]}
+
+
 # Function name (the last part of the ARN the catalog names) → handler.
-FUNCTIONS = {"signoff-example-close-account": close_account}
+FUNCTIONS = {"signoff-example-close-account": close_account, "signoff-example-record-payment": record_payment}
 EXAMPLE_ARN = "arn:aws:lambda:us-east-1:123456789012:function:signoff-example-close-account"
+PAYMENT_ARN = "arn:aws:lambda:us-east-1:123456789012:function:signoff-example-record-payment"

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -27,6 +28,8 @@ IDEMPOTENCY_META_KEY = "signoff/idempotency_key"  # as signoff.adapters.mcp_tool
 class McpCalls:
     calls: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # record_payment answers only once this is set (or after 30 s): a tool that acts and answers late.
+    release_payments: threading.Event = field(default_factory=threading.Event)
 
     def of(self, tool: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -57,6 +60,19 @@ def build_server(calls: McpCalls, required_authorization: str | None = None) -> 
         if title.startswith("REJECT"):
             raise ToolError("the tracker refuses tickets titled REJECT")  # an isError result, this text shown
         return {"ticket": f"T-{number}", "title": title}
+
+    @server.tool(description="Record a payment to a customer.")
+    async def record_payment(customer_id: str, amount: float, ctx: Context) -> dict:
+        with calls.lock:
+            calls.calls.append(
+                {
+                    "tool": "record_payment",
+                    "arguments": {"customer_id": customer_id, "amount": amount},
+                    "idempotency_key": _meta_key(ctx),
+                }
+            )
+        await anyio.to_thread.run_sync(calls.release_payments.wait, 30)
+        return {"paid": amount}
 
     @server.tool(description="Search the help-centre articles.")
     def search_docs(query: str, ctx: Context) -> dict:

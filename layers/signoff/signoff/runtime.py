@@ -206,10 +206,15 @@ def _http_tools():
 def _lambda_tools():
     from signoff.adapters.lambda_tools import LambdaToolInvoker
 
-    return LambdaToolInvoker(
-        boto3.client(
-            "lambda", config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=60)
-        )
+    return LambdaToolInvoker(_lambda_client)
+
+
+@cache
+def _lambda_client(read_timeout: float):
+    """One client per tool timeout. No retries: botocore retries a read timeout, which would invoke a
+    function that may already be running a second time (at most once comes first)."""
+    return boto3.client(
+        "lambda", config=Config(retries={"total_max_attempts": 1}, connect_timeout=3, read_timeout=read_timeout)
     )
 
 
@@ -534,6 +539,7 @@ def reset() -> None:
         receipt_signer,
         _http_tools,
         _lambda_tools,
+        _lambda_client,
         _openai_client,
         _file_policy,
         settings,

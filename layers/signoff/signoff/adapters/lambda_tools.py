@@ -33,6 +33,7 @@ _NOT_INVOKED = frozenset(
 
 class LambdaToolInvoker:
     def __init__(self, client: Any):
+        """``client``: a boto3 Lambda client, or a function of a read timeout (seconds) giving one."""
         self._client = client
 
     def invoke(self, executor: LambdaExecutor, arguments: dict[str, Any], ctx: ToolContext) -> Any:
@@ -40,7 +41,8 @@ class LambdaToolInvoker:
 
         payload = json.dumps(call_payload(arguments, ctx), separators=(",", ":")).encode("utf-8")
         try:
-            response = self._client.invoke(
+            client = self._client(executor.timeout_seconds) if callable(self._client) else self._client
+            response = client.invoke(
                 FunctionName=executor.function_arn, InvocationType="RequestResponse", Payload=payload
             )
         except ClientError as exc:

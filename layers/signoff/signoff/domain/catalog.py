@@ -62,6 +62,8 @@ class LambdaExecutor(_Strict):
     function_arn: str = Field(
         pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]+)?$"
     )
+    # How long to wait for the function's answer; past it the outcome is unknown (never invoked again).
+    timeout_seconds: float = Field(default=60, gt=0, le=900)
 
 
 class ClientExecutor(_Strict):
