@@ -64,5 +64,5 @@ class LambdaToolInvoker:
         if response.get("FunctionError"):
             # Raised or timed out: it may have acted before it did, so the outcome is unknown.
             detail = result.get("errorType") if isinstance(result, dict) else None
-            raise ToolUnreachable(f"the function raised an error ({detail or 'unhandled'})")
+            raise ToolUnreachable("the function raised an error", detail)
         return result

@@ -31,7 +31,13 @@ class ToolFailed(RuntimeError):
 class ToolUnreachable(RuntimeError):
     """The outcome is unknown: the request may have reached the tool (a timeout after sending, a
     dropped connection, a 5xx, a function that raised, an answer that cannot be read), so the call is
-    failed with an unknown outcome, never sent again, and keeps its budget reservation."""
+    failed with an unknown outcome, never sent again, and keeps its budget reservation.
+
+    ``detail`` is what the tool said, if anything (a Lambda function's error type), passed on."""
+
+    def __init__(self, message: str, detail: Any = None):
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True)

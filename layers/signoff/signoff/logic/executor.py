@@ -8,7 +8,7 @@ idempotency key it was given is its own defence, not a licence for us to call it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -264,11 +264,10 @@ class ActionExecutor:
             return Execution(status=ExecutionStatus.FAILED, result=failure)
         except ToolUnreachable as exc:
             logger.warning("tool did not answer", extra={"tool": action.tool, "call_id": action.call_id})
-            return Execution(
-                status=ExecutionStatus.FAILED,
-                result={"error": f"{exc}; not retried, outcome unknown"},
-                outcome_unknown=True,
-            )
+            unknown: dict[str, Any] = {"error": f"{exc}; not retried, outcome unknown"}
+            if exc.detail is not None:
+                unknown["detail"] = exc.detail
+            return Execution(status=ExecutionStatus.FAILED, result=unknown, outcome_unknown=True)
         except Exception as exc:  # it may have acted before it raised: an outcome the model should hear
             logger.exception("tool failed", extra={"tool": action.tool, "call_id": action.call_id})
             return Execution(
