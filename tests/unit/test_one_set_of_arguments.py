@@ -208,3 +208,25 @@ def test_only_a_call_that_certainly_did_not_act_gives_its_reservation_back(mode,
     view = gate.conversations.view(cid, "default")
     shown = next(a["execution"] for a in view["actions"] if a["call_id"] == failed.call_id)
     assert shown.get("outcome") == ("unknown" if kept else None)
+
+
+def test_a_standing_approval_for_one_spelling_covers_the_other():
+    """The grant is scoped to customer_id: given for "#h" it is a grant for customer "h", and a
+    later call to "h" (or "#h") matches it, because both are customer "h" once checked."""
+    from datetime import timedelta
+
+    import time_machine
+
+    from signoff.domain.models import utc_now
+
+    policy = {"version": 1, "tools": {"refund": {"approval": "always", "grant_scope": ["customer_id"]}}}
+    first = {"customer_id": "#h", "amount": 50, "currency": "EUR"}
+    gate = Gate(ScriptedAgent(pause(("refund", first)), reply()), policy, models={"refund": IssueRefundArgs})
+    gate.ask()
+    [decision] = gate.handover.asked()
+    gate.answer(decision, "approved", response_data={"allow_similar": {"hours": 1, "max_uses": 5}})
+    gate.agent.will(pause(("refund", {"customer_id": "h", "amount": 40, "currency": "EUR"})), reply())
+    with time_machine.travel(utc_now() + timedelta(seconds=1), tick=False):
+        later = gate.ask()
+    assert gate.action(later).grant is not None and len(gate.handover.asked()) == 1
+    assert [a["customer_id"] for a in gate.ran("refund")] == ["h", "h"]
