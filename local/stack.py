@@ -273,6 +273,7 @@ class EmbeddedStack:
             "DecisionTimeoutMinutes": str(cfg.decision_timeout_minutes),
             "NotifyUrlPrefixes": cfg.notify_url_prefixes,
             "AWS::Region": "us-east-1",
+            "AWS::StackName": "signoff",  # the service name metrics and logs carry (template: the stack name)
         }
 
     def _local_values(self) -> dict[str, str]:

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import deadline, runtime
 from signoff.domain.ports import WorkMessage
-from signoff.observability import log_keys, metrics, tracer
+from signoff.observability import count, log_keys, metrics, tracer
 
 logger = Logger()
 
@@ -42,6 +42,11 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context.get_remaining_time_in_millis()):
-        return process_partial_response(
+        response = process_partial_response(
             event=event, record_handler=record_handler, processor=_processor(), context=context
         )
+    handed_back = len(response.get("batchItemFailures") or [])
+    if handed_back:
+        # Lambda's Errors metric never sees a partial batch failure: this is what the alarm reads.
+        count("WorkMessagesHandedBack", handed_back)
+    return response

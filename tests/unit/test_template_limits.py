@@ -109,21 +109,127 @@ def test_every_function_logs_to_a_group_with_the_retention_parameter():
         assert "${AWS::StackName}" in resource["Properties"]["LogGroupName"]["Fn::Sub"]  # two stacks never collide
 
 
-def test_every_alarm_notifies_the_topic_and_every_function_is_watched():
+TOPIC = [{"Fn::If": ["CreateAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}]
+
+
+def _metrics(alarm: dict) -> list[tuple[str, str, object]]:
+    """(namespace, metric, first dimension's value) of an alarm, whether on one metric or metric math."""
+    props = alarm["Properties"]
+    if "Metrics" in props:
+        found = []
+        for query in props["Metrics"]:
+            if "MetricStat" in query:
+                metric = query["MetricStat"]["Metric"]
+                found.append((metric["Namespace"], metric["MetricName"], metric["Dimensions"][0]["Value"]))
+        return found
+    return [(props["Namespace"], props["MetricName"], props["Dimensions"][0]["Value"])]
+
+
+def test_every_alarm_notifies_a_topic_that_always_exists():
+    """The stack's own topic unless one is given: an alarm never notifies no one."""
     alarms = TEMPLATE.of_type("AWS::CloudWatch::Alarm")
     for name, alarm in alarms.items():
         for key in ("AlarmActions", "OKActions"):
-            assert alarm["Properties"][key] == {
-                "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
-            }, (name, key)
+            assert alarm["Properties"][key] == TOPIC, (name, key)
+    topic = TEMPLATE.resources["AlarmTopic"]
+    assert topic["Condition"] == "CreateAlarmTopic"
+    assert TEMPLATE.doc["Conditions"]["CreateAlarmTopic"] == {"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}
+    assert "${AWS::StackName}" in topic["Properties"]["TopicName"]["Fn::Sub"]
+    subscription = TEMPLATE.resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail" and subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["TopicArn"] == TOPIC[0]
+
+
+def test_every_function_is_watched_for_errors_and_throttles_and_the_api_for_its_5xx_rate():
+    alarms = TEMPLATE.of_type("AWS::CloudWatch::Alarm")
     watched = {
-        (a["Properties"]["MetricName"], a["Properties"]["Dimensions"][0]["Value"]["Ref"])
-        for a in alarms.values()
-        if a["Properties"]["Namespace"] == "AWS/Lambda"
+        (metric, value["Ref"]) for a in alarms.values() for ns, metric, value in _metrics(a) if ns == "AWS/Lambda"
     }
     for fn in TEMPLATE.functions():
         assert {("Errors", fn.logical_id), ("Throttles", fn.logical_id)} <= watched, fn.logical_id
-    assert any(a["Properties"]["Namespace"] == "AWS/ApiGateway" for a in alarms.values())
+    api = TEMPLATE.resources["ApiServerErrorsAlarm"]["Properties"]
+    assert {m for _, m, _ in _metrics(TEMPLATE.resources["ApiServerErrorsAlarm"])} == {"5xx", "Count"}
+    assert "100 * errors / requests" in api["Metrics"][-1]["Expression"]
+
+
+def test_no_alarm_fires_on_one_event_in_one_period_except_a_dead_letter():
+    """M of N datapoints, or a rate: a single blip does not page. A message in a dead-letter (or
+    failure) queue is the exception: each one is a lost piece of work someone must look at."""
+    single_event_ok = {"WorkDeadLetterAlarm", "NotifyDeadLetterAlarm", "NotifyStreamFailureAlarm"}
+    for name, alarm in TEMPLATE.of_type("AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        if name in single_event_ok:
+            continue
+        m_of_n = props.get("DatapointsToAlarm", props["EvaluationPeriods"]) >= 2
+        assert m_of_n, name
+        if "Metrics" not in props and props.get("MetricName") in ("Errors", "Throttles", "5xx"):
+            assert props["Threshold"] >= 1 and props["EvaluationPeriods"] >= 3, name
+
+
+def test_failures_are_seen_where_they_happen():
+    alarms = TEMPLATE.of_type("AWS::CloudWatch::Alarm")
+    metrics = {(ns, metric) for a in alarms.values() for ns, metric, _ in _metrics(a)}
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage") in metrics  # the work queue backs up
+    assert ("Signoff", "WorkMessagesHandedBack") in metrics  # partial batch failures: not in Errors
+    assert ("AWS/Lambda", "IteratorAge") in metrics  # the notifier's stream falls behind
+    stream = _props("NotifierFunction")["Events"]["ConversationChanges"]["Properties"]
+    destination = stream["DestinationConfig"]["OnFailure"]
+    assert destination == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["NotifyStreamFailureQueue", "Arn"]}}
+    assert _metrics(alarms["NotifyStreamFailureAlarm"])[0][2] == {
+        "Fn::GetAtt": ["NotifyStreamFailureQueue", "QueueName"]
+    }
+    deliveries = _props("NotifierFunction")["Events"]["Deliveries"]["Properties"]
+    assert deliveries["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "NotifierMaxConcurrency"}
+
+
+def test_metrics_are_per_stack():
+    """Service name and every alarm and dashboard metric of Signoff's namespace carry the stack name."""
+    import json
+
+    globals_env = TEMPLATE.doc["Globals"]["Function"]["Environment"]["Variables"]
+    assert globals_env["POWERTOOLS_SERVICE_NAME"] == {"Ref": "AWS::StackName"}
+    for name, alarm in TEMPLATE.of_type("AWS::CloudWatch::Alarm").items():
+        for ns, _metric, value in _metrics(alarm):
+            if ns == "Signoff":
+                assert value == {"Ref": "AWS::StackName"}, name
+    body = json.dumps(_props("Dashboard")["DashboardBody"])
+    assert '\\"service\\",\\"signoff\\"' not in body and "${AWS::StackName}" in body
+
+
+def test_a_team_can_bring_its_receipt_key_and_its_secrets_key():
+    key = TEMPLATE.resources["ReceiptSigningKey"]
+    assert key["Condition"] == "CreateReceiptKey" and key["DeletionPolicy"] == "Retain"
+    chosen = {"Fn::If": ["CreateReceiptKey", {"Ref": "ReceiptSigningKey"}, {"Ref": "ReceiptKeyArn"}]}
+    assert TEMPLATE.doc["Globals"]["Function"]["Environment"]["Variables"]["RECEIPT_KEY_ID"] == chosen
+    import json
+
+    text = json.dumps(TEMPLATE.resources)
+    assert '"Resource": {"Fn::GetAtt": ["ReceiptSigningKey", "Arn"]}' not in text  # always through the If
+    for secret in TEMPLATE.of_type("AWS::SecretsManager::Secret").values():
+        assert secret["Properties"]["KmsKeyId"] == {
+            "Fn::If": ["HasSecretsKmsKey", {"Ref": "SecretsKmsKeyArn"}, {"Ref": "AWS::NoValue"}]
+        }
+    for fn in TEMPLATE.functions():
+        policies = json.dumps(_props(fn.logical_id)["Policies"])
+        reads_secrets = "AWSSecretsManagerGetSecretValuePolicy" in policies
+        assert ("kms:Decrypt" in policies) is reads_secrets, fn.logical_id
+        if reads_secrets:
+            assert '"HasSecretsKmsKey"' in policies  # granted only when a key is given
+
+
+def test_the_layer_ships_a_coherent_aws_sdk():
+    """aws-xray-sdk pulls botocore into the layer, where it shadows the runtime's: boto3 is pinned
+    beside it at the same minor version, and the tests use that same boto3."""
+    import re
+
+    root = TEMPLATE.path.parent
+    pins = dict(
+        re.findall(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", (root / "layers/signoff/requirements.txt").read_text(), re.M)
+    )
+    assert "boto3" in pins and "botocore" in pins
+    assert pins["boto3"].split(".")[:2] == pins["botocore"].split(".")[:2]
+    dev = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", (root / "requirements-dev.txt").read_text(), re.M))
+    assert dev.get("boto3", pins["boto3"]) == pins["boto3"]
 
 
 def test_the_table_is_protected_from_deletion_and_kept_on_replacement():
@@ -155,7 +261,10 @@ def test_each_samconfig_environment_deploys_without_a_prompt():
     for env in ("default", "prod"):
         deploy = config[env]["deploy"]["parameters"]
         overrides = _overrides(deploy["parameter_overrides"])
-        assert required <= set(overrides) <= set(parameters), env
+        # prod names no placeholder approver: its deploy stops at once until the team sets one
+        expected = required - {"ApproverEmail"} if env == "prod" else required
+        assert expected <= set(overrides) <= set(parameters), env
+        assert env != "prod" or "ApproverEmail" not in overrides
         assert not any(parameters[name].get("NoEcho") for name in overrides), env
         assert deploy["capabilities"] == "CAPABILITY_IAM" and deploy["resolve_s3"] is True
         stacks.add(config[env]["global"]["parameters"]["stack_name"])
