@@ -154,6 +154,10 @@ class SamTemplate:
             return all(self._evaluate(x, parameters) for x in expr["Fn::And"])
         if isinstance(expr, dict) and "Fn::Or" in expr:
             return any(self._evaluate(x, parameters) for x in expr["Fn::Or"])
+        if isinstance(expr, dict) and "Fn::Join" in expr:  # a list parameter joined, as in HasToolFunctions
+            separator, items = expr["Fn::Join"]
+            values = self._evaluate(items, parameters)
+            return separator.join(str(v) for v in (values if isinstance(values, list) else [values]))
         return expr
 
     def parameter_defaults(self) -> dict[str, Any]:
