@@ -294,3 +294,51 @@ def test_api_access_logs_name_the_route_never_the_path_or_a_header():
     group = TEMPLATE.resources[settings["DestinationArn"]["Fn::GetAtt"][0]]["Properties"]
     assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert "${AWS::StackName}" in group["LogGroupName"]["Fn::Sub"]
+
+
+# What creating, updating and deleting each resource type needs at least (CloudFormation's own
+# handlers call these); the resource types SAM expands its own into are listed with them.
+DEPLOYER_NEEDS = {
+    "AWS::Serverless::Function": {
+        "lambda:CreateFunction",
+        "lambda:UpdateFunctionConfiguration",
+        "lambda:DeleteFunction",
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:PassRole",
+        "lambda:CreateEventSourceMapping",
+        "lambda:UpdateEventSourceMapping",
+        "lambda:AddPermission",
+    },
+    "AWS::Serverless::LayerVersion": {"lambda:PublishLayerVersion", "lambda:DeleteLayerVersion"},
+    "AWS::Serverless::HttpApi": {"apigateway:POST", "apigateway:PATCH", "apigateway:DELETE", "logs:CreateLogDelivery"},
+    "AWS::DynamoDB::Table": {"dynamodb:CreateTable", "dynamodb:UpdateTimeToLive", "dynamodb:UpdateContinuousBackups"},
+    "AWS::SQS::Queue": {"sqs:CreateQueue", "sqs:SetQueueAttributes", "sqs:DeleteQueue"},
+    "AWS::SecretsManager::Secret": {"secretsmanager:CreateSecret", "secretsmanager:GetRandomPassword"},
+    "AWS::KMS::Key": {"kms:CreateKey", "kms:PutKeyPolicy"},
+    "AWS::SNS::Topic": {"sns:CreateTopic", "sns:DeleteTopic"},
+    "AWS::SNS::Subscription": {"sns:Subscribe", "sns:Unsubscribe"},
+    "AWS::CloudWatch::Alarm": {"cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"},
+    "AWS::CloudWatch::Dashboard": {"cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards"},
+    "AWS::Logs::LogGroup": {"logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:DeleteLogGroup"},
+}
+
+
+def test_the_deployer_policy_covers_every_resource_type():
+    """docs/operations.md's deployer policy grants what each resource type of the template needs; a new
+    type without an entry here fails until the policy (and this list) say what it needs."""
+    import json
+    import re
+
+    text = (TEMPLATE.path.parent / "docs" / "operations.md").read_text()
+    section = text[text.index("### The deployer's permissions") :]
+    policy = json.loads(re.search(r"```json\n(.*?)\n```", section, re.S).group(1))
+    granted = {a for statement in policy["Statement"] for a in statement["Action"]}
+    types = {r["Type"] for r in TEMPLATE.resources.values()}
+    assert types <= set(DEPLOYER_NEEDS), types - set(DEPLOYER_NEEDS)
+    for kind in types:
+        assert DEPLOYER_NEEDS[kind] <= granted, (kind, DEPLOYER_NEEDS[kind] - granted)
+    schedules = any(
+        "ScheduleV2" in json.dumps(f.get("Properties", {}).get("Events", {})) for f in TEMPLATE.resources.values()
+    )
+    assert not schedules or {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"} <= granted
