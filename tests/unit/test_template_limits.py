@@ -342,3 +342,9 @@ def test_the_deployer_policy_covers_every_resource_type():
         "ScheduleV2" in json.dumps(f.get("Properties", {}).get("Events", {})) for f in TEMPLATE.resources.values()
     )
     assert not schedules or {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"} <= granted
+
+
+def test_no_output_is_exported_under_a_name_another_stack_would_take():
+    for name, output in TEMPLATE.doc["Outputs"].items():
+        export = output.get("Export", {}).get("Name")
+        assert export is None or "${AWS::StackName}" in str(export), name
