@@ -130,16 +130,24 @@ def test_reconciler_and_callback_publish_metrics(stack, monkeypatch, capsys):
     capsys.readouterr()
     call("ReconcilerFunction", event("reconciler_schedule.json"))
     call("ApprovalCallbackFunction", event("approval_callback.json"))
+    poison = copy.deepcopy(event("agent_worker_sqs.json"))
+    poison["Records"][0]["body"] = '{"kind": "launch_missiles"}'  # handed back: WorkMessagesHandedBack
+    call("AgentWorkerFunction", poison)
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for e in emitted for d in e["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert {"ApprovalsSettledByReconciler", "TurnsRedriven", "CallbackForged", "OldestDueAgeSeconds"} <= names
+    assert "WorkMessagesHandedBack" in names
     assert all(d["Namespace"] == "Signoff" for e in emitted for d in e["_aws"]["CloudWatchMetrics"])
-    # Every alarm on a Signoff metric watches one the functions really emit, with their dimensions.
+    # Every alarm on a Signoff metric watches one the functions really emit, with their dimensions (the
+    # service is the stack's name: locally the stack resolves AWS::StackName to "signoff").
+    stack_name = stack.function_parameters()["AWS::StackName"]
     for alarm in TEMPLATE.of_type("AWS::CloudWatch::Alarm").values():
         props = alarm["Properties"]
-        if props["Namespace"] == "Signoff":
+        if props.get("Namespace") == "Signoff":
             assert props["MetricName"] in names
-            assert all(e.get(d["Name"]) == d["Value"] for d in props["Dimensions"] for e in emitted)
+            for dimension in props["Dimensions"]:
+                assert dimension["Value"] == {"Ref": "AWS::StackName"}
+                assert all(e.get(dimension["Name"]) == stack_name for e in emitted)
 
 
 def test_the_reconciler_reports_how_long_the_oldest_due_item_waited(stack):
