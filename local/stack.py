@@ -29,6 +29,7 @@ from typing import Any
 
 import boto3
 import requests
+from botocore.config import Config as BotoConfig
 
 from local.aws_resources import CreatedResources, create_resources, function_environments
 from local.catalogs.example import write_example
@@ -42,6 +43,7 @@ from local.lambda_endpoint import LambdaInvokeEndpoint
 from local.lambda_runtime import in_flight, invoke, sqs_record
 from local.openai_server import OpenAIEmulator
 from local.openai_server import create_app as openai_app
+from local.sandboxes import CLIENT_POOL
 from local.servers import BackgroundServer
 from local.template import SamTemplate
 from local.tool_servers.http_tools import HttpToolServer
@@ -169,6 +171,9 @@ class EmbeddedStack:
         self._moto.start()
         self.throttle = DynamoThrottle(float(os.environ.get("SIGNOFF_AWS_THROTTLE_RATE", "0") or 0)).install()
         self.crashes = CrashInjector().install(boto3.DEFAULT_SESSION)  # inert until a drill arms it
+        # Every function here shares one process and its clients: a Lambda sandbox's pool of 10 would
+        # overflow ("Connection pool is full, discarding connection") under a hundred requests at once.
+        boto3.DEFAULT_SESSION._session.set_default_client_config(BotoConfig(max_pool_connections=CLIENT_POOL))
         host, port = self._moto.get_host_and_port()
         self.aws_url = f"http://{host}:{port}"
         os.environ.update(

@@ -1,59 +1,105 @@
-"""`make bench`: one table and ``bench/results.json``.
+"""`make bench`: one table and ``bench/results.json``, a progress line per phase.
 
-SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=20 SIGNOFF_BENCH_LOAD=100 \
-SIGNOFF_BENCH_PENDING=100000 SIGNOFF_BENCH_DUE=10000 python -m local.bench
+SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=20 SIGNOFF_BENCH_LOAD=100 SIGNOFF_BENCH_SANDBOXES=1 \
+SIGNOFF_BENCH_PENDING=20000 SIGNOFF_BENCH_DUE=2000 python -m local.bench
+
+The reconciler simulation's per-item figures (requests per due item, items per invocation) do not
+depend on its size; its size only sets how long it takes here. ``results.json`` is written after
+every phase, with a failed phase's error, so a later failure never loses the earlier figures.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+from pathlib import Path
 
 from local.bench.coldstart import cold_imports
 from local.bench.costs import PRICES_AS_OF, anchors_per_1000, signoff_per_1000
 from local.bench.load import local_load
 from local.bench.memory import memory_sizes
+from local.bench.phases import Phases
 from local.bench.reconciler import reconciler_at_scale
 from local.bench.requests import approved_seed_runs, per_action
 from local.template import ROOT, SamTemplate
 
-RESULTS = ROOT / "bench" / "results.json"
+RESULTS = Path(os.environ.get("SIGNOFF_BENCH_RESULTS") or ROOT / "bench" / "results.json")
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
 
 
 def main() -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    runs = int(os.environ.get("SIGNOFF_BENCH_RUNS", "7"))
-    approvals = int(os.environ.get("SIGNOFF_BENCH_APPROVALS", "20"))
-    imports = cold_imports(runs)
-    measured = per_action(approved_seed_runs(approvals))
-    load = local_load(int(os.environ.get("SIGNOFF_BENCH_LOAD", "100")))
-    due = int(os.environ.get("SIGNOFF_BENCH_DUE", "10000"))
-    safety_net = reconciler_at_scale(int(os.environ.get("SIGNOFF_BENCH_PENDING", "100000")), due, due // 10)
-    template = SamTemplate()
-    memory = {fn.logical_id: fn.memory_size for fn in template.functions()}
-    costs = signoff_per_1000(measured, memory, template.architecture())
-    anchors = anchors_per_1000()
-    results = {
-        **{k: v for k, v in measured.items()},
-        "cost_per_1000_approved_actions_usd": costs["total"],
-        "cost_breakdown_per_1000_usd": costs,
-        "anchors_per_1000_approved_actions_usd": anchors,
-        "prices": PRICES_AS_OF,
-        "cold_import_ms": {name: row["median_ms"] for name, row in imports.items()},
-        "memory": {"template_mb": memory, "architecture": template.architecture()}
-        | {"sizes": memory_sizes(measured, imports)},
-        "local_load": load,
-        "reconciler": safety_net,
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    _print(results, imports)
-    print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+    runs, approvals = _int("SIGNOFF_BENCH_RUNS", 7), _int("SIGNOFF_BENCH_APPROVALS", 20)
+    load_size, due = _int("SIGNOFF_BENCH_LOAD", 100), _int("SIGNOFF_BENCH_DUE", 2000)
+    pending = _int("SIGNOFF_BENCH_PENDING", 20000)
+    sandboxes = os.environ.get("SIGNOFF_BENCH_SANDBOXES", "") in ("1", "true")
+    phases = Phases(RESULTS, total=4)
+    results = phases.results
+    results["prices"] = PRICES_AS_OF
+    imports = phases.run(
+        "cold_imports", f"cold imports, {runs} fresh interpreters per handler", lambda: cold_imports(runs)
+    )
+    if imports is not None:
+        results["cold_import_ms"] = {name: row["median_ms"] for name, row in imports.items()}
+    measured = phases.run(
+        "requests",
+        f"requests and cost per approved action, {approvals} approved refunds",
+        lambda: per_action(approved_seed_runs(approvals)),
+    )
+    if measured is not None:
+        template = SamTemplate()
+        memory = {fn.logical_id: fn.memory_size for fn in template.functions()}
+        costs = signoff_per_1000(measured, memory, template.architecture())
+        results.update(measured)
+        results["cost_per_1000_approved_actions_usd"] = costs["total"]
+        results["cost_breakdown_per_1000_usd"] = costs
+        results["anchors_per_1000_approved_actions_usd"] = anchors_per_1000()
+        if imports is not None:
+            results["memory"] = {"template_mb": memory, "architecture": template.architecture()} | {
+                "sizes": memory_sizes(measured, imports)
+            }
+    phases.write()
+    where = "each function in its own process" if sandboxes else "one process"
+    load = phases.run(
+        "local_load",
+        f"{load_size} gated conversations at once, all approved at once ({where})",
+        lambda: local_load(load_size, sandboxes),
+    )
+    if load is not None:
+        results["local_load"] = load
+    phases.write()
+    net = phases.run(
+        "reconciler",
+        f"reconciler: {pending:,} pending approvals, {due:,} due",
+        lambda: reconciler_at_scale(pending, due, due // 10),
+    )
+    if net is not None:
+        results["reconciler"] = net
+    phases.write()
+    _print(results, imports or {})
+    print(f"\nwrote {RESULTS} in {phases.elapsed():.0f} s")
+    if phases.failed:
+        print(f"failed phases: {', '.join(phases.failed)} (their errors are in the file)")
+        return 1
     return 0
 
 
 def _print(results: dict, imports: dict) -> None:
+    """The table; a section whose phase failed is left out (its error is in the file)."""
+    if "dynamodb_requests_per_approved_action" in results:
+        _print_requests(results)
+    if "local_load" in results:
+        _print_load(results["local_load"])
+    if "reconciler" in results:
+        _print_reconciler(results["reconciler"])
+    if imports:
+        _print_imports(results, imports)
+
+
+def _print_requests(results: dict) -> None:
     print(f"Seed scenario approved, averaged over the runs (prices: {results['prices']})\n")
     print(f"{'DynamoDB requests per approved action':<44} {results['dynamodb_requests_per_approved_action']:>8}")
     for function, n in results["dynamodb_requests_by_function"].items():
@@ -70,13 +116,25 @@ def _print(results: dict, imports: dict) -> None:
         print(f"{'  Signoff ' + part:<44} {usd:>10.4f}")
     for anchor, usd in results["anchors_per_1000_approved_actions_usd"].items():
         print(f"{'  anchor: ' + anchor:<44} {usd:>10.4f}")
-    load = results["local_load"]
-    print(f"\nLocal stack, {load['conversations']} gated conversations at once, all approved at once")
-    for phase in ("ask_to_pending", "approve_to_reply"):
+
+
+def _print_load(load: dict) -> None:
+    where = "each function in its own process" if load.get("sandboxes") else "one process"
+    print(f"\nLocal stack ({where}), {load['conversations']} gated conversations at once, all approved at once")
+    labels = {
+        "ask_to_pending": "ask -> pending",
+        "approve_to_reply_in_process": "approve -> reply written (in process)",
+        "approve_to_notified": "approve -> turn.completed received",
+        "approve_to_reply_read": "approve -> reply read by the client",
+    }
+    for phase, label in labels.items():
         row = load[phase]
-        print(f"{'  ' + phase.replace('_', ' ') + ' p50 / p99 (s)':<44} {row['p50_s']:>8} / {row['p99_s']}")
-    print(f"{'  approvals settled per second':<44} {load['approvals_per_second']:>8}")
-    net, modelled = results["reconciler"], results["reconciler"]["modelled"]
+        print(f"{'  ' + label + ' p50 / p99 (s)':<52} {row['p50_s']:>8} / {row['p99_s']}")
+    print(f"{'  approvals settled per second (as clients read them)':<52} {load['approvals_per_second']:>8}")
+
+
+def _print_reconciler(net: dict) -> None:
+    modelled = net["modelled"]
     pending, due, answered = net["pending_approvals"], net["due"], net["answered_with_callback_lost"]
     print(f"\nReconciler: {pending:,} pending approvals, {due:,} due ({answered:,} answered, callback lost)")
     rows = [
@@ -91,12 +149,17 @@ def _print(results: dict, imports: dict) -> None:
     ]
     for label, value in rows:
         print(f"{'  ' + label:<52} {value:>8}")
+
+
+def _print_imports(results: dict, imports: dict) -> None:
     print(f"\n{'cold import (median ms, peak MB)':<44}")
     for name, row in imports.items():
         print(
             f"{'  ' + name:<44} {row['median_ms']:>8} {row['rss_mb']:>6}  {'imports openai' if row['openai'] else ''}"
         )
-    memory = results["memory"]
+    memory = results.get("memory")
+    if memory is None:
+        return
     print(f"\nMemory ({memory['architecture']}): wall / CPU ms per invocation here, and the size they call for")
     print(f"{'  function':<30} {'wall':>7} {'cpu':>7} {'peak MB':>8} {'template':>9} {'sized':>6}  predicted ms by MB")
     for fn, row in memory["sizes"].items():

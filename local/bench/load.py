@@ -1,9 +1,16 @@
 """Many gated conversations at once on the local stack: how long the human's answer waits on us.
 
-``conversations`` clients each post the seed message at once; each conversation's decision is
-seen in the Handover emulator (ask → pending); then every decision is approved at once and each
-conversation's reply is timed from its approval (approve → reply), by the write that records the
-reply (a botocore hook in this process: the embedded stack's functions run here).
+``conversations`` clients each post the seed message at once, each with a ``notify_url`` at a
+verifying webhook receiver (as a busy client would, without polling). Each conversation's decision
+is seen in the Handover emulator (ask → pending); then every decision is approved at once, and each
+conversation's reply is timed from its approval three ways:
+
+- **in process:** the reply's own ``created_at``, stamped by the worker as it writes the reply;
+- **notified:** when the client's receiver got the signed ``turn.completed`` notification;
+- **read:** when the client, told, has read the reply back with ``GET /conversations/{id}``.
+
+The last two are what a client of the stack sees. With ``sandboxes`` each function runs in a process
+of its own (``local.sandboxes``): the stack uses both cores.
 """
 
 from __future__ import annotations
@@ -12,47 +19,17 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
-import boto3
 import requests
+from requests.adapters import HTTPAdapter
 
 from local.bench.requests import bench_stack
 from local.evidence import wait_for
+from local.receivers.webhook import WebhookReceiver
 
 SEED = "Issue a €340 refund to customer #{n}."
-
-
-class ReplyClock:
-    """When each conversation's reply was written: a successful write of an assistant message."""
-
-    def __init__(self):
-        self.replied: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def install(self) -> ReplyClock:
-        events = boto3.DEFAULT_SESSION.events
-        events.register("before-parameter-build.dynamodb.TransactWriteItems", self._on_request)
-        events.register("after-call.dynamodb.TransactWriteItems", self._on_written)
-        return self
-
-    def uninstall(self) -> None:
-        events = boto3.DEFAULT_SESSION.events
-        events.unregister("before-parameter-build.dynamodb.TransactWriteItems", self._on_request)
-        events.unregister("after-call.dynamodb.TransactWriteItems", self._on_written)
-
-    @staticmethod
-    def _on_request(params, context, **_kwargs) -> None:
-        for entry in params.get("TransactItems", []):
-            item = entry.get("Put", {}).get("Item", {})
-            if item.get("sk", {}).get("S", "").startswith("MSG#") and item.get("role", {}).get("S") == "assistant":
-                context["signoff_reply_to"] = item["pk"]["S"].removeprefix("CONV#")
-
-    def _on_written(self, http_response, context, **_kwargs) -> None:
-        conversation = context.get("signoff_reply_to")
-        if conversation and http_response.status_code == 200:
-            with self._lock:
-                self.replied.setdefault(conversation, time.perf_counter())
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -61,18 +38,23 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_s": round(statistics.median(ordered), 3), "p99_s": round(p99, 3), "max_s": round(ordered[-1], 3)}
 
 
-def local_load(conversations: int = 100) -> dict[str, Any]:
-    clock = ReplyClock()
-    stack = bench_stack(clock)
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def local_load(conversations: int = 100, sandboxes: bool = False) -> dict[str, Any]:
+    stack = bench_stack(sandboxes=sandboxes)
+    receiver = WebhookReceiver(stack.config.webhook_secret).start()
     api = {"Authorization": f"Bearer {stack.config.api_key}"}
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=conversations + 8))
     try:
         posted: dict[str, float] = {}
 
         def ask(n: int) -> None:
-            began = time.perf_counter()
-            answer = requests.post(
-                f"{stack.api_url}/conversations", json={"message": SEED.format(n=4000 + n)}, headers=api, timeout=60
-            )
+            began = time.time()
+            body = {"message": SEED.format(n=4000 + n), "notify_url": receiver.url}
+            answer = session.post(f"{stack.api_url}/conversations", json=body, headers=api, timeout=60)
             answer.raise_for_status()
             posted[answer.json()["conversation_id"]] = began
 
@@ -82,7 +64,7 @@ def local_load(conversations: int = 100) -> dict[str, Any]:
         pending: dict[str, tuple[str, float]] = {}  # conversation → (decision, first seen)
 
         def all_pending() -> bool:
-            seen = time.perf_counter()
+            seen = time.time()
             for decision in stack.handover.pending():
                 for cid in posted:
                     if cid in decision.get("context", "") and cid not in pending:
@@ -92,19 +74,47 @@ def local_load(conversations: int = 100) -> dict[str, Any]:
         wait_for(all_pending, timeout=600, what="every decision")
         approved: dict[str, float] = {}
         for cid, (decision, _seen) in pending.items():
-            approved[cid] = time.perf_counter()
+            approved[cid] = time.time()
             stack.handover.resolve(decision, {"action": "approve", "resolved_by": "bench@example.com"})
-        wait_for(lambda: len(clock.replied) >= len(posted), timeout=600, what="every reply")
-        first, last = min(approved.values()), max(clock.replied.values())
+
+        notified: dict[str, float] = {}
+        read: dict[str, float] = {}
+        replied: dict[str, float] = {}
+        lock = threading.Lock()
+
+        def read_back(cid: str) -> None:
+            view = session.get(f"{stack.api_url}/conversations/{cid}", headers=api, timeout=60).json()
+            reply = [m for m in view["messages"] if m["role"] == "assistant"]
+            with lock:
+                read[cid] = time.time()
+                if reply:
+                    replied[cid] = _epoch(reply[-1]["created_at"])
+
+        readers = ThreadPoolExecutor(max_workers=16)
+
+        def completions() -> bool:
+            for attempt in list(receiver.attempts):
+                event = attempt.event or {}
+                cid = event.get("conversation_id")
+                if attempt.verified and event.get("type") == "turn.completed" and cid in posted and cid not in notified:
+                    notified[cid] = attempt.received_at
+                    readers.submit(read_back, cid)  # told: read the reply, as a client would
+            return len(notified) == len(posted)
+
+        wait_for(completions, timeout=600, what="every turn.completed notification")
+        readers.shutdown(wait=True)
+        first = min(approved.values())
         return {
             "conversations": conversations,
+            "sandboxes": sandboxes,
             "ask_to_pending": _percentiles([pending[c][1] - posted[c] for c in posted]),
-            "approve_to_reply": _percentiles([clock.replied[c] - approved[c] for c in posted]),
-            "approvals_per_second": round(conversations / (last - first), 2),
-            "worker_pollers": len([t for t in stack._pumps_idle if "Work" in t]) or None,
+            "approve_to_reply_in_process": _percentiles([replied[c] - approved[c] for c in posted]),
+            "approve_to_notified": _percentiles([notified[c] - approved[c] for c in posted]),
+            "approve_to_reply_read": _percentiles([read[c] - approved[c] for c in posted]),
+            "approvals_per_second": round(conversations / (max(read.values()) - first), 2),
         }
     finally:
-        clock.uninstall()
+        receiver.stop()
         stack.stop()
 
 
@@ -114,4 +124,5 @@ if __name__ == "__main__":
     import sys
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    print(json.dumps(local_load(int(sys.argv[1]) if len(sys.argv) > 1 else 100), indent=2))
+    sandboxed = os.environ.get("SIGNOFF_BENCH_SANDBOXES", "") in ("1", "true")
+    print(json.dumps(local_load(int(sys.argv[1]) if len(sys.argv) > 1 else 100, sandboxed), indent=2))

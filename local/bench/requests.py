@@ -158,10 +158,13 @@ def written_units(stack: EmbeddedStack, written: list[tuple[str, str, bool]]) ->
     return units
 
 
-def bench_stack(hook: Any = None, log_level: str = "WARNING") -> EmbeddedStack:
+def bench_stack(hook: Any = None, log_level: str = "WARNING", sandboxes: bool = False) -> EmbeddedStack:
     """A local stack for a bench, its schedule out of the way; ``hook`` is installed on the boto3
-    session and the clients are built again (a client copies the session's hooks when it is built)."""
-    config = StackConfig(reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": log_level})
+    session and the clients are built again (a client copies the session's hooks when it is built).
+    ``sandboxes``: each function in a process of its own (no in-process hooks then)."""
+    config = StackConfig(
+        reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": log_level}, sandboxes=sandboxes
+    )
     stack = EmbeddedStack(config.on_free_ports()).start()
     if hook is not None:
         hook.install()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ class Attempt:
     verified: bool
     answered: int
     event: dict[str, Any] | None
+    received_at: float = 0.0  # time.time() when it arrived (the bench times replies by it)
 
 
 class WebhookReceiver:
@@ -72,7 +74,7 @@ class WebhookReceiver:
             if verified and self._refuse > 0:
                 self._refuse -= 1
                 status = 503
-            self.attempts.append(Attempt(webhook_id, verified, status, event))
+            self.attempts.append(Attempt(webhook_id, verified, status, event, time.time()))
         return Response(json.dumps({"ok": status == 200}), status=status, content_type="application/json")(
             environ, start_response
         )

@@ -42,6 +42,9 @@ STAND_INS = (
     "POWERTOOLS_METRICS_DISABLED",
     "POWERTOOLS_DEV",
 )
+# Connections each shared boto3 client keeps where one process serves many invocations at once (the
+# embedded stack, a sandbox): a Lambda sandbox's pool of 10 would overflow and warn.
+CLIENT_POOL = 256
 # What a process needs to start at all (never read by the product).
 PROCESS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
@@ -71,7 +74,7 @@ class FunctionSandbox:
             raise RuntimeError(f"the sandbox of {logical_id} did not start")
         self.url = f"http://127.0.0.1:{ready}"
         self._session = requests.Session()
-        self._session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=64))
+        self._session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=CLIENT_POOL))
 
     def invoke(self, event: dict[str, Any]) -> Any:
         response = self._session.post(

@@ -11,15 +11,22 @@ import os
 import sys
 from typing import Any
 
+import boto3
+from botocore.config import Config as BotoConfig
 from werkzeug.wrappers import Request, Response
 
 from local.lambda_endpoint import LambdaInvokeEndpoint
+from local.sandboxes import CLIENT_POOL
 from local.servers import BackgroundServer
 from local.template import SamTemplate
 
 
 def main() -> None:
     logical_id = sys.argv[1]
+    # One sandbox serves its function's invocations at once (a Lambda sandbox serves one): its shared
+    # clients need a pool that size.
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION._session.set_default_client_config(BotoConfig(max_pool_connections=CLIENT_POOL))
     template = SamTemplate()
     template.function(logical_id)  # fails at once for a function the template does not have
     endpoint = LambdaInvokeEndpoint(template)
