@@ -73,6 +73,12 @@ class FunctionSandbox:
             self.stop()
             raise RuntimeError(f"the sandbox of {logical_id} did not start")
         self.url = f"http://127.0.0.1:{ready}"
+        # The child's log lines (stdout) pass through, as the handlers' would in one process; unread,
+        # the pipe would fill and block the child on its next log line.
+        self._relay = threading.Thread(
+            target=_relay, args=(self._process.stdout,), name=f"{logical_id}-stdout", daemon=True
+        )
+        self._relay.start()
         self._session = requests.Session()
         self._session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=CLIENT_POOL))
 
@@ -97,6 +103,12 @@ class FunctionSandbox:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(timeout=10)
+
+
+def _relay(stream: Any) -> None:
+    for line in stream:
+        sys.stdout.write(line)
+    sys.stdout.flush()
 
 
 class SandboxedError(RuntimeError):
