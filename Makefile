@@ -88,6 +88,7 @@ lint: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint --include-checks I -- template.yaml
+	$(VENV)/bin/openapi-spec-validator openapi.yaml
 	$(SAM) validate --lint
 
 # The browser tests drive Debian's Chromium; Playwright never downloads a browser.

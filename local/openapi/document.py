@@ -64,7 +64,9 @@ def _without_default_validation_error(doc: dict[str, Any]) -> dict[str, Any]:
             if operation.get("operationId") in PUBLIC_OPERATIONS:
                 operation["security"] = []  # Powertools drops an empty list
     schemas = doc.get("components", {}).get("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError"):
+    # Powertools' own error bodies: no route answers them (ResponseValidationError referenced the
+    # ValidationError dropped here, which made the document invalid: openapi-spec-validator said so).
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(name, None)
     return doc
 
