@@ -71,8 +71,9 @@ reliability: $(VENV)/.installed
 	$(PY) -m local.reliability
 
 # Check every receipt of a tenant against the public keys (make local running, or API=... KEY=...).
-API ?= http://127.0.0.1:3000
-KEY ?= local-dev-key
+# The stack's own port and key when they were moved (SIGNOFF_API_PORT, SIGNOFF_API_KEY), as `make local` reads them.
+API ?= http://127.0.0.1:$(or $(SIGNOFF_API_PORT),3000)
+KEY ?= $(or $(SIGNOFF_API_KEY),local-dev-key)
 verify-receipts: $(VENV)/.installed
 	$(PY) -m signoff.verify --jwks $(API)/.well-known/jwks.json --api $(API) --key $(KEY)
 

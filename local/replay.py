@@ -48,14 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api", default="http://127.0.0.1:3000")
     parser.add_argument("--key", default="local-dev-key")
     args = parser.parse_args(argv)
-    body = {"policy": json.loads(Path(args.policy).read_text(encoding="utf-8"))}
+    try:
+        body = {"policy": json.loads(Path(args.policy).read_text(encoding="utf-8"))}
+    except (OSError, ValueError) as exc:
+        print(f"cannot read the candidate policy {args.policy}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     body |= {k: v for k, v in (("since", args.since), ("until", args.until)) if v}
-    response = requests.post(
-        f"{args.api.rstrip('/')}/policy/simulate",
-        json=body,
-        headers={"Authorization": f"Bearer {args.key}"},
-        timeout=60,
-    )
+    try:
+        response = requests.post(
+            f"{args.api.rstrip('/')}/policy/simulate",
+            json=body,
+            headers={"Authorization": f"Bearer {args.key}"},
+            timeout=60,
+        )
+    except requests.ConnectionError:
+        print(f"nothing answers at {args.api} (is `make local` running, on that port?)", file=sys.stderr)
+        return 2
     if response.status_code != 200:
         print(f"{response.status_code}: {response.text}", file=sys.stderr)
         return 1

@@ -83,3 +83,14 @@ def test_each_tenant_has_its_own_chain_and_sees_only_its_own_receipts(stack):
     assert action["receipt"] in _all_receipts(acme)
     assert action["receipt"] not in _all_receipts(globex)
     assert all(decode(r).claims["tenant"] == "globex" for r in _all_receipts(globex))
+
+
+def test_the_verifier_says_why_it_cannot_read_rather_than_raise(stack, capsys):
+    """Nothing answering, a wrong key, a missing file: exit 2 and one line a person can act on."""
+    jwks = f"{stack.api_url}/.well-known/jwks.json"
+    assert verify(["--jwks", "http://127.0.0.1:9/jwks.json", "--api", stack.api_url, "--key", "k"]) == 2
+    assert "nothing answers at http://127.0.0.1:9/jwks.json" in capsys.readouterr().err
+    assert verify(["--jwks", jwks, "--api", stack.api_url, "--key", "not-a-key"]) == 2
+    assert "is --key a client API key" in capsys.readouterr().err
+    assert verify(["--jwks", jwks, "--receipts", "/nonexistent/receipts.json"]) == 2
+    assert "FileNotFoundError" in capsys.readouterr().err

@@ -67,6 +67,18 @@ def receipts_in(document: Any) -> list[str]:
     raise ValueError("expected a list of receipts, a /receipts page or an /approvals export")
 
 
+def _reason(exc: Exception) -> str:
+    """One line a person can act on (requests' errors are OSErrors; a 401/403 says which key)."""
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None) in (401, 403):
+        return f"HTTP {response.status_code} from {response.url}: is --key a client API key of this deployment?"
+    if type(exc).__name__ == "ConnectionError":
+        return (
+            f"nothing answers at {getattr(exc.request, 'url', 'the URL given')} (is the stack running, on that port?)"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _seq(jws: str) -> int:
     try:
         return decode(jws).seq
@@ -102,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--api", help="the Signoff API URL (reads GET /receipts with --key)")
     parser.add_argument("--key", help="a client API key of the tenant (with --api)")
     args = parser.parse_args(argv)
-    keys = KeySet(_load(args.jwks))
-    receipts = fetch_receipts(args.api, args.key or "") if args.api else receipts_in(_load(args.receipts))
+    try:
+        keys = KeySet(_load(args.jwks))
+        receipts = fetch_receipts(args.api, args.key or "") if args.api else receipts_in(_load(args.receipts))
+    except (OSError, ValueError, KeyError) as exc:  # unreachable API, wrong key, missing or bad file
+        print(f"cannot read the receipts or the keys: {_reason(exc)}", file=sys.stderr)
+        return 2
     problems = chain_problems(receipts, keys.verify)
     if not receipts:
         print("no receipts")
