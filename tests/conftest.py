@@ -39,3 +39,19 @@ def stack():
 @pytest.fixture
 def client(stack) -> SignoffClient:
     return SignoffClient(stack)
+
+
+# The isolation tests' tenants (the session stack's keys above).
+@pytest.fixture
+def acme(stack) -> SignoffClient:
+    return SignoffClient(stack, "key-acme-1")
+
+
+@pytest.fixture
+def acme_again(stack) -> SignoffClient:
+    return SignoffClient(stack, "key-acme-2")
+
+
+@pytest.fixture
+def globex(stack) -> SignoffClient:
+    return SignoffClient(stack, "key-globex")

@@ -109,6 +109,15 @@ class SignoffClient:
 
         return wait_for(ready, what=f"{count} pending decision(s)")
 
+    def next_decision(self, conversation_id: str, after: str) -> str:
+        """The decision of the first call once it is a new one (the next rung of an escalation)."""
+
+        def asked():
+            decision = self.get(conversation_id)["actions"][0]["decision"]
+            return decision and decision["id"] != after and decision["status"] == "pending" and decision["id"]
+
+        return wait_for(asked, what="the next rung's decision")
+
     def resolve(self, decision_id: str, action: str, notes: str | None = None, resolved_by: str | None = None):
         body: dict[str, Any] = {"action": action}
         if notes is not None:

@@ -32,16 +32,6 @@ HAND_MADE = [
 ]
 
 
-@pytest.fixture
-def acme(stack) -> SignoffClient:
-    return SignoffClient(stack, "key-acme-1")
-
-
-@pytest.fixture
-def globex(stack) -> SignoffClient:
-    return SignoffClient(stack, "key-globex")
-
-
 def _denied_refunds(client: SignoffClient, n: int) -> str:
     cid = ""
     for _ in range(n):

@@ -11,7 +11,6 @@ import pytest
 
 from local.environment import settings_changed
 from signoff.domain.receipts import decode
-from tests.support import wait_for
 
 LADDER = [{"approver": "lead@example.com", "after_minutes": 30}, {"approver": "cto@example.com", "after_minutes": 45}]
 
@@ -35,14 +34,6 @@ def _decision(client, decision_id: str) -> dict:
     return next(d for d in client.stack.handover.all_decisions() if d["id"] == decision_id)
 
 
-def _next_decision(client, cid: str, after: str) -> str:
-    def asked():
-        decision = client.get(cid)["actions"][0]["decision"]
-        return decision and decision["id"] != after and decision["status"] == "pending" and decision["id"]
-
-    return wait_for(asked, what="the next rung's decision")
-
-
 def test_a_two_rung_ladder_reaches_the_second_approver_and_executes_once_on_their_approval(client, ladder_policy):
     cid = client.start("Delete customer #ladder-1's data")["conversation_id"]
     [first] = client.pending_decision_ids(cid)
@@ -51,7 +42,7 @@ def test_a_two_rung_ladder_reaches_the_second_approver_and_executes_once_on_thei
         30,
     )
     assert client.stack.handover.expire(first)
-    second = _next_decision(client, cid, first)
+    second = client.next_decision(cid, first)
     assert (_decision(client, second)["approver"], _decision(client, second)["timeout_minutes"]) == (
         "lead@example.com",
         45,
@@ -78,9 +69,9 @@ def test_handover_escalating_moves_the_ladder_to_the_last_rung_too(client, ladde
     cid = client.start("Delete customer #ladder-4's data")["conversation_id"]
     [first] = client.pending_decision_ids(cid)
     assert client.stack.handover.expire(first, status="escalated")  # Handover's own escalation counts too
-    second = _next_decision(client, cid, first)
+    second = client.next_decision(cid, first)
     assert client.stack.handover.expire(second)
-    third = _next_decision(client, cid, second)
+    third = client.next_decision(cid, second)
     assert (_decision(client, third)["approver"], _decision(client, third)["timeout_minutes"]) == (
         "cto@example.com",
         120,  # the last rung has the tool's timeout
@@ -97,7 +88,7 @@ def test_the_last_rung_expiring_ends_in_not_executed_with_a_reply(client, ladder
     [decision_id] = client.pending_decision_ids(cid)
     for _ in LADDER:
         assert client.stack.handover.expire(decision_id)
-        decision_id = _next_decision(client, cid, decision_id)
+        decision_id = client.next_decision(cid, decision_id)
     assert client.stack.handover.expire(decision_id)
     view = client.wait_status(cid, "idle")
     assert view["actions"][0]["execution"]["status"] == "not_executed"
@@ -130,7 +121,7 @@ def test_a_second_escalation_of_the_same_expiry_does_not_fork_the_ladder(client,
     table = runtime.table()
     [stale] = table.load_conversation(cid)[2]  # the call as a slower invocation read it
     assert client.stack.handover.expire(first)
-    second = _next_decision(client, cid, first)
+    second = client.next_decision(cid, first)
     [expired] = [a for a in table.get_approvals([stale.approval_ids[0]])]
     decisions_before = len([d for d in client.stack.handover.all_decisions() if cid in d.get("context", "")])
 

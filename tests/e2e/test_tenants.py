@@ -7,26 +7,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 import requests
 
 from local.evidence import conversation_count
 from tests.support import SignoffClient
-
-
-@pytest.fixture
-def acme(stack) -> SignoffClient:
-    return SignoffClient(stack, "key-acme-1")
-
-
-@pytest.fixture
-def acme_again(stack) -> SignoffClient:
-    return SignoffClient(stack, "key-acme-2")
-
-
-@pytest.fixture
-def globex(stack) -> SignoffClient:
-    return SignoffClient(stack, "key-globex")
 
 
 def _refund_waiting(client: SignoffClient, customer: str) -> tuple[str, str]:

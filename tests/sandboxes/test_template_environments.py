@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from local.sandboxes import PROCESS, STAND_INS
 from signoff.domain.receipts import decode
-from tests.support import wait_for
 
 
 def _template_variables(stack) -> dict[str, set[str]]:
@@ -35,14 +34,6 @@ def _callback_url(stack, decision_id: str) -> str:
     return stack.handover.decisions[decision_id]["_callback_url"]
 
 
-def _next_decision(client, cid: str, after: str) -> str:
-    def asked():
-        decision = client.get(cid)["actions"][0]["decision"]
-        return decision and decision["id"] != after and decision["status"] == "pending" and decision["id"]
-
-    return wait_for(asked, what="the next rung's decision")
-
-
 def test_an_approved_refund_runs_once_and_signs_its_receipt_as_the_api(client, stack):
     cid = client.start("Issue a €340 refund to customer #4821.")["conversation_id"]
     [decision] = client.pending_decision_ids(cid)
@@ -58,7 +49,7 @@ def test_the_callback_escalates_with_an_absolute_callback_url(client, stack):
     cid = client.start("Delete customer #sandbox-1's data")["conversation_id"]
     [first] = client.pending_decision_ids(cid)
     assert stack.handover.expire(first)  # Handover calls back "expired": the callback asks the next rung
-    second = _next_decision(client, cid, first)
+    second = client.next_decision(cid, first)
     assert _callback_url(stack, second).startswith(f"{stack.api_url}/callbacks/handover/")
     client.resolve(second, "approve", resolved_by="lead@example.com")
     view = client.wait_status(cid, "idle")
@@ -75,7 +66,7 @@ def test_the_reconciler_escalates_with_an_absolute_callback_url(client, stack):
     finally:
         stack.handover.drop_callbacks = 0.0
     stack.run_scheduled("ReconcilerFunction")
-    second = _next_decision(client, cid, first)
+    second = client.next_decision(cid, first)
     assert _callback_url(stack, second).startswith(f"{stack.api_url}/callbacks/handover/")
     client.resolve(second, "deny", resolved_by="lead@example.com")  # Handover calls back to that URL
     view = client.wait_status(cid, "idle")
