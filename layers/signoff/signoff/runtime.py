@@ -94,11 +94,16 @@ def signing_key() -> bytes:
 
 
 def cursor_seal():
-    """Seals and opens the client API's page cursors (the key read once per sandbox, when a page
-    first needs it)."""
+    """Seals and opens the client API's page cursors: the secret read through the secrets cache,
+    the seal built once per value of it."""
+    return _cursor_seal(_secret(settings().cursor_key_secret))
+
+
+@cache
+def _cursor_seal(secret: str):
     from signoff.domain.cursors import CursorSeal, cursor_key
 
-    return CursorSeal(cursor_key(_secret(settings().cursor_key_secret).encode("utf-8")))
+    return CursorSeal(cursor_key(secret.encode("utf-8")))
 
 
 def client_api_keys() -> list[tuple[str, str]]:
@@ -540,6 +545,7 @@ def reset() -> None:
         _http_tools,
         _lambda_tools,
         _lambda_client,
+        _cursor_seal,
         _openai_client,
         _file_policy,
         settings,

@@ -9,6 +9,7 @@ raised); only a request Lambda refused before running the function gives its bud
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from signoff.adapters.http_tools import MAX_RESULT_BYTES, call_payload
@@ -32,17 +33,16 @@ _NOT_INVOKED = frozenset(
 
 
 class LambdaToolInvoker:
-    def __init__(self, client: Any):
-        """``client``: a boto3 Lambda client, or a function of a read timeout (seconds) giving one."""
-        self._client = client
+    def __init__(self, client_for: Callable[[float], Any]):
+        """``client_for``: a boto3 Lambda client for a read timeout (seconds), the tool's own."""
+        self._client_for = client_for
 
     def invoke(self, executor: LambdaExecutor, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
         payload = json.dumps(call_payload(arguments, ctx), separators=(",", ":")).encode("utf-8")
         try:
-            client = self._client(executor.timeout_seconds) if callable(self._client) else self._client
-            response = client.invoke(
+            response = self._client_for(executor.timeout_seconds).invoke(
                 FunctionName=executor.function_arn, InvocationType="RequestResponse", Payload=payload
             )
         except ClientError as exc:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-CALLBACK_ROUTE = "/callbacks/handover/"
+from signoff.domain.tokens import CALLBACK_PATH
 
 
-def public_base_url(event: dict[str, Any], route_prefix: str = CALLBACK_ROUTE) -> str | None:
+def public_base_url(event: dict[str, Any], route_prefix: str = CALLBACK_PATH) -> str | None:
     """``https://<domain>[/<base path>]`` of the request; None when the event does not say."""
     context = event.get("requestContext") or {}
     domain = context.get("domainName")

@@ -149,6 +149,14 @@ class Execution(Record):
     # raised mid-call, a dead invocation): it keeps its budget reservation and says so to everyone.
     outcome_unknown: bool | None = None  # None (not stored) unless True
 
+    def view(self) -> dict[str, Any]:
+        """What a client reads of it (the conversation view, the audit trail): a call that may have
+        acted says so, since its budget reservation stands."""
+        shown: dict[str, Any] = {"status": self.status.value, "result": self.result}
+        if self.outcome_unknown:
+            shown["outcome"] = "unknown"
+        return shown
+
     @property
     def certainly_did_not_act(self) -> bool:
         """Refused before sending, or a definitive refusal from the tool: its reservation goes back."""

@@ -14,6 +14,7 @@ import hmac
 import re
 
 _VERSION = "v1"
+CALLBACK_PATH = "/callbacks/handover/"  # where a token is presented: the route of the callback function
 _ID_PATTERN = re.compile(r"^[a-z0-9]{8,64}$")
 _MAC_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_TOKEN_LENGTH = 160

@@ -40,7 +40,7 @@ from signoff.domain.modification import InvalidModification, apply_modification
 from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.ports import ApprovalService, DecisionRequest, NotConfigured, WorkMessage, WorkQueue
 from signoff.domain.stores import BudgetContention, BudgetMoved
-from signoff.domain.tokens import issue_token
+from signoff.domain.tokens import CALLBACK_PATH, issue_token
 from signoff.domain.tools import ToolRegistry, arguments_of
 from signoff.domain.verdict import Verdict, verdict_of
 from signoff.logic.budgets import call_key
@@ -512,7 +512,7 @@ def _callback_url(public_api_url: str, token: str) -> str:
     call back, and the call would wait for the reconciler's safety net instead of its approver)."""
     if not public_api_url.startswith(("https://", "http://")):
         raise NotConfigured("the API's public URL is not known here (PUBLIC_API_URL): no callback URL")
-    return f"{public_api_url}/callbacks/handover/{token}"
+    return f"{public_api_url}{CALLBACK_PATH}{token}"
 
 
 def _seconds_between(start: str, end: str | None) -> float | None:

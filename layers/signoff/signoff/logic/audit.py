@@ -71,9 +71,7 @@ def _entry(approval: Approval, action: Action | None) -> dict[str, Any]:
         status = approval.outcome.value if approval.outcome else "not_requested"
     execution = None
     if action is not None and action.execution is not None and action.execution.status.is_final:
-        execution = {"status": action.execution.status.value, "result": action.execution.result}
-        if action.execution.outcome_unknown:
-            execution["outcome"] = "unknown"  # it may have acted: its budget reservation stands
+        execution = action.execution.view()
     return {
         "approval_id": approval.approval_id,
         "tenant": approval.tenant,

@@ -216,9 +216,7 @@ def _action_view(action: Action) -> dict[str, Any]:
         }
     execution = None
     if action.execution is not None and action.execution.status is not ExecutionStatus.EXECUTING:
-        execution = {"status": action.execution.status.value, "result": action.execution.result}
-        if action.execution.outcome_unknown:
-            execution["outcome"] = "unknown"  # it may have acted: its budget reservation stands
+        execution = action.execution.view()
     view = {
         "call_id": action.call_id,
         "tool": action.tool,
