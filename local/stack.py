@@ -320,9 +320,7 @@ class EmbeddedStack:
         declared = function_environments(self.template, self.resources, self.function_parameters(), local)
         shared = {**os.environ, **local}  # the stand-ins for AWS, as this process has them
         self.sandboxes = Sandboxes(sandbox_environments(declared, shared))
-        for fn in self.template.functions():
-            if self.sandboxes.get(fn.logical_id) is not None:
-                SANDBOXES[fn.logical_id] = self.sandboxes[fn.logical_id]
+        SANDBOXES.update(self.sandboxes.by_function())
 
     def warm(self) -> None:
         """Build the shared clients afresh, as a sandbox's first request would. The functions of the

@@ -21,6 +21,7 @@ import os
 import warnings
 import zipfile
 from collections import Counter
+from functools import cache
 from typing import Any
 
 from local.rehearsal.translate import ARTIFACT, translated_template
@@ -185,30 +186,16 @@ def rehearse() -> dict[str, Any]:
 
 
 # -- CloudFormation's own resolution, for what moto does not create -----------------------------------
-def _condition(template: dict, name: str, parameters: dict[str, str]) -> bool:
-    return bool(_evaluate(template["Conditions"][name], template, parameters))
+def _condition(name: str, parameters: dict[str, str]) -> bool:
+    """A condition of the template for these parameters (the translated template keeps SAM's own)."""
+    return _sam_template().condition(name, parameters)
 
 
-def _evaluate(node: Any, template: dict, parameters: dict[str, str]) -> Any:
-    if isinstance(node, dict) and len(node) == 1:
-        ((fn, arg),) = node.items()
-        if fn == "Ref":
-            spec = template["Parameters"].get(arg)
-            return parameters.get(arg, spec.get("Default", "")) if spec else arg
-        if fn == "Condition":
-            return _condition(template, arg, parameters)
-        if fn == "Fn::Equals":
-            left, right = (_evaluate(a, template, parameters) for a in arg)
-            return str(left) == str(right)
-        if fn == "Fn::Not":
-            return not _evaluate(arg[0], template, parameters)
-        if fn == "Fn::And":
-            return all(_evaluate(a, template, parameters) for a in arg)
-        if fn == "Fn::Or":
-            return any(_evaluate(a, template, parameters) for a in arg)
-        if fn == "Fn::Join":
-            return arg[0].join(str(_evaluate(a, template, parameters)) for a in arg[1])
-    return node
+@cache
+def _sam_template() -> Any:
+    from local.template import SamTemplate
+
+    return SamTemplate()
 
 
 def _expected(template: dict, parameters: dict[str, str]) -> dict[str, int]:
@@ -217,7 +204,7 @@ def _expected(template: dict, parameters: dict[str, str]) -> dict[str, int]:
         Counter(
             r["Type"]
             for r in template["Resources"].values()
-            if "Condition" not in r or _condition(template, r["Condition"], parameters)
+            if "Condition" not in r or _condition(r["Condition"], parameters)
         )
     )
 
@@ -230,13 +217,13 @@ def _alarm_actions(template: dict, parameters: dict[str, str], ids: dict[str, st
             return [v for v in (resolve(n) for n in node) if v is not None]
         if isinstance(node, dict) and "Fn::If" in node:
             name, yes, no = node["Fn::If"]
-            return resolve(yes if _condition(template, name, parameters) else no)
+            return resolve(yes if _condition(name, parameters) else no)
         if isinstance(node, dict) and "Ref" in node:
             ref = node["Ref"]
             if ref == "AWS::NoValue":
                 return None
             if ref in template["Parameters"]:
-                return _evaluate(node, template, parameters)
+                return parameters.get(ref, template["Parameters"][ref].get("Default", ""))
             return ids.get(ref, f"<not created: {ref}>")
         return node
 

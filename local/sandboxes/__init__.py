@@ -147,8 +147,8 @@ class Sandboxes:
     def __getitem__(self, logical_id: str) -> FunctionSandbox:
         return self._sandboxes[logical_id]
 
-    def get(self, logical_id: str) -> FunctionSandbox | None:
-        return self._sandboxes.get(logical_id)
+    def by_function(self) -> dict[str, FunctionSandbox]:
+        return dict(self._sandboxes)
 
     def stop(self) -> None:
         for sandbox in self._sandboxes.values():
