@@ -27,10 +27,13 @@ from signoff import runtime
 from signoff.api.errors import JSON_HEADERS, REFUSALS, ApiError, json_response, refusal_of
 from signoff.api.requests import (
     DATE_RANGE_TEXT,
+    MAX_LOG_INDEX,
     AuditStatus,
+    ConsistencyQueryParams,
     ConversationQueryParams,
     PostMessage,
     PostToolResults,
+    ProofQueryParams,
     ReceiptQueryParams,
     SaneDatetime,
     SimulatePolicy,
@@ -48,11 +51,14 @@ from signoff.api.requests import (
 from signoff.api.responses import (
     ApprovalPage,
     ApprovalStatsPage,
+    CheckpointPage,
+    ConsistencyProof,
     ConversationView,
     ErrorBody,
     GatewayError,
     GrantPage,
     GrantView,
+    InclusionProof,
     Jwks,
     ReceiptPage,
     ReplayReport,
@@ -68,6 +74,7 @@ from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.stores import InvalidCursor
 from signoff.domain.tenants import TENANT_NAME
 from signoff.logic.audit import InvalidAuditQuery
+from signoff.logic.checkpoints import NoSuchCheckpoint
 from signoff.logic.conversations import NotAwaitingClient, QueueUnavailable, StartedTurn
 from signoff.logic.grants import grant_view
 from signoff.logic.ids import CONVERSATION_ID
@@ -383,17 +390,66 @@ def simulate_policy(body: SimulatePolicy) -> Response[dict]:
 
 @app.get(
     "/receipts",
-    summary="The tenant's signed receipts in chain order (verify them with python -m signoff.verify).",
+    summary="The tenant's signed receipts in log order (verify them with python -m signoff.verify).",
     operation_id="listReceipts",
     responses=_ok(200, ReceiptPage, "A page of receipts.") | _refused(400),
 )
 def list_receipts(
-    after: Annotated[int, Query(ge=0, description="Receipts after this seq (0: from the start).")] = 0,
+    after: Annotated[int, Query(ge=0, description="Start at this index (0: from the start).")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response[dict]:
     query = parse_query(query_parameters(app.current_event.raw_event), ReceiptQueryParams)
-    receipts, next_after = runtime.table().list_receipts(_tenant(), query.after, query.limit)
-    return _json(200, {"receipts": receipts, "next_after": next_after})
+    entries, next_after = runtime.table().list_log(_tenant(), query.after, query.limit)
+    return _json(200, {"entries": [{"index": i, "receipt": r} for i, r in entries], "next_after": next_after})
+
+
+@app.get(
+    "/receipts/<index>/proof",
+    summary="A receipt's inclusion proof against a signed checkpoint: checkable with only the JWKS.",
+    operation_id="getReceiptProof",
+    responses=_ok(200, InclusionProof, "The receipt, its checkpoint and the path between.") | _refused(400, 404),
+)
+def receipt_proof(
+    index: Annotated[int, Path(ge=0, le=MAX_LOG_INDEX, description="The receipt's index in the log.")],
+    size: Annotated[int | None, Query(ge=1, description="A checkpoint's size (default: the latest).")] = None,
+) -> Response[dict]:
+    query = parse_query(query_parameters(app.current_event.raw_event), ProofQueryParams)
+    try:
+        return _json(200, runtime.log_proofs().inclusion(_tenant(), index, query.size))
+    except NoSuchCheckpoint as exc:
+        raise ApiError(404, "not_in_log", "No such receipt under a checkpoint of that size.") from exc
+
+
+@app.get(
+    "/checkpoints",
+    summary="The tenant's signed checkpoints, oldest first: each signs the log's size and Merkle root.",
+    operation_id="listCheckpoints",
+    responses=_ok(200, CheckpointPage, "A page of checkpoints.") | _refused(400),
+)
+def list_checkpoints(
+    after: Annotated[int, Query(ge=0, description="Checkpoints of sizes above this (0: from the first).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response[dict]:
+    query = parse_query(query_parameters(app.current_event.raw_event), ReceiptQueryParams)
+    checkpoints, next_after = runtime.table().list_checkpoints(_tenant(), query.after, query.limit)
+    return _json(200, {"checkpoints": checkpoints, "next_after": next_after})
+
+
+@app.get(
+    "/checkpoints/consistency",
+    summary="Proof that an older checkpoint's log is a prefix of a newer one's (nothing removed or rewritten).",
+    operation_id="getCheckpointConsistency",
+    responses=_ok(200, ConsistencyProof, "Both checkpoints and the path between.") | _refused(400, 404),
+)
+def checkpoint_consistency(
+    first: Annotated[int, Query(ge=1, description="The older checkpoint's size.")],
+    second: Annotated[int, Query(ge=1, description="The newer checkpoint's size.")],
+) -> Response[dict]:
+    query = parse_query(query_parameters(app.current_event.raw_event), ConsistencyQueryParams)
+    try:
+        return _json(200, runtime.log_proofs().consistency(_tenant(), query.first, query.second))
+    except NoSuchCheckpoint as exc:
+        raise ApiError(404, "no_such_checkpoint", "No checkpoints of those sizes (first <= second).") from exc
 
 
 @app.get(

@@ -20,7 +20,13 @@ logger = Logger()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with deadline.invocation(context.get_remaining_time_in_millis()):
         report = runtime.reconciler().run()
-    logger.info("reconcile pass", extra={"checked": report.checked, "settled": report.settled})
+        checkpointer = runtime.checkpointer()
+        # Every pass appends the receipts queued since the last to their tenants' logs.
+        checkpointed = checkpointer.run() if checkpointer is not None else 0
+    logger.info(
+        "reconcile pass",
+        extra={"checked": report.checked, "settled": report.settled, "receipts_checkpointed": checkpointed},
+    )
     for name, value in (
         ("ApprovalsSettledByReconciler", report.settled),
         ("TurnsRedriven", report.turns_redriven),
@@ -32,4 +38,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         count(name, value)
     # Rising means the safety net falls behind (or something is stuck): alarmed on in the template.
     seconds("OldestDueAgeSeconds", report.oldest_due_age_seconds)
-    return asdict(report)
+    return {**asdict(report), "receipts_checkpointed": checkpointed}

@@ -110,8 +110,6 @@ def test_more_keys_than_one_batch_read_takes_are_read_in_several(table):
     _cid, _tid, [[approval]] = _paused(table, calls=1)
     missing = [uuid.uuid4().hex for _ in range(150)]  # DynamoDB takes 100 keys a request
     assert [a.approval_id for a in table.get_approvals([*missing, approval.approval_id])] == [approval.approval_id]
-    found, _head = table.approvals_with_receipt_head([*missing, approval.approval_id], "default")
-    assert [a.approval_id for a in found] == [approval.approval_id]
 
 
 def test_an_approval_keeps_its_call_as_the_pause_wrote_it(table):
@@ -803,52 +801,117 @@ def test_a_call_handed_to_the_client_takes_one_result(table):
 
 
 # -- receipts -------------------------------------------------------------------------------------
-def test_receipts_form_one_chain_per_tenant_with_no_gap_and_no_fork(table):
-    from signoff.domain.receipts import GENESIS, receipt_hash
+DONE = Execution(status=ExecutionStatus.EXECUTED, result={"ok": 1})
 
-    tenant = f"t{uuid.uuid4().hex[:8]}"
-    assert table.receipt_head(tenant) == (0, GENESIS)
-    first, second, third = (_ungated(table, tenant) for _ in range(3))
-    for action in (first, second, third):
+
+def _settled_receipts(table: SignoffStore, tenant: str, count: int) -> list[str]:
+    """``count`` calls of ``tenant`` finished with a receipt each (queued for the log)."""
+    receipts = []
+    for n in range(count):
+        action = _ungated(table, tenant)
         assert table.claim_execution(action)
-    done = Execution(status=ExecutionStatus.EXECUTED, result={"ok": 1})
-    assert not table.finish_with_receipt(first, done, 2, "jws-x")  # no seq 1 yet
-    assert table.finish_with_receipt(first, done, 1, "jws-1")
-    assert table.receipt_head(tenant) == (1, receipt_hash("jws-1"))
-    assert not table.finish_with_receipt(second, done, 1, "jws-fork")  # seq 1 is taken
-    assert not table.finish_with_receipt(second, done, 3, "jws-gap")
-    assert not table.finish_with_receipt(first, done, 2, "jws-again")  # first is no longer executing
-    assert table.finish_with_receipt(second, done, 2, "jws-2")
-    assert table.finish_with_receipt(third, done, 3, "jws-3")
-    assert table.get_action(first.conversation_id, first.turn_id, first.call_id).receipt == "jws-1"
-    assert table.get_action(second.conversation_id, second.turn_id, second.call_id).execution.status is (
-        ExecutionStatus.EXECUTED
-    )
-    seen, after = [], 0
-    while True:
-        page, after = table.list_receipts(tenant, after, 1)
-        seen += page
-        if after is None:
-            break
-    assert seen == ["jws-1", "jws-2", "jws-3"]
-    assert table.list_receipts(tenant, 1, 10)[0] == ["jws-2", "jws-3"]
-    assert table.list_receipts(f"other{tenant}", 0, 10) == ([], None)
+        receipts.append(f"jws-{n}-{uuid.uuid4().hex[:6]}")
+        assert table.finish_with_receipt(action, DONE, receipts[-1])
+    return receipts
 
 
-def test_approvals_are_read_with_the_chain_head_in_the_order_asked(table):
-    from signoff.domain.receipts import GENESIS, receipt_hash
+def _write_chain(table: SignoffStore, tenant: str, receipts: list[str]) -> None:
+    """Chain-mode receipts as a version before the log wrote them (HEAD and SEQ# items)."""
+    from tests.fakes.memory_table import _Row
 
-    _cid, _tid, approvals = _paused(table, calls=1, approvers=3)
-    ids = [a.approval_id for a in approvals[0]]
-    asked = [ids[2], "0" * 32, ids[0], ids[1]]  # one that does not exist is left out
+    rows = [("HEAD", {"seq": len(receipts), "hash": "h"})] + [
+        (f"SEQ#{seq:012d}", {"jws": jws}) for seq, jws in enumerate(receipts, 1)
+    ]
+    for sk, record in rows:
+        if isinstance(table, MemoryTable):
+            table._rows[(f"RECEIPTS#{tenant}", sk)] = _Row(record)
+        else:
+            item = {"pk": {"S": f"RECEIPTS#{tenant}"}, "sk": {"S": sk}}
+            item |= {k: {"N": str(v)} if isinstance(v, int) else {"S": v} for k, v in record.items()}
+            table._db.put_item(TableName=table._table, Item=item)
+
+
+def test_a_receipt_is_queued_in_the_write_that_records_its_execution_once(table):
     tenant = f"t{uuid.uuid4().hex[:8]}"
-    found, head = table.approvals_with_receipt_head(asked, tenant)
-    assert [a.approval_id for a in found] == [ids[2], ids[0], ids[1]] and head == (0, GENESIS)
-    assert [a.approval_id for a in table.get_approvals(asked)] == [ids[2], ids[0], ids[1]]
-    action = _ungated(table, tenant)
-    assert table.claim_execution(action)
-    assert table.finish_with_receipt(action, Execution(status=ExecutionStatus.EXECUTED), 1, "jws-1")
-    assert table.approvals_with_receipt_head([], tenant) == ([], (1, receipt_hash("jws-1")))
+    first, second = _ungated(table, tenant), _ungated(table, tenant)
+    assert table.claim_execution(first) and table.claim_execution(second)
+    assert table.finish_with_receipt(first, DONE, "jws-1")
+    assert not table.finish_with_receipt(first, DONE, "jws-again")  # no longer executing: nothing written
+    assert table.finish_with_receipt(second, DONE, "jws-2")  # no other call's receipt in its way
+    assert table.get_action(first.conversation_id, first.turn_id, first.call_id).receipt == "jws-1"
+    assert sorted(q.jws for q in table.queued_receipts(tenant, 10)) == ["jws-1", "jws-2"]
+    assert tenant in table.tenants_with_queued_receipts(100)
+    assert table.queued_receipts(f"other{tenant}", 10) == []
+
+
+def test_a_checkpoint_moves_receipts_into_the_log_all_or_nothing(table):
+    from signoff.domain.receipts import LogEntry, LogHead
+
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    _settled_receipts(table, tenant, 3)
+    queued = table.queued_receipts(tenant, 10)
+    old = table.receipt_log(tenant)
+    assert old == LogHead()
+    new = LogHead(3, (b"\x01" * 32, b"\x02" * 32), "c" * 64, 0)
+    entries = [LogEntry(i, q, {0: bytes([i]) * 32}) for i, q in enumerate(queued)]
+    assert not table.append_to_log(tenant, LogHead(1), new, entries, "cp-3")  # the log is not at 1
+    assert table.queued_receipts(tenant, 10) == queued and table.receipt_log(tenant) == old
+    assert table.append_to_log(tenant, old, new, entries, "cp-3")
+    assert table.receipt_log(tenant) == new and table.queued_receipts(tenant, 10) == []
+    assert table.list_log(tenant, 0, 10) == ([(i, q.jws) for i, q in enumerate(queued)], None)
+    assert table.checkpoint_at(tenant, 3) == "cp-3" and table.log_entry(tenant, 2) == queued[2].jws
+    assert table.log_nodes(tenant, {(0, 1), (0, 7)}) == {(0, 1): bytes([1]) * 32}
+    assert not table.append_to_log(tenant, old, new, entries, "cp-3")  # a second checkpointer loses
+    assert tenant not in table.tenants_with_queued_receipts(100)
+    [more] = _settled_receipts(table, tenant, 1)
+    [pending] = table.queued_receipts(tenant, 1)
+    gone = LogEntry(3, pending.__class__(jws=more, key="QUEUED#never"), {0: b"\x03" * 32})
+    assert not table.append_to_log(tenant, new, LogHead(4, (), "d" * 64), [gone], "cp-4")  # not queued: refused
+    assert table.receipt_log(tenant) == new and table.log_entry(tenant, 3) is None
+
+
+def test_the_log_pages_and_lists_checkpoints_in_order(table):
+    from signoff.logic.checkpoints import Checkpointer
+    from tests.fakes.gate import FixedSigner
+
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    checkpointer = Checkpointer(table, FixedSigner(), "iss", batch=2)
+    written = _settled_receipts(table, tenant, 5)
+    assert checkpointer.checkpoint(tenant) == 5
+    seen, after = [], 0
+    while after is not None:
+        page, after = table.list_log(tenant, after, 2)
+        seen += page
+    assert [i for i, _ in seen] == [0, 1, 2, 3, 4] and sorted(j for _, j in seen) == sorted(written)
+    assert table.list_log(tenant, 3, 10)[0] == seen[3:]
+    sizes, after = [], 0
+    while after is not None:
+        page, after = table.list_checkpoints(tenant, after, 1)
+        sizes += [decode_claims(c)["size"] for c in page]
+    assert sizes == [2, 4, 5]
+    assert table.list_checkpoints(tenant, 2, 10)[0] == [table.checkpoint_at(tenant, 4), table.checkpoint_at(tenant, 5)]
+    assert table.list_log(f"other{tenant}", 0, 10) == ([], None)
+
+
+def decode_claims(jws: str) -> dict:
+    from signoff.domain.receipts import decode
+
+    return decode(jws).claims
+
+
+def test_chain_mode_receipts_are_listed_until_the_log_takes_them_in_first(table):
+    from signoff.logic.checkpoints import Checkpointer
+    from tests.fakes.gate import FixedSigner
+
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    _write_chain(table, tenant, ["old-1", "old-2", "old-3"])
+    assert table.list_log(tenant, 0, 10) == ([(0, "old-1"), (1, "old-2"), (2, "old-3")], None)
+    assert table.list_log(tenant, 1, 10) == ([(1, "old-2"), (2, "old-3")], None)
+    assert [p.chain_seq for p in table.chain_receipts(tenant, 1, 10)] == [2, 3]
+    [new] = _settled_receipts(table, tenant, 1)
+    assert Checkpointer(table, FixedSigner(), "iss").checkpoint(tenant) == 4
+    assert table.list_log(tenant, 0, 10) == ([(0, "old-1"), (1, "old-2"), (2, "old-3"), (3, new)], None)
+    assert table.receipt_log(tenant).chain_seq == 3 and table.chain_receipts(tenant, 3, 10) == []
 
 
 def _approved_and_claimed(table: SignoffStore, calls: int = 1) -> tuple[str, str, Action]:
@@ -866,12 +929,12 @@ def test_the_last_calls_receipt_claims_the_turns_resume_in_the_same_write(table)
 
     cid, tid, action = _approved_and_claimed(table)
     done = Execution(status=ExecutionStatus.EXECUTED, result={"ok": 1})
-    seq = table.receipt_head(action.tenant)[0] + 1
+    queued_before = table.queued_receipts(action.tenant, 100)
     with pytest.raises(ResumeRefused):  # another pause's resume: nothing is written
-        table.finish_with_receipt(action, done, seq, f"jws-{uuid.uuid4().hex}", resume_pause="resp_other")
+        table.finish_with_receipt(action, done, f"jws-{uuid.uuid4().hex}", resume_pause="resp_other")
     assert table.get_action(cid, tid, "call_0").execution.status is ExecutionStatus.EXECUTING
-    assert table.receipt_head(action.tenant)[0] == seq - 1
-    assert table.finish_with_receipt(action, done, seq, f"jws-{uuid.uuid4().hex}", resume_pause="resp_1")
+    assert table.queued_receipts(action.tenant, 100) == queued_before
+    assert table.finish_with_receipt(action, done, f"jws-{uuid.uuid4().hex}", resume_pause="resp_1")
     assert table.get_action(cid, tid, "call_0").execution.status is ExecutionStatus.EXECUTED
     assert table.get_turn(cid, tid).status is TurnStatus.RUNNING
     assert table.get_conversation(cid).status is ConversationStatus.RUNNING
@@ -883,12 +946,11 @@ def test_a_receipt_cannot_claim_the_resume_of_a_pause_still_waiting_on_a_verdict
 
     cid, tid, action = _approved_and_claimed(table, calls=2)  # call_1 has no verdict yet
     done = Execution(status=ExecutionStatus.EXECUTED, result={"ok": 1})
-    seq = table.receipt_head(action.tenant)[0] + 1
     with pytest.raises(ResumeRefused):
-        table.finish_with_receipt(action, done, seq, f"jws-{uuid.uuid4().hex}", resume_pause="resp_1")
+        table.finish_with_receipt(action, done, f"jws-{uuid.uuid4().hex}", resume_pause="resp_1")
     assert table.get_turn(cid, tid).status is TurnStatus.AWAITING_APPROVAL
-    assert table.finish_with_receipt(action, done, seq, f"jws-{uuid.uuid4().hex}")  # the receipt alone
-    assert not table.finish_with_receipt(action, done, seq + 1, "jws-again", resume_pause="resp_1")  # not executing
+    assert table.finish_with_receipt(action, done, f"jws-{uuid.uuid4().hex}")  # the receipt alone
+    assert not table.finish_with_receipt(action, done, "jws-again", resume_pause="resp_1")  # not executing
 
 
 # -- the audit index ------------------------------------------------------------------------------

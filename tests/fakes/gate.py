@@ -92,8 +92,18 @@ class FixedSigner:
         from cryptography.hazmat.primitives.asymmetric import ec
 
         self.private = ec.generate_private_key(ec.SECP256R1())
+        self.signed = 0  # signatures made (each is a KMS Sign in production)
+
+    def jwks(self) -> dict:
+        """The public key as a JWKS, as ``GET /.well-known/jwks.json`` serves the KMS one."""
+        from signoff.domain.receipts import b64url
+
+        numbers = self.private.public_key().public_numbers()
+        x, y = (b64url(n.to_bytes(32, "big")) for n in (numbers.x, numbers.y))
+        return {"keys": [{"kty": "EC", "crv": "P-256", "kid": self.key_id, "x": x, "y": y, "alg": "ES256"}]}
 
     def sign(self, message: bytes) -> bytes:
+        self.signed += 1
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature

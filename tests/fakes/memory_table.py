@@ -20,6 +20,7 @@ from typing import Any
 
 from signoff.domain.budgets import BudgetCharge, BudgetWrite, Reservation, live_total, release, reserve
 from signoff.domain.grants import GRANT_ID_PATTERN, Grant, GrantUse, scope_hash
+from signoff.domain.merkle import Node
 from signoff.domain.models import (
     Action,
     Approval,
@@ -38,7 +39,7 @@ from signoff.domain.models import (
     utc_now,
 )
 from signoff.domain.ports import ConversationBusy, ConversationNotFound
-from signoff.domain.receipts import GENESIS, receipt_hash
+from signoff.domain.receipts import GENESIS, LogEntry, LogHead, PendingReceipt
 from signoff.domain.stores import (
     AuditQuery,
     BudgetMoved,
@@ -830,23 +831,14 @@ class MemoryTable:
             head = self._row((f"RECEIPTS#{tenant}", "HEAD"))
             return (head.record["seq"], head.record["hash"]) if head else (0, GENESIS)
 
-    def approvals_with_receipt_head(
-        self, approval_ids: list[str], tenant: str
-    ) -> tuple[list[Approval], tuple[int, str]]:
-        with self._lock:
-            return self.get_approvals(approval_ids), self.receipt_head(tenant)
-
     def finish_with_receipt(
-        self, action: Action, execution: Execution, seq: int, jws: str, resume_pause: str | None = None
+        self, action: Action, execution: Execution, jws: str, resume_pause: str | None = None
     ) -> bool:
         pk = f"RECEIPTS#{action.tenant}"
 
         def change() -> bool:
             key, row = self._action_row(action)
             self._execution_is(row, ExecutionStatus.EXECUTING)
-            head = self._row((pk, "HEAD"))
-            self._require(head is None if seq == 1 else head is not None and head.record["seq"] == seq - 1)
-            self._require((pk, f"SEQ#{seq:012d}") not in self._rows)
             if resume_pause is not None:
                 try:
                     turn = self._turn_in(action.conversation_id, action.turn_id, TurnStatus.AWAITING_APPROVAL)
@@ -858,22 +850,95 @@ class MemoryTable:
                 turn.due, turn.due_at = True, self._lease_due()
                 self._update(meta, status=ConversationStatus.RUNNING)
             self._update(key, execution=_stored(execution), receipt=jws)
-            self._rows[(pk, "HEAD")] = _Row({"seq": seq, "hash": receipt_hash(jws)})
-            self._rows[(pk, f"SEQ#{seq:012d}")] = _Row({"jws": jws})
+            now = iso(utc_now())
+            call = f"{action.conversation_id}:{action.turn_id}:{action.call_id}"
+            self._rows[(pk, f"QUEUED#{now}#{call}")] = _Row({"jws": jws})
             return True
 
         return bool(self._atomically(change))
 
-    def list_receipts(self, tenant: str, after_seq: int, limit: int) -> tuple[list[str], int | None]:
+    def receipt_log(self, tenant: str) -> LogHead:
+        with self._lock:
+            row = self._row((f"RECEIPTS#{tenant}", "LOG"))
+            return row.record if row else LogHead()
+
+    def tenants_with_queued_receipts(self, limit: int) -> list[str]:
+        with self._lock:
+            found = {k[0].removeprefix("RECEIPTS#") for k in self._rows if k[1].startswith("QUEUED#")}
+        return sorted(found)[:limit]
+
+    def queued_receipts(self, tenant: str, limit: int) -> list[PendingReceipt]:
+        with self._lock:
+            rows = list(self._partition(f"RECEIPTS#{tenant}", "QUEUED#"))[:limit]
+        return [PendingReceipt(jws=row.record["jws"], key=key[1]) for key, row in rows]
+
+    def chain_receipts(self, tenant: str, after_seq: int, limit: int) -> list[PendingReceipt]:
+        with self._lock:
+            rows = list(self._partition(f"RECEIPTS#{tenant}", "SEQ#"))
+        chain = [(int(key[1].removeprefix("SEQ#")), row.record["jws"]) for key, row in rows]
+        return [PendingReceipt(jws=jws, chain_seq=seq) for seq, jws in chain if seq > after_seq][:limit]
+
+    def append_to_log(self, tenant: str, old: LogHead, new: LogHead, entries: list[LogEntry], checkpoint: str) -> bool:
+        pk = f"RECEIPTS#{tenant}"
+
+        def change() -> bool:
+            self._require(self.receipt_log(tenant) == old)
+            for entry in entries:
+                self._require((pk, f"LEAF#{entry.index:012d}") not in self._rows)
+                self._require(entry.receipt.key is None or (pk, entry.receipt.key) in self._rows)
+            self._require((pk, f"CHECKPOINT#{new.size:012d}") not in self._rows)
+            for entry in entries:
+                self._rows[(pk, f"LEAF#{entry.index:012d}")] = _Row({"jws": entry.receipt.jws, "nodes": entry.nodes})
+                if entry.receipt.key is not None:
+                    del self._rows[(pk, entry.receipt.key)]
+            self._rows[(pk, "LOG")] = _Row(new)
+            self._rows[(pk, f"CHECKPOINT#{new.size:012d}")] = _Row({"jws": checkpoint})
+            return True
+
+        return bool(self._atomically(change))
+
+    def list_log(self, tenant: str, after: int, limit: int) -> tuple[list[tuple[int, str]], int | None]:
+        limit = max(1, min(limit, MAX_RECEIPT_PAGE))
+        chain_mode = self.receipt_log(tenant).size == 0
+        prefix, offset = ("SEQ#", 1) if chain_mode else ("LEAF#", 0)
+        with self._lock:
+            rows = [
+                (int(key[1].removeprefix(prefix)) - offset, row.record["jws"])
+                for key, row in self._partition(f"RECEIPTS#{tenant}", prefix)
+            ]
+        after_rows = [(index, jws) for index, jws in rows if index >= after]
+        page = after_rows[:limit]
+        return page, (page[-1][0] + 1 if len(after_rows) > limit else None)
+
+    def list_checkpoints(self, tenant: str, after_size: int, limit: int) -> tuple[list[str], int | None]:
         limit = max(1, min(limit, MAX_RECEIPT_PAGE))
         with self._lock:
-            chain = [
-                (int(key[1].removeprefix("SEQ#")), row.record["jws"])
-                for key, row in self._partition(f"RECEIPTS#{tenant}", "SEQ#")
+            rows = [
+                (int(key[1].removeprefix("CHECKPOINT#")), row.record["jws"])
+                for key, row in self._partition(f"RECEIPTS#{tenant}", "CHECKPOINT#")
             ]
-        after = [(seq, jws) for seq, jws in chain if seq > after_seq]
-        page = after[:limit]
-        return [jws for _seq, jws in page], (page[-1][0] if len(after) > limit else None)
+        later = [(size, jws) for size, jws in rows if size > after_size]
+        page = later[:limit]
+        return [jws for _, jws in page], (page[-1][0] if len(later) > limit else None)
+
+    def checkpoint_at(self, tenant: str, size: int) -> str | None:
+        with self._lock:
+            row = self._row((f"RECEIPTS#{tenant}", f"CHECKPOINT#{size:012d}"))
+            return row.record["jws"] if row else None
+
+    def log_entry(self, tenant: str, index: int) -> str | None:
+        with self._lock:
+            row = self._row((f"RECEIPTS#{tenant}", f"LEAF#{index:012d}"))
+            return row.record["jws"] if row else None
+
+    def log_nodes(self, tenant: str, nodes: set[Node]) -> dict[Node, bytes]:
+        found = {}
+        with self._lock:
+            for level, index in nodes:
+                row = self._row((f"RECEIPTS#{tenant}", f"LEAF#{((index + 1) << level) - 1:012d}"))
+                if row is not None and level in row.record["nodes"]:
+                    found[(level, index)] = row.record["nodes"][level]
+        return found
 
     # -- demo tools' effects (the EffectLog port) -----------------------------------------------
     def record_effect(self, key: str, tool: str, arguments: dict[str, Any], result: dict[str, Any]) -> dict:

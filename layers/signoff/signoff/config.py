@@ -46,6 +46,7 @@ class Settings:
     tool_signing_secret: str  # the secret's id (ARN or name), not its value
     receipt_key_id: str  # the KMS key that signs receipts ("" : no receipts)
     retired_receipt_keys: tuple[str, ...]
+    checkpoint_bucket: str  # where checkpoints are copied as they are made ("": nowhere)
     policy_parameter: str | None
     policy_file: str | None
     audit_retention_days: int
@@ -93,6 +94,7 @@ class Settings:
             tool_signing_secret=env.get("TOOL_SIGNING_SECRET_SECRET", "signoff/tool-signing-secret"),
             receipt_key_id=env.get("RECEIPT_KEY_ID", ""),
             retired_receipt_keys=tuple(k.strip() for k in env.get("RETIRED_RECEIPT_KEYS", "").split(",") if k.strip()),
+            checkpoint_bucket=env.get("CHECKPOINT_BUCKET", ""),
             policy_parameter=env.get("POLICY_PARAMETER") or None,
             policy_file=env.get("POLICY_FILE") or None,
             audit_retention_days=_int("AUDIT_RETENTION_DAYS", 400),

@@ -340,6 +340,28 @@ def receipt_issuer():
     return ReceiptIssuer(table(), signer, policy, public_api_url() or "signoff")
 
 
+def checkpointer():
+    """Appends queued receipts to each tenant's log; None when receipts are off."""
+    from signoff.adapters.checkpoint_export import S3CheckpointExport
+    from signoff.logic.checkpoints import Checkpointer
+
+    signer, cfg = receipt_signer(), settings()
+    if signer is None:
+        return None
+    export = (
+        S3CheckpointExport(boto3.client("s3", config=_BOTO_CONFIG), cfg.checkpoint_bucket)
+        if cfg.checkpoint_bucket
+        else None
+    )
+    return Checkpointer(table(), signer, public_api_url() or "signoff", export)
+
+
+def log_proofs():
+    from signoff.logic.checkpoints import LogProofs
+
+    return LogProofs(table())
+
+
 def grant_keeper():
     from signoff.logic.grants import GrantKeeper
 

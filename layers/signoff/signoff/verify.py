@@ -1,13 +1,20 @@
 """Verify Signoff receipts offline, with nothing but the public keys.
 
     python -m signoff.verify --jwks https://<api>/.well-known/jwks.json --api https://<api> --key <client key>
-    python -m signoff.verify --jwks jwks.json --receipts export.json
+    python -m signoff.verify --jwks jwks.json --receipts log.json [--checkpoint exported.jwt ...]
+    python -m signoff.verify --jwks jwks.json --proof proof.json
 
-Checks every signature (ES256 against the JWKS) and every link of the tenant's hash chain (``seq``
-counts up by one, ``prev`` is the SHA-256 of the receipt before). An edited, removed or reordered
-record is reported by sequence number and the exit status is 1. ``--receipts`` takes a JSON list of
-receipts, a ``GET /receipts`` page, or a ``GET /approvals`` export (receipts are read from its
-entries). Needs ``cryptography`` (and ``requests`` for URLs): ``pip install cryptography requests``.
+Checks every signature (ES256 against the JWKS): receipts and the signed checkpoints of the
+tenant's log. Each checkpoint must follow the one before and sign the Merkle root of exactly the
+receipts listed up to its size, so a receipt edited, replaced, or removed at the start, in the
+middle or at the end is reported, as is a forged checkpoint; ``--checkpoint`` adds checkpoints
+kept out of the table's reach (an export), against which a log cut back or rewritten is caught.
+Chain-mode receipts (``seq``/``prev``, written before the log) are also checked as a chain.
+``--proof`` checks one receipt's inclusion proof (``GET /receipts/{index}/proof``) alone.
+``--receipts`` takes ``{"entries": [...], "checkpoints": [...]}`` (``--api`` with ``--save``
+writes one), a ``GET /receipts`` page, a JSON list of receipts, or a ``GET /approvals`` export
+(the last two are checked as a chain only). Exit status 1 on any problem, 2 when the inputs
+cannot be read. Needs ``cryptography`` (and ``requests`` for URLs).
 """
 
 from __future__ import annotations
@@ -18,7 +25,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from signoff.domain.receipts import MalformedReceipt, Receipt, b64url_decode, chain_problems, decode
+from signoff.domain.receipts import (
+    MalformedReceipt,
+    Receipt,
+    b64url_decode,
+    chain_problems,
+    decode,
+    inclusion_problems,
+    log_problems,
+)
 
 
 class KeySet:
@@ -57,6 +72,8 @@ class KeySet:
 
 def receipts_in(document: Any) -> list[str]:
     """Receipts from a list, a /receipts page or an /approvals export, in chain order."""
+    if isinstance(document, dict) and "entries" in document:
+        return [str(e["receipt"]) for e in document["entries"]]
     if isinstance(document, dict) and "receipts" in document:
         return list(document["receipts"])
     if isinstance(document, dict) and "approvals" in document:
@@ -64,7 +81,15 @@ def receipts_in(document: Any) -> list[str]:
         return sorted(found, key=_seq)
     if isinstance(document, list):
         return [str(r) for r in document]
-    raise ValueError("expected a list of receipts, a /receipts page or an /approvals export")
+    raise ValueError("expected a log export, a list of receipts, a /receipts page or an /approvals export")
+
+
+def log_in(document: Any) -> tuple[list[tuple[int, str]], list[str]] | None:
+    """(entries, checkpoints) of a log export or a /receipts page; None for a bare list of receipts."""
+    if isinstance(document, dict) and "entries" in document:
+        entries = [(int(e["index"]), str(e["receipt"])) for e in document["entries"]]
+        return entries, [str(c) for c in document.get("checkpoints", [])]
+    return None
 
 
 def _reason(exc: Exception) -> str:
@@ -96,31 +121,69 @@ def _load(source: str, headers: dict[str, str] | None = None) -> Any:
     return json.loads(Path(source).read_text(encoding="utf-8"))
 
 
-def fetch_receipts(api: str, key: str) -> list[str]:
-    receipts: list[str] = []
+def fetch_log(api: str, key: str) -> dict[str, Any]:
+    """Every receipt of the tenant's log, with its index, and every checkpoint."""
+    headers = {"Authorization": f"Bearer {key}"}
+    base = api.rstrip("/")
+    entries: list[dict[str, Any]] = []
     after: int | None = 0
     while after is not None:
-        page = _load(f"{api.rstrip('/')}/receipts?after={after}&limit=500", {"Authorization": f"Bearer {key}"})
-        receipts += page["receipts"]
+        page = _load(f"{base}/receipts?after={after}&limit=500", headers)
+        entries += page["entries"]
         after = page["next_after"]
-    return receipts
+    checkpoints: list[str] = []
+    after = 0
+    while after is not None:
+        page = _load(f"{base}/checkpoints?after={after}&limit=500", headers)
+        checkpoints += page["checkpoints"]
+        after = page["next_after"]
+    return {"entries": entries, "checkpoints": checkpoints}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jwks", required=True, help="URL or file of the JSON Web Key Set")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--receipts", help="a JSON file of receipts (list, /receipts page or /approvals export)")
-    source.add_argument("--api", help="the Signoff API URL (reads GET /receipts with --key)")
+    source.add_argument("--receipts", help="a JSON file: a log export, /receipts page, list, or /approvals export")
+    source.add_argument("--api", help="the Signoff API URL (reads GET /receipts and /checkpoints with --key)")
+    source.add_argument("--proof", help="a JSON file (or URL) of one receipt's inclusion proof")
     parser.add_argument("--key", help="a client API key of the tenant (with --api)")
+    parser.add_argument("--checkpoint", action="append", default=[], help="a checkpoint kept elsewhere (file or URL)")
+    parser.add_argument("--save", help="with --api: also write what was read to this file (a log export)")
     args = parser.parse_args(argv)
     try:
         keys = KeySet(_load(args.jwks))
-        receipts = fetch_receipts(args.api, args.key or "") if args.api else receipts_in(_load(args.receipts))
-    except (OSError, ValueError, KeyError) as exc:  # unreachable API, wrong key, missing or bad file
+        trusted = [_load_text(c) for c in args.checkpoint]
+        if args.proof:
+            return _report_proof(inclusion_problems(_load(args.proof), keys.verify))
+        document = fetch_log(args.api, args.key or "") if args.api else _load(args.receipts)
+        if args.save:
+            Path(args.save).write_text(json.dumps(document, indent=1), encoding="utf-8")
+        log = log_in(document)
+        receipts = receipts_in(document)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # unreachable API, wrong key, missing or bad file
         print(f"cannot read the receipts or the keys: {_reason(exc)}", file=sys.stderr)
         return 2
-    problems = chain_problems(receipts, keys.verify)
+    if log is None:
+        return _report_chain(receipts, chain_problems(receipts, keys.verify))
+    entries, checkpoints = log
+    problems = log_problems(entries, checkpoints, keys.verify, trusted)
+    latest = max((_size(c) for c in checkpoints), default=0)
+    summary = f"{len(entries)} receipts, latest checkpoint covers {latest}"
+    if len(entries) > latest:
+        summary += f" ({len(entries) - latest} not yet in a checkpoint)"
+    if trusted:
+        summary += f", checked against {len(trusted)} exported checkpoint(s)"
+    if problems:
+        for problem in problems:
+            print(problem)
+        print(f"{summary}: {len(problems)} problem(s)")
+        return 1
+    print(f"{summary}: every signature verifies, every checkpoint matches the receipts")
+    return 0
+
+
+def _report_chain(receipts: list[str], problems: list) -> int:
     if not receipts:
         print("no receipts")
         return 0
@@ -132,6 +195,33 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{len(receipts)} receipts (seq {first}..{last}): every signature verifies, the chain is unbroken")
     return 0
+
+
+def _report_proof(problems: list) -> int:
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print("the receipt verifies and is in the tree its checkpoint signs")
+    return 0
+
+
+def _size(checkpoint: str) -> int:
+    try:
+        return int(decode(checkpoint).claims.get("size", 0))
+    except (MalformedReceipt, ValueError):
+        return 0
+
+
+def _load_text(source: str) -> str:
+    """A checkpoint as exported (the compact JWS, in a file or at a URL)."""
+    if source.startswith(("https://", "http://")):
+        import requests
+
+        response = requests.get(source, timeout=30)
+        response.raise_for_status()
+        return response.text.strip()
+    return Path(source).read_text(encoding="utf-8").strip()
 
 
 if __name__ == "__main__":

@@ -298,13 +298,33 @@ class ConversationQueryParams(BaseModel):
     cursor: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
+MAX_LOG_INDEX = 10**12 - 1  # the log's keys hold twelve digits
+
+
 class ReceiptQueryParams(BaseModel):
-    """``GET /receipts`` query string."""
+    """``GET /receipts`` and ``GET /checkpoints`` query string."""
 
     model_config = ConfigDict(extra="forbid")
 
-    after: int = Field(default=0, ge=0)
+    after: int = Field(default=0, ge=0, le=MAX_LOG_INDEX)
     limit: int = Field(default=100, ge=1, le=500)
+
+
+class ProofQueryParams(BaseModel):
+    """``GET /receipts/{index}/proof`` query string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: int | None = Field(default=None, ge=1, le=MAX_LOG_INDEX)
+
+
+class ConsistencyQueryParams(BaseModel):
+    """``GET /checkpoints/consistency`` query string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first: int = Field(ge=1, le=MAX_LOG_INDEX)
+    second: int = Field(ge=1, le=MAX_LOG_INDEX)
 
 
 def parse_query[M: BaseModel](params: dict[str, str], model: type[M]) -> M:

@@ -194,9 +194,38 @@ class ReplayReport(BaseModel):
     covered_until: str | None = Field(description="created_at of the last call replayed (null: none).")
 
 
+class LogEntryView(BaseModel):
+    index: int = Field(description="The receipt's place in the tenant's log (0 first).")
+    receipt: str = Field(description="The receipt (compact JWS, ES256).")
+
+
 class ReceiptPage(BaseModel):
-    receipts: list[str] = Field(description="The tenant's receipts (compact JWS, ES256) in chain order.")
+    entries: list[LogEntryView] = Field(
+        description="The tenant's receipts in log order. Before the tenant's first checkpoint, its chain-mode "
+        "receipts (index = seq - 1)."
+    )
     next_after: int | None = Field(description="Pass as `after` for the next page; null at the end.")
+
+
+class CheckpointPage(BaseModel):
+    checkpoints: list[str] = Field(description="Signed checkpoints (compact JWS, ES256), oldest first.")
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at the end.")
+
+
+class InclusionProof(BaseModel):
+    index: int
+    tree_size: int = Field(description="The size of the checkpoint the proof is against.")
+    receipt: str
+    path: list[str] = Field(description="RFC 9162 inclusion path, hex SHA-256 hashes, leaf side first.")
+    checkpoint: str = Field(description="The signed checkpoint of that size.")
+
+
+class ConsistencyProof(BaseModel):
+    first: int
+    second: int
+    path: list[str] = Field(description="RFC 9162 consistency path, hex SHA-256 hashes.")
+    first_checkpoint: str
+    second_checkpoint: str
 
 
 class Jwk(BaseModel):

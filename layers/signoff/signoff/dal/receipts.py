@@ -1,22 +1,33 @@
-"""Receipts: one hash chain per tenant.
+"""Receipts: queued when their call settles, then appended to the tenant's log by checkpoints.
 
-- ``RECEIPTS#<tenant>`` / ``HEAD``           the chain's last ``seq`` and that receipt's hash
-- ``RECEIPTS#<tenant>`` / ``SEQ#<seq:012d>`` one receipt (the JWS), in order
+- ``RECEIPTS#<tenant>`` / ``QUEUED#<time>#<call>`` a receipt not yet in the log (in the due-index,
+                                                  bucket ``RECEIPTS#<shard>``, so checkpoints find it)
+- ``RECEIPTS#<tenant>`` / ``LOG``                 the log's size, frontier, latest checkpoint hash
+- ``RECEIPTS#<tenant>`` / ``LEAF#<index:012d>``   a receipt in the log, with the subtree hashes it completed
+- ``RECEIPTS#<tenant>`` / ``CHECKPOINT#<size:012d>`` a signed checkpoint
+- ``RECEIPTS#<tenant>`` / ``HEAD`` | ``SEQ#<seq:012d>`` the chain-mode receipts written before the log
 
-A receipt is written in the same transaction that records the call's execution, moving the head
-from exactly the ``seq`` the receipt was signed against: two receipts can never share a ``seq``
-or a ``prev``, and an executed gated call never lacks its receipt.
+A receipt is queued in the same transaction that records the call's execution, with no condition
+on any other call's: a tenant's executions never wait on each other. A checkpoint moves up to
+``CHECKPOINT_BATCH`` receipts from the queue into the log and writes the new head and the signed
+checkpoint in one transaction, conditioned on the head it started from: two checkpointers never
+both append, and a crash leaves the log as it was.
 """
 
 from __future__ import annotations
 
-from signoff.dal.base import TableBase, _action_key, _approval_key, _key, _record
+import zlib
+
+from signoff.dal.base import DUE_INDEX, DUE_SHARDS, TableBase, _action_key, _key
 from signoff.dal.codec import to_attr
-from signoff.domain.models import Action, Approval, Execution, ExecutionStatus, iso, utc_now
-from signoff.domain.receipts import GENESIS, receipt_hash
+from signoff.domain.merkle import Node
+from signoff.domain.models import Action, Execution, ExecutionStatus, iso, utc_now
+from signoff.domain.receipts import GENESIS, LogEntry, LogHead, PendingReceipt
 from signoff.domain.stores import ResumeRefused
 
 MAX_RECEIPT_PAGE = 500
+CHECKPOINT_BATCH = 48  # receipts a checkpoint appends: two items each, in one 100-item transaction
+RECEIPT_BUCKETS = tuple(f"RECEIPTS#{n:x}" for n in range(DUE_SHARDS))
 
 
 def _chain_pk(tenant: str) -> str:
@@ -32,30 +43,39 @@ def _seq_sk(seq: int) -> str:
     return f"SEQ#{seq:012d}"
 
 
+def _leaf_sk(index: int) -> str:
+    return f"LEAF#{index:012d}"
+
+
+def _checkpoint_sk(size: int) -> str:
+    return f"CHECKPOINT#{size:012d}"
+
+
+def _receipt_bucket(tenant: str) -> str:
+    return RECEIPT_BUCKETS[zlib.crc32(tenant.encode()) % DUE_SHARDS]
+
+
+def _log_head(item: dict | None) -> LogHead:
+    if not item:
+        return LogHead()
+    return LogHead(
+        size=int(item["size"]),
+        frontier=tuple(bytes.fromhex(h) for h in item.get("frontier", [])),
+        checkpoint=str(item["checkpoint"]),
+        chain_seq=int(item.get("chain_seq", 0)),
+    )
+
+
 class ReceiptRecords(TableBase):
     def receipt_head(self, tenant: str) -> tuple[int, str]:
-        """(last seq, its hash); (0, GENESIS) before the tenant's first receipt."""
+        """The chain-mode head: (last seq, its hash); (0, GENESIS) when the tenant has none."""
         return _head(self._get(_key(_chain_pk(tenant), "HEAD")))
 
-    def approvals_with_receipt_head(
-        self, approval_ids: list[str], tenant: str
-    ) -> tuple[list[Approval], tuple[int, str]]:
-        """A call's approvals (in the order asked) and its tenant's chain head, in one request."""
-        head_key = _key(_chain_pk(tenant), "HEAD")
-        approvals: dict[str, Approval] = {}
-        head = None
-        for item in self._get_many([head_key, *(_approval_key(i) for i in approval_ids)]):
-            if item["pk"] == head_key["pk"]["S"]:
-                head = item
-            else:
-                approvals[item["approval_id"]] = _record(item)
-        return [approvals[i] for i in approval_ids if i in approvals], _head(head)
-
     def finish_with_receipt(
-        self, action: Action, execution: Execution, seq: int, jws: str, resume_pause: str | None = None
+        self, action: Action, execution: Execution, jws: str, resume_pause: str | None = None
     ) -> bool:
-        """executing → ``execution`` with the receipt on the action, the receipt appended as ``seq``:
-        all or nothing. False when the call is no longer executing or the chain moved on.
+        """executing → ``execution`` with the receipt on the action, the receipt queued for the
+        tenant's log: all or nothing. False when the call is no longer executing.
         ``resume_pause``: the call is its pause's last to settle, and the same write claims the turn's
         resume (``claim_turn_resume``); ResumeRefused when only that claim was refused."""
         resume = (
@@ -63,11 +83,8 @@ class ReceiptRecords(TableBase):
             if resume_pause is None
             else self._resume_claim_items(action.conversation_id, action.turn_id, resume_pause)
         )
-        tenant = action.tenant
-        head_condition = "attribute_not_exists(pk)" if seq == 1 else "seq = :previous"
-        head_values = {":seq": to_attr(seq), ":hash": to_attr(receipt_hash(jws))}
-        if seq != 1:
-            head_values[":previous"] = to_attr(seq - 1)
+        now = iso(utc_now())
+        call = f"{action.conversation_id}:{action.turn_id}:{action.call_id}"
         reasons = self._transact_reasons(
             [
                 {
@@ -84,24 +101,16 @@ class ReceiptRecords(TableBase):
                     }
                 },
                 {
-                    "Update": {
-                        "Key": _key(_chain_pk(tenant), "HEAD"),
-                        "UpdateExpression": "SET seq = :seq, #hash = :hash",
-                        "ConditionExpression": head_condition,
-                        "ExpressionAttributeNames": {"#hash": "hash"},
-                        "ExpressionAttributeValues": head_values,
-                    }
-                },
-                {
                     "Put": {
                         "Item": {
-                            **_key(_chain_pk(tenant), _seq_sk(seq)),
-                            "type": to_attr("receipt"),
+                            **_key(_chain_pk(action.tenant), f"QUEUED#{now}#{call}"),
+                            "type": to_attr("queued_receipt"),
                             "jws": to_attr(jws),
-                            "call": to_attr(f"{action.conversation_id}:{action.turn_id}:{action.call_id}"),
-                            "created_at": to_attr(iso(utc_now())),
+                            "call": to_attr(call),
+                            "created_at": to_attr(now),
+                            "due_bucket": to_attr(_receipt_bucket(action.tenant)),
+                            "due_at": to_attr(now),
                         },
-                        "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
                 *resume,
@@ -113,17 +122,162 @@ class ReceiptRecords(TableBase):
             raise ResumeRefused("the turn's resume was not this write's to claim")
         return False
 
-    def list_receipts(self, tenant: str, after_seq: int, limit: int) -> tuple[list[str], int | None]:
-        """The tenant's receipts after ``after_seq``, in order; and the seq to continue after, if more."""
-        limit = max(1, min(limit, MAX_RECEIPT_PAGE))
+    # -- the log ------------------------------------------------------------------------------
+    def receipt_log(self, tenant: str) -> LogHead:
+        return _log_head(self._get(_key(_chain_pk(tenant), "LOG")))
+
+    def tenants_with_queued_receipts(self, limit: int) -> list[str]:
+        """Tenants with receipts waiting for a checkpoint, oldest waiting first per shard."""
+        tenants: dict[str, None] = {}
+        for bucket in RECEIPT_BUCKETS:
+            page = self._db.query(
+                TableName=self._table,
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="due_bucket = :b",
+                ExpressionAttributeValues={":b": {"S": bucket}},
+                ProjectionExpression="pk",
+                Limit=limit,
+            )
+            for item in page.get("Items", []):
+                tenants.setdefault(item["pk"]["S"].removeprefix("RECEIPTS#"))
+        return list(tenants)[:limit]
+
+    def queued_receipts(self, tenant: str, limit: int) -> list[PendingReceipt]:
         page = self._db.query(
             TableName=self._table,
-            KeyConditionExpression="pk = :pk AND sk > :after",
-            ExpressionAttributeValues={":pk": {"S": _chain_pk(tenant)}, ":after": {"S": _seq_sk(after_seq)}},
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :q)",
+            ExpressionAttributeValues={":pk": {"S": _chain_pk(tenant)}, ":q": {"S": "QUEUED#"}},
             ConsistentRead=True,
             Limit=limit,
         )
-        items = [item for item in page.get("Items", []) if item["sk"]["S"].startswith("SEQ#")]
-        receipts = [item["jws"]["S"] for item in items]
+        return [PendingReceipt(jws=i["jws"]["S"], key=i["sk"]["S"]) for i in page.get("Items", [])]
+
+    def chain_receipts(self, tenant: str, after_seq: int, limit: int) -> list[PendingReceipt]:
+        """Chain-mode receipts after ``after_seq``, in order."""
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :after AND :last",
+            ExpressionAttributeValues={
+                ":pk": {"S": _chain_pk(tenant)},
+                ":after": {"S": _seq_sk(after_seq + 1)},
+                ":last": {"S": "SEQ#~"},
+            },
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        return [
+            PendingReceipt(jws=i["jws"]["S"], chain_seq=int(i["sk"]["S"].removeprefix("SEQ#")))
+            for i in page.get("Items", [])
+        ]
+
+    def append_to_log(self, tenant: str, old: LogHead, new: LogHead, entries: list[LogEntry], checkpoint: str) -> bool:
+        """The entries into the log (out of the queue), the head moved from exactly ``old`` to
+        ``new`` and the checkpoint stored: all or nothing. False when the log or the queue moved."""
+        pk = _chain_pk(tenant)
+        items: list[dict] = []
+        for entry in entries:
+            leaf = {
+                **_key(pk, _leaf_sk(entry.index)),
+                "type": to_attr("log_leaf"),
+                "jws": to_attr(entry.receipt.jws),
+                "nodes": {"M": {str(level): {"S": h.hex()} for level, h in entry.nodes.items()}},
+            }
+            items.append({"Put": {"Item": leaf, "ConditionExpression": "attribute_not_exists(pk)"}})
+            if entry.receipt.key is not None:
+                items.append(
+                    {"Delete": {"Key": _key(pk, entry.receipt.key), "ConditionExpression": "attribute_exists(pk)"}}
+                )
+        head_values = {
+            ":size": to_attr(new.size),
+            ":frontier": {"L": [{"S": h.hex()} for h in new.frontier]},
+            ":checkpoint": to_attr(new.checkpoint),
+            ":c": to_attr(new.chain_seq),
+        }
+        if old.size:
+            head_values[":old"] = to_attr(old.size)
+        items.append(
+            {
+                "Update": {
+                    "Key": _key(pk, "LOG"),
+                    "UpdateExpression": "SET #size = :size, frontier = :frontier, #cp = :checkpoint, chain_seq = :c",
+                    "ConditionExpression": "#size = :old" if old.size else "attribute_not_exists(pk)",
+                    "ExpressionAttributeNames": {"#size": "size", "#cp": "checkpoint"},
+                    "ExpressionAttributeValues": head_values,
+                }
+            }
+        )
+        items.append(
+            {
+                "Put": {
+                    "Item": {
+                        **_key(pk, _checkpoint_sk(new.size)),
+                        "type": to_attr("checkpoint"),
+                        "jws": to_attr(checkpoint),
+                        "created_at": to_attr(iso(utc_now())),
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        )
+        return self._transact_reasons(items) is None
+
+    def list_log(self, tenant: str, after: int, limit: int) -> tuple[list[tuple[int, str]], int | None]:
+        """The log's receipts from index ``after`` on, as (index, receipt); and where the next page
+        starts, if more. A tenant with no log yet lists its chain-mode receipts (index = seq - 1)."""
+        limit = max(1, min(limit, MAX_RECEIPT_PAGE))
+        if self.receipt_log(tenant).size == 0:
+            sk_from, prefix = _seq_sk(after + 1), "SEQ#"
+        else:
+            sk_from, prefix = _leaf_sk(after), "LEAF#"
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :last",
+            ExpressionAttributeValues={
+                ":pk": {"S": _chain_pk(tenant)},
+                ":from": {"S": sk_from},
+                ":last": {"S": f"{prefix}~"},
+            },
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        offset = 1 if prefix == "SEQ#" else 0
+        entries = [(int(i["sk"]["S"].removeprefix(prefix)) - offset, i["jws"]["S"]) for i in page.get("Items", [])]
+        more = "LastEvaluatedKey" in page and entries
+        return entries, (entries[-1][0] + 1 if more else None)
+
+    def list_checkpoints(self, tenant: str, after_size: int, limit: int) -> tuple[list[str], int | None]:
+        """Checkpoints of sizes above ``after_size``, oldest first; and the size to go on after."""
+        limit = max(1, min(limit, MAX_RECEIPT_PAGE))
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :last",
+            ExpressionAttributeValues={
+                ":pk": {"S": _chain_pk(tenant)},
+                ":from": {"S": _checkpoint_sk(after_size + 1)},
+                ":last": {"S": "CHECKPOINT#~"},
+            },
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        items = page.get("Items", [])
         more = "LastEvaluatedKey" in page and items
-        return receipts, (int(items[-1]["sk"]["S"].removeprefix("SEQ#")) if more else None)
+        return [i["jws"]["S"] for i in items], (int(items[-1]["sk"]["S"].removeprefix("CHECKPOINT#")) if more else None)
+
+    def checkpoint_at(self, tenant: str, size: int) -> str | None:
+        item = self._get(_key(_chain_pk(tenant), _checkpoint_sk(size)))
+        return str(item["jws"]) if item else None
+
+    def log_entry(self, tenant: str, index: int) -> str | None:
+        item = self._get(_key(_chain_pk(tenant), _leaf_sk(index)))
+        return str(item["jws"]) if item else None
+
+    def log_nodes(self, tenant: str, nodes: set[Node]) -> dict[Node, bytes]:
+        """The stored hashes of these perfect subtrees (each kept on the leaf that completed it)."""
+        holder = {node: ((node[1] + 1) << node[0]) - 1 for node in nodes}
+        items = self._get_many([_key(_chain_pk(tenant), _leaf_sk(i)) for i in sorted(set(holder.values()))])
+        by_index = {int(str(item["sk"]).removeprefix("LEAF#")): item.get("nodes", {}) for item in items}
+        return {
+            node: bytes.fromhex(by_index[index][str(node[0])])
+            for node, index in holder.items()
+            if index in by_index and str(node[0]) in by_index[index]
+        }

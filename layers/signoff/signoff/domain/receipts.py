@@ -2,9 +2,13 @@
 
 A receipt is a compact JWS (ES256) whose claims bind the call (tenant, conversation, call id, tool,
 canonical arguments and their digest) to its sign-off (verdict, each approval or the grant, the
-hash of the policy in force) and to the tenant's previous receipt: ``seq`` counts up by one and
-``prev`` is the SHA-256 of the previous receipt, so an edited, removed or reordered record breaks
-the chain where it happened. Checking needs nothing but the public keys (JWKS).
+hash of the policy in force). It is signed once, when the call settles, and queued for the tenant's
+log; a *checkpoint* (a JWS too) then appends the queued receipts to the tenant's Merkle tree and
+signs its size and root, chained to the checkpoint before (see merkle.py and docs/receipts.md).
+
+Receipts written before the log (*chain mode*) carry ``seq`` and ``prev`` (the SHA-256 of the
+previous receipt) instead; they become the first leaves of the tenant's log and keep verifying as
+a chain. Checking needs nothing but the public keys (JWKS).
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff.domain.canonical import canonical_json
+from signoff.domain.merkle import leaf_hash, root_of, verify_inclusion
 
-GENESIS = "0" * 64  # the ``prev`` of a tenant's first receipt
+GENESIS = "0" * 64  # the ``prev`` of a tenant's first receipt, and of its first checkpoint
 RECEIPT_TYPE = "signoff-receipt+jwt"
+CHECKPOINT_TYPE = "signoff-checkpoint+jwt"
 
 
 def b64url(data: bytes) -> str:
@@ -40,8 +46,8 @@ def receipt_hash(jws: str) -> str:
     return hashlib.sha256(jws.encode("ascii")).hexdigest()
 
 
-def signing_input(kid: str, claims: dict[str, Any]) -> bytes:
-    header = {"alg": "ES256", "kid": kid, "typ": RECEIPT_TYPE}
+def signing_input(kid: str, claims: dict[str, Any], typ: str = RECEIPT_TYPE) -> bytes:
+    header = {"alg": "ES256", "kid": kid, "typ": typ}
     return f"{b64url(canonical_json(header).encode())}.{b64url(canonical_json(claims).encode())}".encode("ascii")
 
 
@@ -62,6 +68,11 @@ class Receipt:
     @property
     def seq(self) -> int:
         return int(self.claims.get("seq", 0))
+
+    @property
+    def chained(self) -> bool:
+        """Written in chain mode (before the log): it carries ``seq`` and ``prev``."""
+        return "seq" in self.claims
 
 
 class MalformedReceipt(ValueError):
@@ -85,9 +96,10 @@ def decode(jws: str) -> Receipt:
 class Problem:
     seq: int
     what: str
+    where: str = ""  # what the problem is about when not a chain-mode seq ("receipt 7", "checkpoint 48")
 
     def __str__(self) -> str:
-        return f"seq {self.seq}: {self.what}"
+        return f"{self.where or f'seq {self.seq}'}: {self.what}"
 
 
 def chain_problems(jws_list: list[str], verify: Callable[[Receipt], bool]) -> list[Problem]:
@@ -116,4 +128,172 @@ def chain_problems(jws_list: list[str], verify: Callable[[Receipt], bool]) -> li
         elif receipt.seq == 1 and receipt.claims.get("prev") != GENESIS:
             problems.append(Problem(1, "the first receipt does not start the chain"))
         previous = receipt
+    return problems
+
+
+@dataclass(frozen=True)
+class LogHead:
+    """Where a tenant's log stands: its size, frontier (merkle.Frontier's hashes), the hash of its
+    latest checkpoint, and how much of the chain-mode receipts it holds."""
+
+    size: int = 0
+    frontier: tuple[bytes, ...] = ()
+    checkpoint: str = GENESIS  # receipt_hash of the latest checkpoint's JWS
+    chain_seq: int = 0
+
+
+@dataclass(frozen=True)
+class PendingReceipt:
+    """A receipt not yet in the log: queued when its call settled (``key``), or a chain-mode one
+    (``chain_seq``) the log has not taken in yet."""
+
+    jws: str
+    key: str | None = None
+    chain_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A receipt as the log holds it: at ``index``, with the perfect subtrees it completed
+    (level → hash, level 0 being its own leaf hash)."""
+
+    index: int
+    receipt: PendingReceipt
+    nodes: dict[int, bytes]
+
+
+def checkpoint_claims(tenant: str, size: int, root: bytes, prev: str, issuer: str, issued_at: int) -> dict[str, Any]:
+    return {"iss": issuer, "tenant": tenant, "size": size, "root": root.hex(), "prev": prev, "iat": issued_at}
+
+
+def _runs(indexes: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted indexes, as (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for i in indexes:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def _span(first: int, last: int) -> str:
+    return f"receipt {first}" if first == last else f"receipts {first}..{last}"
+
+
+def log_problems(
+    entries: list[tuple[int, str]],
+    checkpoints: list[str],
+    verify: Callable[[Receipt], bool],
+    trusted: list[str] | tuple[str, ...] = (),
+) -> list[Problem]:
+    """Every way a tenant's log fails its signed checkpoints: a receipt or checkpoint whose
+    signature does not verify (edited or forged), receipts missing at the start, in the middle or
+    at the end of what the latest checkpoint covers, a root that does not match the receipts, a
+    checkpoint that does not follow the one before (removed or replaced), chain-mode receipts that
+    do not chain, and a log that no longer holds what a ``trusted`` checkpoint (one exported out
+    of the table's reach) covered."""
+    problems: list[Problem] = []
+    by_index: dict[int, str] = {}
+    chained: list[str] = []
+    for index, jws in sorted(entries):
+        by_index[index] = jws
+        try:
+            receipt = decode(jws)
+        except MalformedReceipt:
+            problems.append(Problem(index, "not a receipt (malformed)", f"receipt {index}"))
+            continue
+        if receipt.chained:
+            chained.append(jws)
+        elif receipt.header.get("typ") != RECEIPT_TYPE or not _signed(receipt, verify):
+            problems.append(
+                Problem(index, "signature does not verify (edited, or signed by another key)", f"receipt {index}")
+            )
+    problems += chain_problems(chained, verify) if chained else []
+    heads = _checked_checkpoints(checkpoints, verify, problems)
+    latest = max((size for size, _ in heads), default=0)
+    covered = max(latest, max(by_index, default=-1) + 1)
+    missing = [i for i in range(covered) if i not in by_index]
+    for first, last in _runs(missing):
+        place = "at the start" if first == 0 else "at the end" if last == covered - 1 else "in the middle"
+        problems.append(Problem(first, f"missing ({place} of the log)", _span(first, last)))
+    for size, root in heads:
+        if all(i in by_index for i in range(size)) and _root(by_index, size) != root:
+            problems.append(
+                Problem(size, "root does not match the receipts (edited, replaced or reordered)", f"checkpoint {size}")
+            )
+    for jws in trusted:
+        problems += _against_trusted(jws, by_index, latest, verify)
+    return problems
+
+
+def _signed(receipt: Receipt, verify: Callable[[Receipt], bool]) -> bool:
+    return receipt.header.get("alg") == "ES256" and verify(receipt)
+
+
+def _root(by_index: dict[int, str], size: int) -> bytes:
+    return root_of([leaf_hash(by_index[i].encode("ascii")) for i in range(size)])
+
+
+def _checked_checkpoints(checkpoints: list[str], verify: Callable[[Receipt], bool], problems: list[Problem]):
+    """(size, root) of each checkpoint that verifies, oldest first; a problem for each that does
+    not, and for each that does not follow the one before."""
+    heads: list[tuple[int, bytes]] = []
+    parsed = []
+    for jws in checkpoints:
+        try:
+            parsed.append(decode(jws))
+        except MalformedReceipt:
+            problems.append(Problem(0, "not a checkpoint (malformed)", "checkpoint"))
+    prev = GENESIS
+    for checkpoint in sorted(parsed, key=lambda c: int(c.claims.get("size", 0))):
+        size = int(checkpoint.claims.get("size", 0))
+        where = f"checkpoint {size}"
+        if checkpoint.header.get("typ") != CHECKPOINT_TYPE or not _signed(checkpoint, verify):
+            problems.append(Problem(size, "signature does not verify (forged or edited)", where))
+            continue
+        if checkpoint.claims.get("prev") != prev:
+            problems.append(Problem(size, "does not follow the checkpoint before it (one removed or replaced)", where))
+        prev = receipt_hash(checkpoint.jws)
+        heads.append((size, bytes.fromhex(str(checkpoint.claims.get("root", "")))))
+    return heads
+
+
+def _against_trusted(
+    jws: str, by_index: dict[int, str], latest: int, verify: Callable[[Receipt], bool]
+) -> list[Problem]:
+    try:
+        checkpoint = decode(jws)
+    except MalformedReceipt:
+        return [Problem(0, "not a checkpoint (malformed)", "exported checkpoint")]
+    size = int(checkpoint.claims.get("size", 0))
+    where = f"exported checkpoint {size}"
+    if checkpoint.header.get("typ") != CHECKPOINT_TYPE or not _signed(checkpoint, verify):
+        return [Problem(size, "signature does not verify (forged or edited)", where)]
+    if size > latest:
+        return [Problem(size, f"the log's latest checkpoint is {latest}: the log was cut back", where)]
+    if not all(i in by_index for i in range(size)):
+        return [Problem(size, "the log no longer holds every receipt this checkpoint covered", where)]
+    if _root(by_index, size).hex() != checkpoint.claims.get("root"):
+        return [Problem(size, "the log no longer matches this checkpoint (rewritten)", where)]
+    return []
+
+
+def inclusion_problems(proof: dict[str, Any], verify: Callable[[Receipt], bool]) -> list[Problem]:
+    """Does ``proof`` (``GET /receipts/{index}/proof``) show its receipt in its checkpoint? Needs
+    nothing but the keys: both signatures, and the path from the receipt's leaf to the root."""
+    index, size = int(proof["index"]), int(proof["tree_size"])
+    receipt, checkpoint = decode(proof["receipt"]), decode(proof["checkpoint"])
+    where = f"receipt {index}"
+    problems = []
+    if not _signed(receipt, verify):
+        problems.append(Problem(index, "signature does not verify (edited, or signed by another key)", where))
+    if checkpoint.header.get("typ") != CHECKPOINT_TYPE or not _signed(checkpoint, verify):
+        problems.append(Problem(size, "signature does not verify (forged or edited)", f"checkpoint {size}"))
+    elif int(checkpoint.claims.get("size", -1)) != size:
+        problems.append(Problem(size, "the proof is for another tree size than the checkpoint's", f"checkpoint {size}"))
+    path = [bytes.fromhex(h) for h in proof["path"]]
+    root = bytes.fromhex(str(checkpoint.claims.get("root", "")))
+    if not verify_inclusion(leaf_hash(proof["receipt"].encode("ascii")), index, size, path, root):
+        problems.append(Problem(index, f"is not in the tree the checkpoint of size {size} signs", where))
     return problems

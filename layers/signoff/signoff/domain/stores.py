@@ -23,7 +23,9 @@ from typing import Any, Protocol
 
 from signoff.domain.budgets import BudgetCharge, BudgetWrite, Reservation, Reservations
 from signoff.domain.grants import Grant, GrantUse
+from signoff.domain.merkle import Node
 from signoff.domain.models import Action, Approval, Conversation, Decision, DecisionRef, Execution, Message, Turn
+from signoff.domain.receipts import LogEntry, LogHead, PendingReceipt
 from signoff.domain.tenants import DEFAULT_TENANT
 
 
@@ -409,26 +411,50 @@ class GrantStore(Protocol):
 
 class ReceiptStore(Protocol):
     def receipt_head(self, tenant: str) -> tuple[int, str]:
-        """(last seq, its hash); (0, GENESIS) before the first receipt."""
-        ...
-
-    def approvals_with_receipt_head(
-        self, approval_ids: list[str], tenant: str
-    ) -> tuple[list[Approval], tuple[int, str]]:
-        """``get_approvals`` and ``receipt_head`` in one read."""
+        """The chain-mode head (receipts written before the log): (last seq, its hash); (0, GENESIS)."""
         ...
 
     def finish_with_receipt(
-        self, action: Action, execution: Execution, seq: int, jws: str, resume_pause: str | None = None
+        self, action: Action, execution: Execution, jws: str, resume_pause: str | None = None
     ) -> bool:
-        """executing → ``execution`` with the receipt on the action, the chain head moved from exactly
-        ``seq - 1`` to ``seq``, the receipt stored at ``seq``: all or nothing. With ``resume_pause``,
-        also ``claim_turn_resume`` for that pause; ResumeRefused when only the claim was refused."""
+        """executing → ``execution`` with the receipt on the action, the receipt queued for the
+        tenant's log: all or nothing, never waiting on another call. With ``resume_pause``, also
+        ``claim_turn_resume`` for that pause; ResumeRefused when only the claim was refused."""
         ...
 
-    def list_receipts(self, tenant: str, after_seq: int, limit: int) -> tuple[list[str], int | None]:
-        """The receipts after ``after_seq`` in order (at most ``limit``, capped), and where to go on."""
+
+class ReceiptLogStore(Protocol):
+    """What checkpoints read and write: the queue, the log, its nodes and checkpoints."""
+
+    def receipt_log(self, tenant: str) -> LogHead: ...
+
+    def tenants_with_queued_receipts(self, limit: int) -> list[str]: ...
+
+    def queued_receipts(self, tenant: str, limit: int) -> list[PendingReceipt]:
+        """Receipts waiting for a checkpoint, oldest first."""
         ...
+
+    def chain_receipts(self, tenant: str, after_seq: int, limit: int) -> list[PendingReceipt]:
+        """Chain-mode receipts after ``after_seq``, in order (for the log to take in first)."""
+        ...
+
+    def append_to_log(self, tenant: str, old: LogHead, new: LogHead, entries: list[LogEntry], checkpoint: str) -> bool:
+        """Entries into the log and out of the queue, the head moved from exactly ``old`` to ``new``,
+        the checkpoint stored at ``new.size``: all or nothing; False if the log or queue moved."""
+        ...
+
+    def list_log(self, tenant: str, after: int, limit: int) -> tuple[list[tuple[int, str]], int | None]:
+        """(index, receipt) from index ``after`` on, and where the next page starts (None: no more).
+        Before the tenant's first checkpoint, its chain-mode receipts (index = seq - 1)."""
+        ...
+
+    def list_checkpoints(self, tenant: str, after_size: int, limit: int) -> tuple[list[str], int | None]: ...
+
+    def checkpoint_at(self, tenant: str, size: int) -> str | None: ...
+
+    def log_entry(self, tenant: str, index: int) -> str | None: ...
+
+    def log_nodes(self, tenant: str, nodes: set[Node]) -> dict[Node, bytes]: ...
 
 
 class SignoffStore(
@@ -440,6 +466,7 @@ class SignoffStore(
     BudgetStore,
     GrantStore,
     ReceiptStore,
+    ReceiptLogStore,
     Protocol,
 ):
     """Everything the use cases keep: what ``SignoffTable`` and the in-memory table both are."""

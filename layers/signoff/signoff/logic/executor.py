@@ -178,27 +178,22 @@ class ActionExecutor:
     def _run_claimed(self, action: Action, resume_pause: str | None = None) -> tuple[Action | None, bool]:
         """The claim is ours: run the call if its approvals still cover exactly it, else record why not.
         The call as written, and whether its write also claimed the turn's resume (``resume_pause``)."""
-        head = None
-        if self._receipts is not None:  # the chain's head read with the approvals: one request, not two
-            approvals, head = self._table.approvals_with_receipt_head(action.approval_ids, action.tenant)
-        else:
-            approvals = self._table.get_approvals(action.approval_ids)
+        approvals = self._table.get_approvals(action.approval_ids)
         if approval_matches(action, approvals):
-            return self._finish_resuming(action, self._invoke(action), approvals, head, resume_pause)
+            return self._finish_resuming(action, self._invoke(action), approvals, resume_pause)
         logger.warning("approval does not match the call; not executed", extra={"call_id": action.call_id})
         refused = Execution(status=ExecutionStatus.NOT_EXECUTED, result={"error": "approval does not match"})
         return self._finish(action, refused), False
 
     def _finish(self, action: Action, execution: Execution) -> Action | None:
         """Record what the call came to; the call as written, or None if someone else settled it first."""
-        return self._finish_resuming(action, execution, None, None, None)[0]
+        return self._finish_resuming(action, execution, None, None)[0]
 
     def _finish_resuming(
         self,
         action: Action,
         execution: Execution,
         approvals: list[Approval] | None,
-        head: tuple[int, str] | None,
         resume_pause: str | None,
     ) -> tuple[Action | None, bool]:
         """``_finish``; a call that ran (not one handed to the client) may claim its turn's resume in
@@ -208,7 +203,7 @@ class ActionExecutor:
         if self._receipts is not None and receipt_needed(action, execution):
             if not execution.status.is_final:
                 resume_pause = None  # with the client: the turn waits for its result
-            receipt, resumed = self._receipts.finish_resuming(action, execution, approvals, head, resume_pause)
+            receipt, resumed = self._receipts.finish_resuming(action, execution, approvals, resume_pause)
             written = receipt is not None
         else:
             written = self._table.finish_execution(action, execution)
