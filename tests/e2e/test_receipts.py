@@ -1,12 +1,13 @@
-"""Signed receipts end to end: a gated call that runs gets one (in its action, its audit record and
-the tenant's chain), the public keys are served without authentication, and the verifier checks
-the chain through the API with nothing else."""
+"""Signed receipts end to end: a gated call that runs gets one (in its action, its audit record and,
+after the reconciler's next pass, the tenant's log under a signed checkpoint), the public keys are
+served without authentication, and the verifier checks the log through the API with nothing else."""
 
 from __future__ import annotations
 
 import requests
 
-from signoff.domain.receipts import decode, receipt_hash
+from signoff.domain.receipts import decode, inclusion_problems
+from signoff.verify import KeySet
 from signoff.verify import main as verify
 from tests.support import SignoffClient
 
@@ -25,9 +26,14 @@ def _all_receipts(client) -> list[str]:
     receipts, after = [], 0
     while after is not None:
         page = client.get_json("/receipts", params={"after": after, "limit": 500})
-        receipts += page["receipts"]
+        receipts += [e["receipt"] for e in page["entries"]]
         after = page["next_after"]
     return receipts
+
+
+def _checkpointed(stack) -> None:
+    """A reconciler pass, as the schedule runs it: the queued receipts join their tenants' logs."""
+    stack.run_scheduled("ReconcilerFunction")
 
 
 def test_an_approved_call_gets_a_receipt_that_binds_the_call_to_its_sign_off(stack):
@@ -48,22 +54,48 @@ def test_an_approved_call_gets_a_receipt_that_binds_the_call_to_its_sign_off(sta
         "/approvals", params={"conversation_id": action["receipt"] and claims["conversation_id"]}
     )["approvals"]
     assert entry["receipt"] == action["receipt"]
+    _checkpointed(stack)
     assert action["receipt"] in _all_receipts(client)
 
 
-def test_receipts_of_a_tenant_form_one_chain_and_verify_with_only_the_jwks(stack):
+def test_a_tenants_log_verifies_with_only_the_jwks_and_proves_each_receipt(stack, tmp_path):
     client = SignoffClient(stack)
     _approved(client)
-    _approved(client)
-    receipts = _all_receipts(client)
-    last, before = decode(receipts[-1]), decode(receipts[-2])
-    assert last.seq == before.seq + 1 and last.claims["prev"] == receipt_hash(receipts[-2])
+    _, action = _approved(client)
+    _checkpointed(stack)
+    entries = client.get_json("/receipts", params={"limit": 500})["entries"]
+    [index] = [e["index"] for e in entries if e["receipt"] == action["receipt"]]
+    checkpoints = client.get_json("/checkpoints")["checkpoints"]
+    latest = decode(checkpoints[-1])
+    assert latest.header["typ"] == "signoff-checkpoint+jwt" and latest.claims["size"] > index
 
     jwks = requests.get(f"{stack.api_url}/.well-known/jwks.json", timeout=10)  # no Authorization
     assert jwks.status_code == 200 and jwks.headers["Cache-Control"] == "public, max-age=300"
-    assert {k["kid"] for k in jwks.json()["keys"]} == {last.header["kid"]}
+    assert {k["kid"] for k in jwks.json()["keys"]} == {latest.header["kid"]}
+    proof = client.get_json(f"/receipts/{index}/proof")
+    assert proof["receipt"] == action["receipt"] and proof["checkpoint"] == checkpoints[-1]
+    assert inclusion_problems(proof, KeySet(jwks.json()).verify) == []
     url = f"{stack.api_url}/.well-known/jwks.json"
-    assert verify(["--jwks", url, "--api", stack.api_url, "--key", stack.config.api_key]) == 0
+    saved = tmp_path / "log.json"
+    assert verify(["--jwks", url, "--api", stack.api_url, "--key", stack.config.api_key, "--save", str(saved)]) == 0
+    assert verify(["--jwks", url, "--receipts", str(saved)]) == 0
+    first = decode(checkpoints[0]).claims["size"]
+    consistency = client.get_json("/checkpoints/consistency", params={"first": first, "second": latest.claims["size"]})
+    assert consistency["first_checkpoint"] == checkpoints[0]
+
+
+def test_proof_and_checkpoint_queries_that_do_not_fit_are_4xx(stack):
+    client = SignoffClient(stack)
+    for path, params, status, code in [
+        ("/receipts/abc/proof", {}, 404, "not_found"),  # a path that names no receipt
+        ("/receipts/0/proof", {"size": 0}, 400, "invalid_query"),
+        ("/receipts/999999/proof", {}, 404, "not_in_log"),
+        ("/checkpoints/consistency", {"first": 2}, 400, None),
+        ("/checkpoints/consistency", {"first": 5, "second": 3}, 404, "no_such_checkpoint"),
+        ("/checkpoints", {"after": -1}, 400, None),
+    ]:
+        body = client.get_json(path, params=params, status=status)
+        assert code is None or body["error"]["code"] == code
 
 
 def test_calls_that_did_not_run_or_needed_no_sign_off_get_no_receipt(client):
@@ -80,9 +112,13 @@ def test_each_tenant_has_its_own_chain_and_sees_only_its_own_receipts(stack):
     acme, globex = SignoffClient(stack, "key-acme-1"), SignoffClient(stack, "key-globex")
     _, action = _approved(acme)
     assert decode(action["receipt"]).claims["tenant"] == "acme"
+    _checkpointed(stack)
     assert action["receipt"] in _all_receipts(acme)
     assert action["receipt"] not in _all_receipts(globex)
     assert all(decode(r).claims["tenant"] == "globex" for r in _all_receipts(globex))
+    assert all(decode(c).claims["tenant"] == "globex" for c in globex.get_json("/checkpoints")["checkpoints"])
+    size = decode(acme.get_json("/checkpoints")["checkpoints"][-1]).claims["size"]
+    globex.get_json(f"/receipts/{size - 1}/proof", params={"size": size}, status=404)
 
 
 def test_the_verifier_says_why_it_cannot_read_rather_than_raise(stack, capsys):
