@@ -48,6 +48,8 @@ class AwsCallRecorder:
             found.append((f"sqs:{name}", params.get("QueueUrl", "")))
         elif prefix == "kms":
             found.append((f"kms:{name}", params.get("KeyId", "")))
+        elif prefix == "s3":
+            found.append((f"s3:{name}", params.get("Bucket", "")))
         else:
             found.append((f"{prefix}:{name}", ""))
         with self._lock:

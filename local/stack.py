@@ -50,6 +50,8 @@ from local.tool_servers.http_tools import HttpToolServer
 from local.tool_servers.lambda_tools import FUNCTIONS as LOCAL_TOOL_FUNCTIONS
 from local.tool_servers.mcp_tools import McpToolServer
 
+CHECKPOINT_BUCKET = "signoff-local-checkpoints"  # the stand-in for a team's own bucket
+
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -210,6 +212,9 @@ class EmbeddedStack:
             },
             queue_visibility_seconds=cfg.queue_visibility_seconds,
         )
+        # What a team creates outside the stack (docs/receipts.md): an Object Lock bucket for the
+        # checkpoints, named in CheckpointBucketName.
+        local_client("s3").create_bucket(Bucket=CHECKPOINT_BUCKET, ObjectLockEnabledForBucket=True)
         if not cfg.functions_in_process:
             return self  # `sam local` runs the functions, in containers
         self._start_tool_servers()
@@ -277,6 +282,7 @@ class EmbeddedStack:
             "ApproverEmail": cfg.approver_email,
             "DecisionTimeoutMinutes": str(cfg.decision_timeout_minutes),
             "NotifyUrlPrefixes": cfg.notify_url_prefixes,
+            "CheckpointBucketName": CHECKPOINT_BUCKET,
             "AWS::Region": "us-east-1",
             "AWS::StackName": "signoff",  # the service name metrics and logs carry (template: the stack name)
         }

@@ -1,7 +1,7 @@
 """`make bench`: one table and ``bench/results.json``, a progress line per phase.
 
 SIGNOFF_BENCH_RUNS=7 SIGNOFF_BENCH_APPROVALS=20 SIGNOFF_BENCH_LOAD=100 SIGNOFF_BENCH_SANDBOXES=1 \
-SIGNOFF_BENCH_PENDING=20000 SIGNOFF_BENCH_DUE=2000 python -m local.bench
+SIGNOFF_BENCH_PENDING=20000 SIGNOFF_BENCH_DUE=2000 SIGNOFF_BENCH_RECEIPTS=1000 python -m local.bench
 
 The reconciler simulation's per-item figures (requests per due item, items per invocation) do not
 depend on its size; its size only sets how long it takes here. ``results.json`` is written after
@@ -19,6 +19,7 @@ from local.bench.costs import PRICES_AS_OF, anchors_per_1000, signoff_per_1000
 from local.bench.load import local_load
 from local.bench.memory import memory_sizes
 from local.bench.phases import Phases
+from local.bench.receipts import receipt_costs
 from local.bench.reconciler import reconciler_at_scale
 from local.bench.requests import approved_seed_runs, per_action
 from local.template import ROOT, SamTemplate
@@ -35,8 +36,9 @@ def main() -> int:
     runs, approvals = _int("SIGNOFF_BENCH_RUNS", 7), _int("SIGNOFF_BENCH_APPROVALS", 20)
     load_size, due = _int("SIGNOFF_BENCH_LOAD", 100), _int("SIGNOFF_BENCH_DUE", 2000)
     pending = _int("SIGNOFF_BENCH_PENDING", 20000)
+    receipts = _int("SIGNOFF_BENCH_RECEIPTS", 1000)
     sandboxes = os.environ.get("SIGNOFF_BENCH_SANDBOXES", "") in ("1", "true")
-    phases = Phases(RESULTS, total=4)
+    phases = Phases(RESULTS, total=5)
     results = phases.results
     results["prices"] = PRICES_AS_OF
     imports = phases.run(
@@ -71,6 +73,14 @@ def main() -> int:
     if load is not None:
         results["local_load"] = load
     phases.write()
+    logged = phases.run(
+        "receipts",
+        f"receipts: 1 and 10 executions of one tenant at once, a checkpoint over {receipts:,} receipts",
+        lambda: receipt_costs(10, 3, receipts),
+    )
+    if logged is not None:
+        results["receipts"] = logged
+    phases.write()
     net = phases.run(
         "reconciler",
         f"reconciler: {pending:,} pending approvals, {due:,} due",
@@ -93,6 +103,8 @@ def _print(results: dict, imports: dict) -> None:
         _print_requests(results)
     if "local_load" in results:
         _print_load(results["local_load"])
+    if "receipts" in results:
+        _print_receipts(results["receipts"])
     if "reconciler" in results:
         _print_reconciler(results["reconciler"])
     if imports:
@@ -131,6 +143,22 @@ def _print_load(load: dict) -> None:
         row = load[phase]
         print(f"{'  ' + label + ' p50 / p99 (s)':<52} {row['p50_s']:>8} / {row['p99_s']}")
     print(f"{'  approvals settled per second (as clients read them)':<52} {load['approvals_per_second']:>8}")
+
+
+def _print_receipts(logged: dict) -> None:
+    one, together, checkpoint = logged["one_at_a_time"], logged["at_once"], logged["checkpoint_per_1000_receipts"]
+    print(f"\nReceipts: one tenant, approved refunds one at a time and {together['executions']} at once")
+    for label, key in (("KMS signs", "kms_signs"), ("DynamoDB requests", "dynamodb_requests")):
+        row = f"{one[key + '_per_approved_action']} / {together[key + '_per_approved_action']}"
+        print(f"{'  ' + label + ' per approved action, 1 / at once':<52} {row:>12}")
+    print(f"{'  most workers running at once':<52} {together['most_workers_at_once']:>12}")
+    print(f"Checkpoints, per 1,000 receipts ({checkpoint['receipts']:,} measured)")
+    print(f"{'  KMS signs':<52} {checkpoint['kms_signs']:>12}")
+    print(
+        f"{'  DynamoDB requests (items in transactions)':<52} {checkpoint['dynamodb_requests']:>12}"
+        f" ({checkpoint['transaction_items']})"
+    )
+    print(f"{'  the log verifies with the JWKS alone':<52} {logged['log_verifies']!s:>12}")
 
 
 def _print_reconciler(net: dict) -> None:

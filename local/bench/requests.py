@@ -75,7 +75,7 @@ class RequestCounter:
         if function is None:
             return  # the bench's own reads
         service = model.service_model.endpoint_prefix
-        if str((params.get("Key") or {}).get("pk", {}).get("S", "")).startswith("EFFECT#"):
+        if service == "dynamodb" and str((params.get("Key") or {}).get("pk", {}).get("S", "")).startswith("EFFECT#"):
             return  # the demo tool's own record of what it did: the tool's request, not Signoff's
         with self._lock:
             self.calls[(function, service, model.name)] += 1
@@ -158,12 +158,18 @@ def written_units(stack: EmbeddedStack, written: list[tuple[str, str, bool]]) ->
     return units
 
 
-def bench_stack(hook: Any = None, log_level: str = "WARNING", sandboxes: bool = False) -> EmbeddedStack:
+def bench_stack(
+    hook: Any = None, log_level: str = "WARNING", sandboxes: bool = False, queue_pollers: int | None = None
+) -> EmbeddedStack:
     """A local stack for a bench, its schedule out of the way; ``hook`` is installed on the boto3
     session and the clients are built again (a client copies the session's hooks when it is built).
-    ``sandboxes``: each function in a process of its own (no in-process hooks then)."""
+    ``sandboxes``: each function in a process of its own (no in-process hooks then). ``queue_pollers``:
+    invocations per queue at once (default: the template's WorkerMaxConcurrency, 5)."""
     config = StackConfig(
-        reconcile_interval_seconds=3600, extra_env={"POWERTOOLS_LOG_LEVEL": log_level}, sandboxes=sandboxes
+        reconcile_interval_seconds=3600,
+        extra_env={"POWERTOOLS_LOG_LEVEL": log_level},
+        sandboxes=sandboxes,
+        queue_pollers=queue_pollers,
     )
     stack = EmbeddedStack(config.on_free_ports()).start()
     if hook is not None:

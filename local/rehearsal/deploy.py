@@ -44,6 +44,7 @@ PARAMETERS = {
     "RetiredReceiptKeyArns": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
     "ReceiptKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/66666666-7777-8888-9999-000000000000",
     "SecretsKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+    "CheckpointBucketName": "acme-signoff-checkpoints",
     "NotifierMaxConcurrency": "3",
     "WorkerMaxConcurrency": "4",
     "LogRetentionDays": "90",

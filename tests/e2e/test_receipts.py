@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import requests
 
+from local.evidence import local_client
+from local.stack import CHECKPOINT_BUCKET
 from signoff.domain.receipts import decode, inclusion_problems
 from signoff.verify import KeySet
 from signoff.verify import main as verify
@@ -79,6 +81,13 @@ def test_a_tenants_log_verifies_with_only_the_jwks_and_proves_each_receipt(stack
     saved = tmp_path / "log.json"
     assert verify(["--jwks", url, "--api", stack.api_url, "--key", stack.config.api_key, "--save", str(saved)]) == 0
     assert verify(["--jwks", url, "--receipts", str(saved)]) == 0
+    # Every checkpoint was copied to the team's bucket; the verifier checks the log against a copy.
+    s3 = local_client("s3")
+    kept = s3.get_object(Bucket=CHECKPOINT_BUCKET, Key=f"checkpoints/default/{latest.claims['size']:012d}.jwt")
+    (tmp_path / "kept.jwt").write_bytes(kept["Body"].read())
+    assert (tmp_path / "kept.jwt").read_text() == checkpoints[-1]
+    args = ["--jwks", url, "--receipts", str(saved), "--checkpoint", str(tmp_path / "kept.jwt")]
+    assert verify(args) == 0
     first = decode(checkpoints[0]).claims["size"]
     consistency = client.get_json("/checkpoints/consistency", params={"first": first, "second": latest.claims["size"]})
     assert consistency["first_checkpoint"] == checkpoints[0]

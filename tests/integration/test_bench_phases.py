@@ -17,6 +17,7 @@ TINY = {
     "SIGNOFF_BENCH_PENDING": "100",
     "SIGNOFF_BENCH_DUE": "20",
     "SIGNOFF_BENCH_SANDBOXES": "1",
+    "SIGNOFF_BENCH_RECEIPTS": "60",
 }
 
 
@@ -34,13 +35,14 @@ def test_every_phase_of_the_bench_runs_and_writes_its_figures(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     progress = [line for line in done.stderr.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in progress if ": done in " in line] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert [line.split("]")[0] for line in progress if ": done in " in line] == ["[1/5", "[2/5", "[3/5", "[4/5", "[5/5"]
     assert "Connection pool is full" not in done.stderr + done.stdout
     written = json.loads(results.read_text())
     assert written["failed_phases"] == [] and set(written["phases"]) == {
         "cold_imports",
         "requests",
         "local_load",
+        "receipts",
         "reconciler",
     }
     load = written["local_load"]
@@ -50,6 +52,12 @@ def test_every_phase_of_the_bench_runs_and_writes_its_figures(tmp_path):
     # what a client sees comes after what the process wrote
     assert load["approve_to_reply_read"]["max_s"] >= load["approve_to_reply_in_process"]["p50_s"]
     assert written["dynamodb_requests_per_approved_action"] > 0 and written["reconciler"]["drained"] is True
+    logged = written["receipts"]
+    assert logged["log_verifies"] is True and logged["at_once"]["most_workers_at_once"] > 1
+    assert (
+        logged["at_once"]["kms_signs_per_approved_action"] == logged["one_at_a_time"]["kms_signs_per_approved_action"]
+    )
+    assert logged["checkpoint_per_1000_receipts"]["kms_signs"] > 0
 
 
 def test_a_failed_phase_is_recorded_and_the_figures_before_it_kept(tmp_path):
