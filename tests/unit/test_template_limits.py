@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from local.template import SamTemplate
 
 TEMPLATE = SamTemplate()
@@ -348,3 +350,14 @@ def test_no_output_is_exported_under_a_name_another_stack_would_take():
     for name, output in TEMPLATE.doc["Outputs"].items():
         export = output.get("Export", {}).get("Name")
         assert export is None or "${AWS::StackName}" in str(export), name
+
+
+def test_every_alarm_is_in_the_operations_guide_with_what_to_do():
+    """docs/operations.md's alarm table names every alarm the template makes (per-function error and
+    throttle alarms by their pattern), so a new alarm never pages someone who cannot look it up."""
+    text = (TEMPLATE.path.parent / "docs" / "operations.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines() if line.startswith("| `")}
+    functions = "|".join(fn.logical_id.removesuffix("Function") for fn in TEMPLATE.functions())
+    for name in TEMPLATE.of_type("AWS::CloudWatch::Alarm"):
+        pattern = re.sub(rf"^({functions})(?=(Errors|Throttles)Alarm$)", "<Function>", name)
+        assert pattern in rows, name
