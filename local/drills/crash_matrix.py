@@ -15,7 +15,9 @@ table and the emulators' logs:
 - tool outputs reached the agent API at most once per call (for Chat Completions, which keeps
   no state, at most once in the stored history: re-asking the model after a crash is not a
   second submission);
-- a new message afterwards gets a reply.
+- a new message afterwards gets a reply;
+- every gated call that ran has its receipt, and the reconciler's next pass puts it in its
+  tenant's log under a checkpoint.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class PointResult:
     duplicate_executions: int = 0
     unapproved_executions: int = 0
     duplicate_submissions: int = 0
+    receipts_missing: int = 0  # a gated call that ran without its receipt, or its receipt never logged
     follow_up_replied: bool = True
     notes: str = ""
 
@@ -90,7 +93,12 @@ class PointResult:
         return (
             not self.stranded
             and self.follow_up_replied
-            and not (self.duplicate_executions or self.unapproved_executions or self.duplicate_submissions)
+            and not (
+                self.duplicate_executions
+                or self.unapproved_executions
+                or self.duplicate_submissions
+                or self.receipts_missing
+            )
         )
 
 
@@ -107,6 +115,7 @@ class MatrixReport:
             "duplicate_executions": sum(p.duplicate_executions for p in self.points),
             "unapproved_executions": sum(p.unapproved_executions for p in self.points),
             "duplicate_submissions": sum(p.duplicate_submissions for p in self.points),
+            "receipts_missing": sum(p.receipts_missing for p in self.points),
         }
 
     def line(self) -> str:
@@ -115,7 +124,8 @@ class MatrixReport:
             f"crash matrix: points tried {s['points_tried']} (crashes fired {s['crashes_fired']})   "
             f"stranded {s['stranded']}   duplicate executions {s['duplicate_executions']}   "
             f"unapproved executions {s['unapproved_executions']}   "
-            f"duplicate submissions {s['duplicate_submissions']}   (all must be 0)"
+            f"duplicate submissions {s['duplicate_submissions']}   "
+            f"receipts missing {s['receipts_missing']}   (all must be 0)"
         )
 
     def failures(self) -> list[PointResult]:
@@ -282,6 +292,26 @@ class CrashMatrix:
             if action.gated and not (action.verdict is not None and action.verdict.permits_execution):
                 result.unapproved_executions += 1
         result.duplicate_submissions = self._duplicate_submissions(cid, actions)
+        result.receipts_missing = self._receipts_missing(actions)
+
+    def _receipts_missing(self, actions: list) -> int:
+        """Gated calls that ran without a receipt, or whose receipt the reconciler's next pass (run
+        here, as the schedule would) does not put in the tenant's log."""
+        from signoff import runtime
+        from signoff.logic.receipts import receipt_needed
+
+        needed = [a for a in actions if a.execution is not None and receipt_needed(a, a.execution)]
+        missing = sum(1 for a in needed if not a.receipt)
+        if not any(a.receipt for a in needed):
+            return missing
+        self.stack.run_scheduled("ReconcilerFunction")
+        logged: set[str] = set()
+        for tenant in {a.tenant for a in needed}:
+            after: int | None = 0
+            while after is not None:
+                page, after = runtime.table().list_log(tenant, after, 500)
+                logged.update(jws for _, jws in page)
+        return missing + sum(1 for a in needed if a.receipt and a.receipt not in logged)
 
     def _duplicate_submissions(self, cid: str, actions: list) -> int:
         from signoff import runtime

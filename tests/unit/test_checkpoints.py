@@ -237,3 +237,30 @@ def test_a_second_checkpointer_at_the_same_moment_appends_nothing_twice():
     assert not second._append(TENANT, head, pending)  # read the same head and queue: refused whole
     entries, checkpoints = _log(table)
     assert len(entries) == 5 and len(checkpoints) == 1 and _problems(table, signer) == []
+
+
+def test_chain_mode_receipts_keep_verifying_and_become_the_logs_first_leaves():
+    """A tenant upgraded with receipts from before the log: they chain as before, the first
+    checkpoint takes them in first (index = seq - 1), and from then on removing one is caught both
+    ways."""
+    from signoff.domain.receipts import GENESIS as ZERO
+    from tests.fakes.memory_table import _Row
+
+    table, signer = MemoryTable(), FixedSigner()
+    chain, prev = [], ZERO
+    for seq in (1, 2, 3):
+        message = signing_input(signer.key_id, {"tenant": TENANT, "call_id": f"old_{seq}", "seq": seq, "prev": prev})
+        chain.append(compact(message, signer.sign(message)))
+        prev = receipt_hash(chain[-1])
+        table._rows[(f"RECEIPTS#{TENANT}", f"SEQ#{seq:012d}")] = _Row({"jws": chain[-1]})
+    table._rows[(f"RECEIPTS#{TENANT}", "HEAD")] = _Row({"seq": 3, "hash": prev})
+    assert _problems(table, signer, checkpoints=[]) == []  # before the log: checked as a chain
+    new = _settle(table, signer, 2)
+    assert Checkpointer(table, signer, "iss").run() == 5
+    entries, _ = _log(table)
+    assert [r for _, r in entries] == [*chain, *new] and _problems(table, signer) == []
+    assert _problems(table, signer, [entries[0], *entries[2:]]) == [
+        "seq 3: follows seq 1 (removed: 2..2; or out of order)",
+        "seq 3: prev is not the hash of seq 1",
+        "receipt 1: missing (in the middle of the log)",
+    ]

@@ -11,7 +11,8 @@ Item types (pk / sk):
 - ``EFFECT#<key>`` / ``EFFECT``        side effect of a demo tool, written once per key
 - ``BUDGET#<budget>#<group>`` / ``BUDGET`` a budget's reservations in its window, per group
 - ``GRANTSCOPE#<hash>`` / ``GRANT#<id>`` a standing approval (also in the audit index, bucket GRANTS)
-- ``RECEIPTS#<tenant>`` / ``HEAD`` | ``SEQ#<n>`` the tenant's receipt chain (receipts.py)
+- ``RECEIPTS#<tenant>`` / ``QUEUED#…`` | ``LOG`` | ``LEAF#<n>`` | ``CHECKPOINT#<n>`` the tenant's receipt
+                                       log (receipts.py); ``HEAD`` | ``SEQ#<n>`` its chain-mode receipts
 - ``IDEMPOTENCY#...``                  Powertools idempotency records
 
 Every state transition is a conditional write; see docs/architecture.md.
