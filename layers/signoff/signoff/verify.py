@@ -174,26 +174,25 @@ def main(argv: list[str] | None = None) -> int:
         summary += f" ({len(entries) - latest} not yet in a checkpoint)"
     if trusted:
         summary += f", checked against {len(trusted)} exported checkpoint(s)"
-    if problems:
-        for problem in problems:
-            print(problem)
-        print(f"{summary}: {len(problems)} problem(s)")
-        return 1
-    print(f"{summary}: every signature verifies, every checkpoint matches the receipts")
-    return 0
+    return _report(summary, problems, "every signature verifies, every checkpoint matches the receipts")
 
 
 def _report_chain(receipts: list[str], problems: list) -> int:
     if not receipts:
         print("no receipts")
         return 0
-    first, last = _seq(receipts[0]), _seq(receipts[-1])
+    summary = f"{len(receipts)} receipts (seq {_seq(receipts[0])}..{_seq(receipts[-1])})"
+    return _report(summary, problems, "every signature verifies, the chain is unbroken")
+
+
+def _report(summary: str, problems: list, verdict: str) -> int:
+    """Each problem on a line, then the summary: exit status 1 with problems, 0 without."""
+    for problem in problems:
+        print(problem)
     if problems:
-        for problem in problems:
-            print(problem)
-        print(f"{len(receipts)} receipts (seq {first}..{last}): {len(problems)} problem(s)")
+        print(f"{summary}: {len(problems)} problem(s)")
         return 1
-    print(f"{len(receipts)} receipts (seq {first}..{last}): every signature verifies, the chain is unbroken")
+    print(f"{summary}: {verdict}")
     return 0
 
 

@@ -135,28 +135,22 @@ class LogProofs:
         receipt = self._store.log_entry(tenant, index) if 0 <= index < size else None
         if checkpoint is None or receipt is None:
             raise NoSuchCheckpoint(f"no receipt {index} under a checkpoint of size {size}")
-        ranges = inclusion_ranges(index, size)
-        nodes = self._store.log_nodes(tenant, nodes_for(ranges))
-        path = hashes_for(ranges, nodes.__getitem__)
-        return {
-            "index": index,
-            "tree_size": size,
-            "receipt": receipt,
-            "path": [h.hex() for h in path],
-            "checkpoint": checkpoint,
-        }
+        path = self._path(tenant, inclusion_ranges(index, size))
+        return {"index": index, "tree_size": size, "receipt": receipt, "path": path, "checkpoint": checkpoint}
 
     def consistency(self, tenant: str, first: int, second: int) -> dict:
         older, newer = self._store.checkpoint_at(tenant, first), self._store.checkpoint_at(tenant, second)
         if older is None or newer is None or first > second:
             raise NoSuchCheckpoint(f"no checkpoints of sizes {first} and {second} (first <= second)")
-        ranges = consistency_ranges(first, second)
-        nodes = self._store.log_nodes(tenant, nodes_for(ranges))
-        path = hashes_for(ranges, nodes.__getitem__)
         return {
             "first": first,
             "second": second,
-            "path": [h.hex() for h in path],
+            "path": self._path(tenant, consistency_ranges(first, second)),
             "first_checkpoint": older,
             "second_checkpoint": newer,
         }
+
+    def _path(self, tenant: str, ranges: list[tuple[int, int]]) -> list[str]:
+        """The hashes of ``ranges`` (hex), from the stored subtrees they are made of, read in one batch."""
+        nodes = self._store.log_nodes(tenant, nodes_for(ranges))
+        return [h.hex() for h in hashes_for(ranges, nodes.__getitem__)]
