@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from local.drills.crash_matrix import CrashMatrix
 from local.evidence import TimedOut, effect_call, effects, local_client, submission_counts
@@ -122,6 +123,9 @@ class Drills:
         self.report = Report()
         self.conversations: list[str] = []
         self.http = requests.Session()
+        # Drills post from up to 16 threads at once: room for each (urllib3's default pool keeps 10
+        # and warns "Connection pool is full" for every connection past them).
+        self.http.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
 
     # -- plumbing ------------------------------------------------------------------------
     def start(self, message: str = SEED) -> str:

@@ -29,7 +29,7 @@ def stack():
         stall_after_seconds=0,
         queue_visibility_seconds=2,
         extra_env={"HANDOVER_TIMEOUT_SECONDS": "1"},  # so the drills' slow Handover answers time out
-        tenant_keys="acme:key-acme-1,acme:key-acme-2,globex:key-globex",  # the isolation tests' tenants
+        tenant_keys="acme:key-acme-1,acme:key-acme-2,globex:key-globex,audit:key-audit",  # isolation, tampering
     ).on_free_ports()
     running = EmbeddedStack(config).start()
     yield running

@@ -8,7 +8,7 @@ import requests
 
 from local.evidence import local_client
 from local.stack import CHECKPOINT_BUCKET
-from signoff.domain.receipts import decode, inclusion_problems
+from signoff.domain.receipts import b64url, decode, inclusion_problems
 from signoff.verify import KeySet
 from signoff.verify import main as verify
 from tests.support import SignoffClient
@@ -139,3 +139,54 @@ def test_the_verifier_says_why_it_cannot_read_rather_than_raise(stack, capsys):
     assert "is --key a client API key" in capsys.readouterr().err
     assert verify(["--jwks", jwks, "--receipts", "/nonexistent/receipts.json"]) == 2
     assert "FileNotFoundError" in capsys.readouterr().err
+
+
+def test_receipts_deleted_from_the_table_or_a_forged_checkpoint_fail_the_verifier(stack, tmp_path, capsys):
+    """What someone with write access to the table could do, done to a tenant of its own ("audit"),
+    each undone after: the verifier, with the JWKS alone, says which and where."""
+    from tests.fakes.gate import FixedSigner
+
+    client = SignoffClient(stack, "key-audit")
+    for _ in range(3):
+        _approved(client)
+    _checkpointed(stack)
+    ddb, table = local_client("dynamodb"), stack.resources.refs["SignoffTable"]
+    size = decode(client.get_json("/checkpoints")["checkpoints"][-1]).claims["size"]
+    jwks = f"{stack.api_url}/.well-known/jwks.json"
+    args = ["--jwks", jwks, "--api", stack.api_url, "--key", "key-audit"]
+
+    def without(sk: str, expected: str, more: list[str] = ()) -> None:
+        key = {"pk": {"S": "RECEIPTS#audit"}, "sk": {"S": sk}}
+        item = ddb.get_item(TableName=table, Key=key)["Item"]
+        ddb.delete_item(TableName=table, Key=key)
+        try:
+            assert verify([*args, *more]) == 1
+            assert expected in capsys.readouterr().out
+        finally:
+            ddb.put_item(TableName=table, Item=item)
+        assert verify([*args, *more]) == 0
+
+    capsys.readouterr()
+    without("LEAF#000000000000", "receipt 0: missing (at the start of the log)")
+    without("LEAF#000000000001", "receipt 1: missing (in the middle of the log)")
+    without(f"LEAF#{size - 1:012d}", f"receipt {size - 1}: missing (at the end of the log)")
+    # The latest checkpoint deleted too: the table alone looks whole (its receipts merely uncovered);
+    # the copy in the team's bucket says the log was cut back.
+    copy = tmp_path / "copy.jwt"
+    s3_key = f"checkpoints/audit/{size:012d}.jwt"
+    copy.write_bytes(local_client("s3").get_object(Bucket=CHECKPOINT_BUCKET, Key=s3_key)["Body"].read())
+    without(f"CHECKPOINT#{size:012d}", "the log was cut back", ["--checkpoint", str(copy)])
+    forged = ddb.get_item(TableName=table, Key={"pk": {"S": "RECEIPTS#audit"}, "sk": {"S": f"CHECKPOINT#{size:012d}"}})
+    intruder = FixedSigner()
+    header, claims, _ = forged["Item"]["jws"]["S"].split(".")
+    forged["Item"]["jws"]["S"] = f"{header}.{claims}.{b64url(intruder.sign(f'{header}.{claims}'.encode()))}"
+    original = ddb.get_item(
+        TableName=table, Key={"pk": {"S": "RECEIPTS#audit"}, "sk": {"S": f"CHECKPOINT#{size:012d}"}}
+    )
+    ddb.put_item(TableName=table, Item=forged["Item"])
+    try:
+        assert verify(args) == 1
+        assert f"checkpoint {size}: signature does not verify (forged or edited)" in capsys.readouterr().out
+    finally:
+        ddb.put_item(TableName=table, Item=original["Item"])
+    assert verify(args) == 0

@@ -265,3 +265,19 @@ def test_chain_mode_receipts_keep_verifying_and_become_the_logs_first_leaves():
         "seq 3: prev is not the hash of seq 1",
         "receipt 1: missing (in the middle of the log)",
     ]
+
+
+def test_a_consistency_proof_checks_offline_and_a_rewritten_log_fails_it(logged, tmp_path, capsys):
+    table, signer = logged
+    proof = json.loads(json.dumps(LogProofs(table).consistency(TENANT, 4, 10)))
+    (tmp_path / "jwks.json").write_text(json.dumps(signer.jwks()))
+    (tmp_path / "good.json").write_text(json.dumps(proof))
+    assert main(["--jwks", str(tmp_path / "jwks.json"), "--consistency", str(tmp_path / "good.json")]) == 0
+    # A second log, signed by the same key, that rewrote receipt 2: its checkpoint does not extend the first.
+    other = MemoryTable()
+    _settle(other, signer, 10)
+    Checkpointer(other, signer, "iss", batch=4).run()
+    forked = {**proof, "second_checkpoint": other.checkpoint_at(TENANT, 10)}
+    (tmp_path / "forked.json").write_text(json.dumps(forked))
+    assert main(["--jwks", str(tmp_path / "jwks.json"), "--consistency", str(tmp_path / "forked.json")]) == 1
+    assert "checkpoint 10: does not extend checkpoint 4 (its log was rewritten)" in capsys.readouterr().out

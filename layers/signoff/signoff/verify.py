@@ -3,6 +3,7 @@
     python -m signoff.verify --jwks https://<api>/.well-known/jwks.json --api https://<api> --key <client key>
     python -m signoff.verify --jwks jwks.json --receipts log.json [--checkpoint exported.jwt ...]
     python -m signoff.verify --jwks jwks.json --proof proof.json
+    python -m signoff.verify --jwks jwks.json --consistency consistency.json
 
 Checks every signature (ES256 against the JWKS): receipts and the signed checkpoints of the
 tenant's log. Each checkpoint must follow the one before and sign the Merkle root of exactly the
@@ -10,7 +11,9 @@ receipts listed up to its size, so a receipt edited, replaced, or removed at the
 middle or at the end is reported, as is a forged checkpoint; ``--checkpoint`` adds checkpoints
 kept out of the table's reach (an export), against which a log cut back or rewritten is caught.
 Chain-mode receipts (``seq``/``prev``, written before the log) are also checked as a chain.
-``--proof`` checks one receipt's inclusion proof (``GET /receipts/{index}/proof``) alone.
+``--proof`` checks one receipt's inclusion proof (``GET /receipts/{index}/proof``) alone, and
+``--consistency`` that an older checkpoint's log is a prefix of a newer one's
+(``GET /checkpoints/consistency``), for an auditor who keeps only checkpoints.
 ``--receipts`` takes ``{"entries": [...], "checkpoints": [...]}`` (``--api`` with ``--save``
 writes one), a ``GET /receipts`` page, a JSON list of receipts, or a ``GET /approvals`` export
 (the last two are checked as a chain only). Exit status 1 on any problem, 2 when the inputs
@@ -30,6 +33,7 @@ from signoff.domain.receipts import (
     Receipt,
     b64url_decode,
     chain_problems,
+    consistency_problems,
     decode,
     inclusion_problems,
     log_problems,
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--receipts", help="a JSON file: a log export, /receipts page, list, or /approvals export")
     source.add_argument("--api", help="the Signoff API URL (reads GET /receipts and /checkpoints with --key)")
     source.add_argument("--proof", help="a JSON file (or URL) of one receipt's inclusion proof")
+    source.add_argument("--consistency", help="a JSON file (or URL) of a consistency proof between two checkpoints")
     parser.add_argument("--key", help="a client API key of the tenant (with --api)")
     parser.add_argument("--checkpoint", action="append", default=[], help="a checkpoint kept elsewhere (file or URL)")
     parser.add_argument("--save", help="with --api: also write what was read to this file (a log export)")
@@ -155,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         keys = KeySet(_load(args.jwks))
         trusted = [_load_text(c) for c in args.checkpoint]
         if args.proof:
-            return _report_proof(inclusion_problems(_load(args.proof), keys.verify))
+            verdict = "the receipt verifies and is in the tree its checkpoint signs"
+            return _report("inclusion proof", inclusion_problems(_load(args.proof), keys.verify), verdict)
+        if args.consistency:
+            verdict = "both checkpoints verify; the newer log extends the older unchanged"
+            return _report("consistency proof", consistency_problems(_load(args.consistency), keys.verify), verdict)
         document = fetch_log(args.api, args.key or "") if args.api else _load(args.receipts)
         if args.save:
             Path(args.save).write_text(json.dumps(document, indent=1), encoding="utf-8")
@@ -193,15 +202,6 @@ def _report(summary: str, problems: list, verdict: str) -> int:
         print(f"{summary}: {len(problems)} problem(s)")
         return 1
     print(f"{summary}: {verdict}")
-    return 0
-
-
-def _report_proof(problems: list) -> int:
-    for problem in problems:
-        print(problem)
-    if problems:
-        return 1
-    print("the receipt verifies and is in the tree its checkpoint signs")
     return 0
 
 

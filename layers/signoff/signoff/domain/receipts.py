@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff.domain.canonical import canonical_json
-from signoff.domain.merkle import leaf_hash, root_of, verify_inclusion
+from signoff.domain.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 
 GENESIS = "0" * 64  # the ``prev`` of a tenant's first receipt, and of its first checkpoint
 RECEIPT_TYPE = "signoff-receipt+jwt"
@@ -296,4 +296,26 @@ def inclusion_problems(proof: dict[str, Any], verify: Callable[[Receipt], bool])
     root = bytes.fromhex(str(checkpoint.claims.get("root", "")))
     if not verify_inclusion(leaf_hash(proof["receipt"].encode("ascii")), index, size, path, root):
         problems.append(Problem(index, f"is not in the tree the checkpoint of size {size} signs", where))
+    return problems
+
+
+def consistency_problems(proof: dict[str, Any], verify: Callable[[Receipt], bool]) -> list[Problem]:
+    """Does ``proof`` (``GET /checkpoints/consistency``) show the older checkpoint's log is a prefix
+    of the newer one's: nothing it covered removed, replaced or reordered since? Both checkpoints
+    must verify; nothing else is needed (an auditor who keeps only checkpoints)."""
+    first, second = int(proof["first"]), int(proof["second"])
+    roots: list[bytes] = []
+    problems: list[Problem] = []
+    for size, jws in ((first, proof["first_checkpoint"]), (second, proof["second_checkpoint"])):
+        checkpoint = decode(jws)
+        if checkpoint.header.get("typ") != CHECKPOINT_TYPE or not _signed(checkpoint, verify):
+            problems.append(Problem(size, "signature does not verify (forged or edited)", f"checkpoint {size}"))
+        elif int(checkpoint.claims.get("size", -1)) != size:
+            problems.append(Problem(size, "the proof is for another size than the checkpoint's", f"checkpoint {size}"))
+        roots.append(bytes.fromhex(str(checkpoint.claims.get("root", ""))))
+    path = [bytes.fromhex(h) for h in proof["path"]]
+    if not problems and not verify_consistency(first, second, roots[0], roots[1], path):
+        problems.append(
+            Problem(second, f"does not extend checkpoint {first} (its log was rewritten)", f"checkpoint {second}")
+        )
     return problems
