@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import deadline, runtime
+from signoff.logic.checkpoints import CheckpointReport
 from signoff.observability import count, metrics, seconds, tracer
 
 logger = Logger()
@@ -22,10 +23,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         report = runtime.reconciler().run()
         checkpointer = runtime.checkpointer()
         # Every pass appends the receipts queued since the last to their tenants' logs.
-        checkpointed = checkpointer.run() if checkpointer is not None else 0
+        logged = checkpointer.run() if checkpointer is not None else CheckpointReport()
     logger.info(
         "reconcile pass",
-        extra={"checked": report.checked, "settled": report.settled, "receipts_checkpointed": checkpointed},
+        extra={"checked": report.checked, "settled": report.settled, "receipts_checkpointed": logged.appended},
     )
     for name, value in (
         ("ApprovalsSettledByReconciler", report.settled),
@@ -34,8 +35,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ("DecisionFetchErrors", report.errors),
         ("UnreadableDecisionsSettled", report.unreadable_settled),
         ("MissingApprovalsSettled", report.missing_approvals_settled),
+        ("ReceiptsCheckpointed", logged.appended),
+        ("CheckpointExportsFailed", logged.export_failures),  # alarmed on (CheckpointExportAlarm)
     ):
         count(name, value)
     # Rising means the safety net falls behind (or something is stuck): alarmed on in the template.
     seconds("OldestDueAgeSeconds", report.oldest_due_age_seconds)
-    return {**asdict(report), "receipts_checkpointed": checkpointed}
+    return {**asdict(report), "receipts_checkpointed": logged.appended}

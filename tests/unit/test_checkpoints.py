@@ -80,7 +80,7 @@ def logged():
     checkpointer = Checkpointer(table, signer, "https://signoff.example", batch=4)
     _settle(table, signer, 10)
     signed_before = signer.signed
-    assert checkpointer.run() == 10
+    assert checkpointer.run().appended == 10
     assert signer.signed - signed_before == 3  # one signature per checkpoint, none per receipt
     return table, signer
 
@@ -161,11 +161,12 @@ def test_a_log_cut_back_with_its_checkpoint_is_caught_by_an_exported_one():
     )
 
 
-def test_an_export_that_fails_never_loses_the_checkpoint(counted):
+def test_an_export_that_fails_never_loses_the_checkpoint():
     table, signer = MemoryTable(), FixedSigner()
     _settle(table, signer, 2)
-    assert Checkpointer(table, signer, "iss", export=Exported(fail=True)).run() == 2
-    assert table.receipt_log(TENANT).size == 2 and counted()["CheckpointExportsFailed"] == 1
+    report = Checkpointer(table, signer, "iss", export=Exported(fail=True)).run()
+    assert (report.appended, report.checkpoints, report.export_failures) == (2, 1, 1)
+    assert table.receipt_log(TENANT).size == 2
 
 
 def test_an_inclusion_proof_verifies_offline_with_only_the_jwks_and_the_checkpoint(logged, tmp_path, capsys):
@@ -256,7 +257,7 @@ def test_chain_mode_receipts_keep_verifying_and_become_the_logs_first_leaves():
     table._rows[(f"RECEIPTS#{TENANT}", "HEAD")] = _Row({"seq": 3, "hash": prev})
     assert _problems(table, signer, checkpoints=[]) == []  # before the log: checked as a chain
     new = _settle(table, signer, 2)
-    assert Checkpointer(table, signer, "iss").run() == 5
+    assert Checkpointer(table, signer, "iss").run().appended == 5
     entries, _ = _log(table)
     logged = [r for _, r in entries]
     assert logged[:3] == chain and sorted(logged[3:]) == sorted(new) and _problems(table, signer) == []

@@ -202,7 +202,7 @@ def test_each_gated_call_that_ran_has_a_receipt_in_the_tenants_log():
     assert claims["verdict"] == "approved" and claims["approvals"][0]["decision_id"] == first
     assert claims["arguments"] == '{"amount":340,"customer_id":"c1"}'
 
-    assert Checkpointer(gate.table, gate.signer, "iss").run() == 1
+    assert Checkpointer(gate.table, gate.signer, "iss").run().appended == 1
     entries, _ = gate.table.list_log("default", 0, 10)
     checkpoints, _ = gate.table.list_checkpoints("default", 0, 10)
     assert entries == [(0, refund.receipt)] and len(checkpoints) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools import Logger
@@ -27,7 +28,6 @@ from signoff.domain.receipts import (
     receipt_hash,
     signing_input,
 )
-from signoff.observability import count
 
 if TYPE_CHECKING:
     from signoff.domain.stores import ReceiptLogStore
@@ -44,6 +44,15 @@ class CheckpointExport(Protocol):
     """Where a team keeps copies of its checkpoints, out of reach of whoever can write the table."""
 
     def put(self, tenant: str, size: int, checkpoint: str) -> None: ...
+
+
+@dataclass
+class CheckpointReport:
+    """What a pass did: receipts appended, checkpoints signed, copies that could not be made."""
+
+    appended: int = 0
+    checkpoints: int = 0
+    export_failures: int = 0
 
 
 class NoSuchCheckpoint(LookupError):
@@ -67,18 +76,18 @@ class Checkpointer:
         self._clock = clock
         self._batch = batch
 
-    def run(self) -> int:
-        """Checkpoint every tenant with receipts waiting, while the invocation has time. The
-        receipts appended."""
-        appended = 0
+    def run(self) -> CheckpointReport:
+        """Checkpoint every tenant with receipts waiting, while the invocation has time."""
+        report = CheckpointReport()
         for tenant in self._store.tenants_with_queued_receipts(TENANTS_PER_PASS):
             if deadline.remaining() < RESERVE_SECONDS:
                 break
-            appended += self.checkpoint(tenant)
-        return appended
+            self.checkpoint(tenant, report)
+        return report
 
-    def checkpoint(self, tenant: str) -> int:
+    def checkpoint(self, tenant: str, report: CheckpointReport | None = None) -> int:
         """Append the tenant's waiting receipts, a batch per checkpoint. The receipts appended."""
+        report = report if report is not None else CheckpointReport()
         appended, attempts = 0, 0
         while deadline.remaining() >= RESERVE_SECONDS:
             head = self._store.receipt_log(tenant)
@@ -87,7 +96,7 @@ class Checkpointer:
                 pending += self._store.queued_receipts(tenant, self._batch - len(pending))
             if not pending:
                 break
-            if self._append(tenant, head, pending):
+            if self._append(tenant, head, pending, report):
                 appended += len(pending)
                 continue
             attempts += 1
@@ -96,7 +105,10 @@ class Checkpointer:
                 break
         return appended
 
-    def _append(self, tenant: str, head: LogHead, pending: list[PendingReceipt]) -> bool:
+    def _append(
+        self, tenant: str, head: LogHead, pending: list[PendingReceipt], report: CheckpointReport | None = None
+    ) -> bool:
+        report = report if report is not None else CheckpointReport()
         leaves = [leaf_hash(p.jws.encode("ascii")) for p in pending]
         frontier, made = Frontier(head.size, head.frontier).append(leaves)
         entries = []
@@ -113,13 +125,14 @@ class Checkpointer:
         new = LogHead(frontier.size, frontier.hashes, receipt_hash(checkpoint), chain_seq)
         if not self._store.append_to_log(tenant, head, new, entries, checkpoint):
             return False
-        count("ReceiptsCheckpointed", len(pending))
+        report.appended += len(pending)
+        report.checkpoints += 1
         if self._export is not None:
             try:
                 self._export.put(tenant, new.size, checkpoint)
-            except Exception:
+            except Exception:  # the next checkpoint covers this one: never lose the pass over a copy
                 logger.exception("checkpoint export failed", extra={"tenant": tenant, "size": new.size})
-                count("CheckpointExportsFailed")
+                report.export_failures += 1
         return True
 
 
