@@ -11,7 +11,14 @@ import time
 import uuid
 from typing import Any
 
-from local.openai_requests import ApiError, check_chat_messages, offered_names, refuse_unsupported, select_calls
+from local.openai_requests import (
+    ApiError,
+    check_chat_messages,
+    effective_tools,
+    offered_names,
+    refuse_unsupported,
+    select_calls,
+)
 from local.scripted_model import describe_outputs, respond_to_user
 
 
@@ -27,6 +34,7 @@ def chat_completion(body: dict[str, Any], *, sequential_call_ids: bool = False) 
     refuse_unsupported(body)
     messages = body.get("messages")
     check_chat_messages(messages)
+    tools = effective_tools(body.get("tools"), "chat")
     names: dict[str, str] = {}
     open_calls: list[str] = []
     for message in messages:
@@ -75,8 +83,8 @@ def chat_completion(body: dict[str, Any], *, sequential_call_ids: bool = False) 
     else:
         users = [m for m in messages if m.get("role") == "user"]
         text = _text(users[-1].get("content")) if users else ""
-        reply, planned = respond_to_user(text, offered_names(body.get("tools")))
-        calls = select_calls(planned, body.get("tools") or [], body)
+        reply, planned = respond_to_user(text, offered_names(tools))
+        calls = select_calls(planned, tools, body)
         if calls and reply is not None and body.get("tool_choice", "auto") == "auto":
             calls = []
         if not calls:

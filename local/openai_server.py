@@ -27,7 +27,14 @@ from werkzeug.exceptions import HTTPException
 from local.faults import FaultPlan
 from local.openai_assistants import AssistantsEmulator
 from local.openai_chat import chat_completion
-from local.openai_requests import ApiError, check_input_items, offered_names, refuse_unsupported, select_calls
+from local.openai_requests import (
+    ApiError,
+    check_input_items,
+    effective_tools,
+    offered_names,
+    refuse_unsupported,
+    select_calls,
+)
 from local.request_log import RequestLog
 from local.scripted_model import describe_outputs, reply_without_tools, respond_to_user
 
@@ -131,6 +138,7 @@ class OpenAIEmulator:
         try:
             refuse_unsupported(body)
             check_input_items(body.get("input"), "input")
+            tools = effective_tools(body.get("tools"), "responses")
         except ApiError as exc:
             return _error(exc.status, exc.message, exc.param)
         conversation = body.get("conversation")
@@ -174,7 +182,7 @@ class OpenAIEmulator:
             )
             if pending:
                 return _error(400, f"No tool output found for function call {sorted(pending)[0]}.", "input")
-            output = self._generate(history, new_items, body.get("tools") or [], body)
+            output = self._generate(history, new_items, tools, body)
             full_history = [*history, *new_items, *output]
             if conv_id:
                 self.conversations[conv_id]["items"] = full_history
@@ -188,7 +196,7 @@ class OpenAIEmulator:
                 "output": output,
                 "parallel_tool_calls": True,
                 "tool_choice": body.get("tool_choice", "auto"),
-                "tools": body.get("tools") or [],
+                "tools": tools,
                 "conversation": {"id": conv_id} if conv_id else None,
                 "previous_response_id": previous,
                 "error": None,

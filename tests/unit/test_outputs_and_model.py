@@ -68,7 +68,9 @@ def test_scripted_model_plans_the_seed_and_parallel_refunds():
     two = plan_tool_calls("Refund €340 to customer #4821 and €120 to customer #4822.")
     assert [(c.arguments["customer_id"], c.arguments["amount"]) for c in two] == [("4821", 340), ("4822", 120)]
     [iso] = plan_tool_calls("Please refund 55.50 USD to customer #9")
-    assert iso.arguments == {"customer_id": "9", "amount": 55.5, "currency": "USD", "reason": "Requested by the user"}
+    assert iso.arguments == {"customer_id": "9", "amount": 55.5, "currency": "USD"}  # no reason given: none sent
+    [why] = plan_tool_calls("Refund €20 to customer #9 because the parcel was lost.")
+    assert why.arguments["reason"] == "the parcel was lost"
 
 
 def test_scripted_model_other_intents():

@@ -104,11 +104,13 @@ class ChatCompletionsBackend:
 
     def _complete(self, conversation: Conversation, messages: list[dict[str, Any]]) -> AgentStep:
         agent = self._agent(conversation)
+        # An agent without tools sends none: Chat Completions refuses an empty array.
+        tools = {"tools": [nested_function(t) for t in agent.tools]} if agent.tools else {}
         with translated_errors("chat completion"):
             completion = self._client.chat.completions.create(
                 model=agent.model,
                 messages=[{"role": "system", "content": agent.instructions}, *messages],
-                tools=[nested_function(t) for t in agent.tools],
+                **tools,
             )
         message = completion.choices[0].message
         stored: dict[str, Any] = {"role": "assistant", "content": message.content}

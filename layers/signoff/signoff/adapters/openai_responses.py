@@ -92,13 +92,14 @@ class ResponsesBackend:
         if not conv_id:
             raise ValueError("backend state has no conversation; call prepare() first")
         agent = self._agent(conversation)
+        tools = {"tools": agent.tools} if agent.tools else {}
         with translated_errors("create response"):
             response = self._client.responses.create(
                 model=agent.model,
                 conversation=conv_id,
                 instructions=agent.instructions,
                 input=items,
-                tools=agent.tools,
+                **tools,
             )
         calls = [
             ToolCall(call_id=item.call_id, name=item.name, arguments=item.arguments)
