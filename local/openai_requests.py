@@ -12,11 +12,12 @@ from typing import Any
 class ApiError(Exception):
     """A refusal in the OpenAI error shape: status, message, and the parameter at fault."""
 
-    def __init__(self, status: int, message: str, param: str | None = None):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.param = param
+        self.code = code
 
 
 MESSAGE_ROLES = {"system", "developer", "user", "assistant", "tool"}
