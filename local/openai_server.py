@@ -458,7 +458,8 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
     def _record(response):
         """Every request with the status it got: a refused one never reached the model."""
         if not request.path.startswith("/_emulator"):
-            emulator.log.add(request.method, request.path, request.get_json(silent=True), response.status_code)
+            answer = response.get_json(silent=True) if response.is_json else None
+            emulator.log.add(request.method, request.path, request.get_json(silent=True), response.status_code, answer)
         return response
 
     register_assistants(app, emulator.assistants)
