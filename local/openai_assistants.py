@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from local.openai_requests import ApiError, offered_names, refuse_unsupported, select_calls
+from local.openai_requests import ApiError, effective_tools, offered_names, refuse_unsupported, select_calls
 from local.scripted_model import describe_outputs, respond_to_user
 
 TERMINAL = {"cancelled", "failed", "completed", "incomplete", "expired"}
@@ -50,7 +50,7 @@ class AssistantsEmulator:
             "description": body.get("description"),
             "model": body.get("model", "scripted"),
             "instructions": body.get("instructions"),
-            "tools": body.get("tools") or [],
+            "tools": effective_tools(body.get("tools"), "assistants"),
             "metadata": body.get("metadata") or {},
             "top_p": 1.0,
             "temperature": 1.0,
@@ -138,6 +138,7 @@ class AssistantsEmulator:
             isinstance(m, dict) and m.get("role") in ("user", "assistant") and "content" in m for m in extra
         ):
             raise ApiError(400, "Invalid value for 'additional_messages'.", "additional_messages")
+        run_tools = effective_tools(body["tools"], "assistants") if body.get("tools") else None
         with self._lock:
             self._thread(thread_id)
             assistant = self.get_assistant(body.get("assistant_id", ""))
@@ -162,7 +163,7 @@ class AssistantsEmulator:
                 "last_error": None,
                 "model": body.get("model") or assistant["model"],
                 "instructions": body.get("instructions") or assistant["instructions"],
-                "tools": body.get("tools") or assistant["tools"],
+                "tools": run_tools or assistant["tools"],
                 "required_action": None,
                 "usage": None,
                 "metadata": body.get("metadata") or {},

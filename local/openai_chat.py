@@ -11,7 +11,14 @@ import time
 import uuid
 from typing import Any
 
-from local.openai_requests import ApiError, check_chat_messages, offered_names, refuse_unsupported, select_calls
+from local.openai_requests import (
+    ApiError,
+    check_chat_messages,
+    effective_tools,
+    offered_names,
+    refuse_unsupported,
+    select_calls,
+)
 from local.scripted_model import describe_outputs, respond_to_user
 
 
@@ -23,10 +30,23 @@ def _text(content: Any) -> str:
     return ""
 
 
-def chat_completion(body: dict[str, Any], *, sequential_call_ids: bool = False) -> dict[str, Any]:
+def chat_completion(
+    body: dict[str, Any], *, sequential_call_ids: bool = False, ending: str | None = None, context_chars: int = 0
+) -> dict[str, Any]:
+    """One completion. ``ending``: how the emulator is told to end this answer (``length``,
+    ``content_filter``, ``refusal``, ``empty``); ``context_chars``: the context window, in
+    characters of the request (0: none)."""
     refuse_unsupported(body)
     messages = body.get("messages")
     check_chat_messages(messages)
+    tools = effective_tools(body.get("tools"), "chat")
+    if context_chars and len(json.dumps(messages)) > context_chars:
+        raise ApiError(
+            400,
+            "This model's maximum context length has been exceeded. Please reduce the length of the messages.",
+            "messages",
+            code="context_length_exceeded",
+        )
     names: dict[str, str] = {}
     open_calls: list[str] = []
     for message in messages:
@@ -75,13 +95,21 @@ def chat_completion(body: dict[str, Any], *, sequential_call_ids: bool = False) 
     else:
         users = [m for m in messages if m.get("role") == "user"]
         text = _text(users[-1].get("content")) if users else ""
-        reply, planned = respond_to_user(text, offered_names(body.get("tools")))
-        calls = select_calls(planned, body.get("tools") or [], body)
+        reply, planned = respond_to_user(text, offered_names(tools))
+        calls = select_calls(planned, tools, body)
         if calls and reply is not None and body.get("tool_choice", "auto") == "auto":
             calls = []
         if not calls:
             reply = reply or "I can't do that with the tools I have."
-    message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None, "annotations": []}
+    finish_reason = "tool_calls" if calls else "stop"
+    if ending in ("length", "content_filter") and not calls:
+        finish_reason, reply = ending, (reply or "")[: len(reply or "") // 2] if ending == "length" else None
+    refusal = None
+    if ending == "refusal" and not calls:
+        reply, refusal = None, "I'm sorry, I can't help with that."
+    if ending == "empty" and not calls:
+        reply = ""
+    message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": refusal, "annotations": []}
     if calls:
         message["tool_calls"] = [
             {
@@ -97,9 +125,7 @@ def chat_completion(body: dict[str, Any], *, sequential_call_ids: bool = False) 
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "scripted"),
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         "system_fingerprint": None,
     }

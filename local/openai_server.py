@@ -19,6 +19,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -27,7 +28,14 @@ from werkzeug.exceptions import HTTPException
 from local.faults import FaultPlan
 from local.openai_assistants import AssistantsEmulator
 from local.openai_chat import chat_completion
-from local.openai_requests import ApiError, check_input_items, offered_names, refuse_unsupported, select_calls
+from local.openai_requests import (
+    ApiError,
+    check_input_items,
+    effective_tools,
+    offered_names,
+    refuse_unsupported,
+    select_calls,
+)
 from local.request_log import RequestLog
 from local.scripted_model import describe_outputs, reply_without_tools, respond_to_user
 
@@ -49,6 +57,13 @@ class OpenAIEmulator:
             run_ttl_seconds = float(os.environ.get("SIGNOFF_EMULATOR_RUN_TTL_SECONDS", "600"))
         self.assistants = AssistantsEmulator(run_ttl_seconds)
         self.faults = FaultPlan()
+        # How the next answers end, one entry each (tests set them): Responses "incomplete:<reason>",
+        # "refusal", "empty", "commentary" (text beside the calls); Chat "length", "content_filter",
+        # "refusal", "empty".
+        self.endings: deque[str] = deque()
+        # The context window in characters of a request's whole input (0: none): past it a 400
+        # context_length_exceeded, unless a Responses request asks for truncation "auto".
+        self.context_chars = int(os.environ.get("SIGNOFF_EMULATOR_CONTEXT_CHARS", "0") or 0)
         self.log = RequestLog()
         self._lock = threading.RLock()
         self.conversations: dict[str, dict[str, Any]] = {}
@@ -131,8 +146,9 @@ class OpenAIEmulator:
         try:
             refuse_unsupported(body)
             check_input_items(body.get("input"), "input")
+            tools = effective_tools(body.get("tools"), "responses")
         except ApiError as exc:
-            return _error(exc.status, exc.message, exc.param)
+            return _error(exc.status, exc.message, exc.param, exc.code)
         conversation = body.get("conversation")
         previous = body.get("previous_response_id")
         if conversation and previous:
@@ -174,7 +190,18 @@ class OpenAIEmulator:
             )
             if pending:
                 return _error(400, f"No tool output found for function call {sorted(pending)[0]}.", "input")
-            output = self._generate(history, new_items, body.get("tools") or [], body)
+            seen = [*history, *new_items]
+            too_long = self.context_chars and len(json.dumps(seen)) > self.context_chars
+            if too_long and body.get("truncation") != "auto":  # "auto": the oldest items are dropped
+                return _error(
+                    400,
+                    "Your input exceeds the context window of this model. Please adjust your input and try again.",
+                    "input",
+                    "context_length_exceeded",
+                )
+            output = self._generate(history, new_items, tools, body)
+            ending = self.endings.popleft() if self.endings else ""
+            output, status, incomplete = _ended(output, ending)
             full_history = [*history, *new_items, *output]
             if conv_id:
                 self.conversations[conv_id]["items"] = full_history
@@ -182,17 +209,18 @@ class OpenAIEmulator:
                 "id": _id("resp"),
                 "object": "response",
                 "created_at": int(time.time()),
-                "status": "completed",
+                "status": status,
                 "model": body.get("model", "scripted"),
                 "instructions": body.get("instructions"),
                 "output": output,
                 "parallel_tool_calls": True,
                 "tool_choice": body.get("tool_choice", "auto"),
-                "tools": body.get("tools") or [],
+                "tools": tools,
                 "conversation": {"id": conv_id} if conv_id else None,
                 "previous_response_id": previous,
                 "error": None,
-                "incomplete_details": None,
+                "incomplete_details": incomplete,
+                "truncation": body.get("truncation", "disabled"),
                 "metadata": {},
                 "temperature": 1.0,
                 "top_p": 1.0,
@@ -207,6 +235,28 @@ class OpenAIEmulator:
             }
             self.responses[response["id"]] = {**response, "_history": full_history}
         return jsonify(response)
+
+
+def _ended(output: list[dict[str, Any]], ending: str) -> tuple[list[dict[str, Any]], str, dict | None]:
+    """The output as ``ending`` makes it, its status and incomplete details."""
+    calls = [item for item in output if item.get("type") == "function_call"]
+    if ending == "commentary" and calls:
+        said = OpenAIEmulator._message("I'll check that first.")
+        return [{**said, "phase": "commentary"}, *output], "completed", None
+    if calls or not ending or ending == "commentary":
+        return output, "completed", None
+    if ending.startswith("incomplete:"):
+        reason = ending.removeprefix("incomplete:")
+        text = _text_of(output[0]) if output else ""
+        kept = [OpenAIEmulator._message(text[: len(text) // 2])] if reason == "max_output_tokens" else []
+        return kept, "incomplete", {"reason": reason}
+    if ending == "refusal":
+        refusal = {
+            **OpenAIEmulator._message(""),
+            "content": [{"type": "refusal", "refusal": "I can't help with that."}],
+        }
+        return [refusal], "completed", None
+    return [], "completed", None  # "empty"
 
 
 def _refused_outputs(history: list[dict[str, Any]], new_items: list[dict[str, Any]], param: str):
@@ -408,7 +458,8 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
     def _record(response):
         """Every request with the status it got: a refused one never reached the model."""
         if not request.path.startswith("/_emulator"):
-            emulator.log.add(request.method, request.path, request.get_json(silent=True), response.status_code)
+            answer = response.get_json(silent=True) if response.is_json else None
+            emulator.log.add(request.method, request.path, request.get_json(silent=True), response.status_code, answer)
         return response
 
     register_assistants(app, emulator.assistants)
@@ -418,10 +469,17 @@ def create_app(emulator: OpenAIEmulator | None = None) -> Flask:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error(400, "We could not parse the JSON body of your request.")
+        ending = emulator.endings.popleft() if emulator.endings else None
         try:
-            return jsonify(chat_completion(body, sequential_call_ids=emulator.sequential_call_ids))
+            answer = chat_completion(
+                body,
+                sequential_call_ids=emulator.sequential_call_ids,
+                ending=ending,
+                context_chars=emulator.context_chars,
+            )
         except ApiError as exc:
-            return _error(exc.status, exc.message, exc.param)
+            return _error(exc.status, exc.message, exc.param, exc.code)
+        return jsonify(answer)
 
     @app.get("/_emulator/log")
     def log():

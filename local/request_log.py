@@ -12,9 +12,10 @@ class RequestLog:
         self._lock = threading.Lock()
         self._limit = limit
 
-    def add(self, method: str, path: str, body: Any, status: int | None = None) -> None:
+    def add(self, method: str, path: str, body: Any, status: int | None = None, answer: Any = None) -> None:
+        """One request: its body, the status it got and (for JSON answers) what was answered."""
         with self._lock:
-            self._entries.append({"method": method, "path": path, "body": body, "status": status})
+            self._entries.append({"method": method, "path": path, "body": body, "status": status, "answer": answer})
             del self._entries[: max(0, len(self._entries) - self._limit)]
 
     def entries(self) -> list[dict[str, Any]]:

@@ -74,17 +74,11 @@ def plan_tool_calls(text: str, offered: set[str] | None = None) -> list[PlannedC
             customer = _CUSTOMER.search(segment)
             if amount and customer:
                 value, currency = _amount(amount)
-                calls.append(
-                    PlannedCall(
-                        "issue_refund",
-                        {
-                            "customer_id": customer.group(1),
-                            "amount": value,
-                            "currency": currency,
-                            "reason": "Requested by the user",
-                        },
-                    )
-                )
+                arguments: dict[str, Any] = {"customer_id": customer.group(1), "amount": value, "currency": currency}
+                because = _BECAUSE.search(segment)
+                if because:  # a reason only when the user gave one: an optional field stays unset
+                    arguments["reason"] = because.group(1).strip()
+                calls.append(PlannedCall("issue_refund", arguments))
     if ("look up" in lowered or "lookup" in lowered) and customers:
         calls.append(PlannedCall("lookup_customer", {"customer_id": customers[0]}))
     if "email" in lowered and customers and "refund" not in lowered:
@@ -101,6 +95,9 @@ def plan_tool_calls(text: str, offered: set[str] | None = None) -> list[PlannedC
     if "delete" in lowered and customers:
         calls.append(PlannedCall("delete_customer_data", {"customer_id": customers[0]}))
     return calls
+
+
+_BECAUSE = re.compile(r"\bbecause\s+([^.;!?]{1,500})", re.IGNORECASE)
 
 
 def _refund_segments(text: str) -> list[str]:

@@ -309,6 +309,7 @@ class MemoryTable:
         actions: list[Action],
         approvals: list[tuple[Approval, datetime]],
         pending: int,
+        said: Message | None = None,
     ) -> bool:
         """All or nothing, as SignoffTable's one transaction (this table has no transaction size limit)."""
         status = TurnStatus.AWAITING_APPROVAL if pending else TurnStatus.RUNNING
@@ -322,6 +323,8 @@ class MemoryTable:
                 self._rows[key] = self._new_action_row(action)
             for key, (approval, due_at) in zip(approval_keys, approvals, strict=True):
                 self._rows[key] = self._approval_row(approval, due_at)
+            if said is not None:
+                self._put_message(turn.conversation_id, said)
             self._update(
                 _turn_key(turn.conversation_id, turn.turn_id), status=status, pause_ref=pause_ref, pending=pending
             )

@@ -68,7 +68,9 @@ def test_scripted_model_plans_the_seed_and_parallel_refunds():
     two = plan_tool_calls("Refund €340 to customer #4821 and €120 to customer #4822.")
     assert [(c.arguments["customer_id"], c.arguments["amount"]) for c in two] == [("4821", 340), ("4822", 120)]
     [iso] = plan_tool_calls("Please refund 55.50 USD to customer #9")
-    assert iso.arguments == {"customer_id": "9", "amount": 55.5, "currency": "USD", "reason": "Requested by the user"}
+    assert iso.arguments == {"customer_id": "9", "amount": 55.5, "currency": "USD"}  # no reason given: none sent
+    [why] = plan_tool_calls("Refund €20 to customer #9 because the parcel was lost.")
+    assert why.arguments["reason"] == "the parcel was lost"
 
 
 def test_scripted_model_other_intents():
@@ -119,3 +121,20 @@ def test_scripted_model_calls_any_offered_tool_it_is_told_to():
     assert explicit_calls('call a with {"x": 1}', {"b"}) == []  # not offered: no call
     assert explicit_calls("call a with {not json}", {"a"}) == []
     assert explicit_calls('call a with {"x": 1}', None)[0].name == "a"  # offered unknown: taken as asked
+
+
+def test_a_long_chat_sends_its_newest_turns_from_a_user_message_on():
+    from signoff.adapters.openai_chat import recent
+
+    history = []
+    for n in range(5):
+        history += [
+            {"role": "user", "content": f"question {n} " + "x" * 100},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": f"c{n}"}]},
+            {"role": "tool", "tool_call_id": f"c{n}", "content": "y" * 100},
+            {"role": "assistant", "content": "answer"},
+        ]
+    assert recent(history, 10_000) == history  # it fits: all of it
+    kept = recent(history, 500)
+    assert kept[0]["role"] == "user" and kept == history[-len(kept) :] and len(kept) < len(history)
+    assert recent(history, 1) == history[-4:]  # the last question and what follows it, always

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from signoff.domain.catalog import McpServer, mcp_tool_name
+from signoff.domain.strict_schema import is_strictable
 from signoff.domain.tools import ToolContext, ToolFailed, ToolSpec, ToolUnreachable, json_schema_check
 
 IDEMPOTENCY_META_KEY = "signoff/idempotency_key"
@@ -80,6 +81,8 @@ class McpToolbox:
             check=json_schema_check(name, schema),
             run=run,
             executor="mcp",
+            # The server's schema is not ours to refuse: strict when strict mode can express it.
+            strict=is_strictable(schema),
         )
 
     # -- the protocol ----------------------------------------------------------------------

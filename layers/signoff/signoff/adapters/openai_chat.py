@@ -14,15 +14,26 @@ from openai import OpenAI
 
 from signoff.adapters.openai_assistants import nested_function
 from signoff.adapters.openai_errors import translated_errors
+from signoff.domain.endings import CUT_SHORT, EMPTY, FILTERED, REFUSED
 from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
 from signoff.domain.ports import AgentSetup, BackendRejected, ChatHistory
 
+# What is sent of a long chat: about 100k tokens of text, well inside today's context windows.
+MAX_HISTORY_CHARS = 400_000
+
 
 class ChatCompletionsBackend:
-    def __init__(self, client: OpenAI, agent: Callable[[Conversation], AgentSetup], history: ChatHistory):
+    def __init__(
+        self,
+        client: OpenAI,
+        agent: Callable[[Conversation], AgentSetup],
+        history: ChatHistory,
+        max_chars: int = MAX_HISTORY_CHARS,
+    ):
         self._client = client
         self._agent = agent  # the conversation's agent: model, instructions, tools
         self._history = history
+        self._max_chars = max_chars
 
     def prepare(self, conversation: Conversation) -> dict[str, Any]:
         if conversation.backend_state.get("api") == "chat":
@@ -104,13 +115,16 @@ class ChatCompletionsBackend:
 
     def _complete(self, conversation: Conversation, messages: list[dict[str, Any]]) -> AgentStep:
         agent = self._agent(conversation)
+        # An agent without tools sends none: Chat Completions refuses an empty array.
+        tools = {"tools": [nested_function(t) for t in agent.tools]} if agent.tools else {}
         with translated_errors("chat completion"):
             completion = self._client.chat.completions.create(
                 model=agent.model,
-                messages=[{"role": "system", "content": agent.instructions}, *messages],
-                tools=[nested_function(t) for t in agent.tools],
+                messages=[{"role": "system", "content": agent.instructions}, *recent(messages, self._max_chars)],
+                **tools,
             )
-        message = completion.choices[0].message
+        choice = completion.choices[0]
+        message = choice.message
         stored: dict[str, Any] = {"role": "assistant", "content": message.content}
         calls = [c for c in message.tool_calls or [] if getattr(c, "type", "function") == "function"]
         if calls:
@@ -131,4 +145,33 @@ class ChatCompletionsBackend:
                     ToolCall(call_id=c.id, name=c.function.name, arguments=c.function.arguments) for c in calls
                 ],
             )
-        return Reply(text=message.content or "")
+        return _reply(choice.finish_reason, message.content or "", getattr(message, "refusal", None))
+
+
+def _reply(finish_reason: str | None, text: str, refusal: str | None) -> Reply:
+    """An answer and how it ended (domain/endings.py)."""
+    if finish_reason == "length":
+        return Reply(text=text, ending=CUT_SHORT, detail="length")
+    if finish_reason == "content_filter":
+        return Reply(text=text, ending=FILTERED, detail="content_filter")
+    if refusal:
+        return Reply(text=text, ending=REFUSED, detail=refusal)
+    if not text.strip():
+        return Reply(text="", ending=EMPTY)
+    return Reply(text=text)
+
+
+def recent(messages: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
+    """The newest messages that fit in ``max_chars``, starting at a user message so no tool answer
+    is sent without the call it answers: the stored history grows without bound, the model's
+    context does not. The last user message and what follows it are always sent."""
+    total, start = 0, len(messages)
+    for position in range(len(messages) - 1, -1, -1):
+        total += len(str(messages[position].get("content") or "")) + len(
+            str(messages[position].get("tool_calls") or "")
+        )
+        if messages[position].get("role") == "user":
+            if total > max_chars and start < len(messages):
+                break
+            start = position
+    return messages[start:] if start < len(messages) else messages

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import openai
 
-from signoff.domain.ports import BackendRejected, BackendUnavailable
+from signoff.domain.ports import BackendRejected, BackendUnavailable, ContextFull
 
 
 @contextmanager
@@ -19,4 +19,6 @@ def translated_errors(operation: str) -> Iterator[None]:
     except openai.APIStatusError as exc:
         if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
             raise BackendUnavailable(f"{operation}: HTTP {exc.status_code}") from exc
+        if getattr(exc, "code", None) == "context_length_exceeded":
+            raise ContextFull(f"{operation}: the conversation exceeds the model's context window") from exc
         raise BackendRejected(f"{operation}: HTTP {exc.status_code}") from exc

@@ -13,6 +13,7 @@ from typing import Any
 from openai import OpenAI
 
 from signoff.adapters.openai_errors import translated_errors
+from signoff.domain.endings import CUT_SHORT, EMPTY, FILTERED, REFUSED
 from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
 from signoff.domain.ports import AgentSetup, BackendRejected
 
@@ -92,19 +93,45 @@ class ResponsesBackend:
         if not conv_id:
             raise ValueError("backend state has no conversation; call prepare() first")
         agent = self._agent(conversation)
+        tools = {"tools": agent.tools} if agent.tools else {}
         with translated_errors("create response"):
             response = self._client.responses.create(
                 model=agent.model,
                 conversation=conv_id,
                 instructions=agent.instructions,
                 input=items,
-                tools=agent.tools,
+                # A long chat drops its oldest items rather than failing with a 400 nobody can act on.
+                truncation="auto",
+                **tools,
             )
-        calls = [
-            ToolCall(call_id=item.call_id, name=item.name, arguments=item.arguments)
-            for item in response.output
-            if getattr(item, "type", None) == "function_call"
-        ]
-        if calls:
-            return Pause(pause_ref=response.id, tool_calls=calls)
-        return Reply(text=response.output_text or "")
+        return step_of(response)
+
+
+def step_of(response: Any) -> AgentStep:
+    """A response as the turn's next step: its calls (with any text beside them), or its answer
+    and how it ended (domain/endings.py)."""
+    calls = [
+        ToolCall(call_id=item.call_id, name=item.name, arguments=item.arguments)
+        for item in response.output
+        if getattr(item, "type", None) == "function_call"
+    ]
+    texts, refusals = [], []
+    for item in response.output:
+        if getattr(item, "type", None) != "message":
+            continue
+        for part in item.content:
+            if part.type == "output_text":
+                texts.append(part.text)
+            elif part.type == "refusal":
+                refusals.append(part.refusal)
+    text = "\n\n".join(t for t in texts if t)
+    if calls:
+        return Pause(pause_ref=response.id, tool_calls=calls, said=text)
+    if response.status == "incomplete":
+        reason = getattr(response.incomplete_details, "reason", None)
+        return Reply(text=text, ending=FILTERED if reason == "content_filter" else CUT_SHORT, detail=reason)
+    if refusals:
+        return Reply(text=text, ending=REFUSED, detail=" ".join(refusals))
+    if not text.strip():
+        return Reply(text="", ending=EMPTY)
+    return Reply(text=text)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from signoff.domain.catalog import Catalog, CatalogTool, split_mcp_name
+from signoff.domain.catalog import Catalog, CatalogTool, check_strictable, split_mcp_name
 from signoff.domain.ports import NotConfigured
 from signoff.domain.tools import ToolRegistry, ToolSpec, json_schema_check, model_check
 
@@ -80,12 +80,18 @@ def _spec(name: str, tool: CatalogTool, invokers: Invokers) -> ToolSpec:
         "summary_template": tool.summary,
         "executor": executor.type,
         "is_sign_off_request": tool.sign_off_request,
+        "strict": tool.strict,
     }
     if executor.type == "python":
         fn = _entry_point(name, executor.entry)
         model = _arguments_model(fn)
         if model is not None:
             parameters = tool.parameters or model.model_json_schema()
+            if tool.strict and tool.parameters is None:
+                try:
+                    check_strictable(parameters)
+                except ValueError as exc:
+                    raise InvalidCatalog(f"tools.{name}: its model's schema {exc}") from exc
             return ToolSpec(parameters=parameters, check=model_check(name, model), run=fn, **common)
         if tool.parameters is None:
             raise InvalidCatalog(f"tools.{name}: {executor.entry} takes no pydantic model; give parameters")

@@ -32,6 +32,11 @@ class MessageView(BaseModel):
     role: Literal["user", "assistant"]
     content: str
     created_at: str
+    ending: Literal["cut_short", "filtered", "refused", "empty"] | None = Field(
+        default=None,
+        description="How the model's answer ended short of a reply (the message says what happened): cut off at "
+        "its output limit, withheld by the content filter, declined, or empty. Absent for a reply as asked.",
+    )
 
 
 class DecisionView(BaseModel):

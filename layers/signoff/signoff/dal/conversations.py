@@ -268,10 +268,12 @@ class ConversationRecords(TableBase):
         actions: list[Action],
         approvals: list[tuple[Approval, datetime]],
         pending: int,
+        said: Message | None = None,
     ) -> bool:
         """running → awaiting_approval (pending > 0) or stays running; writes each call and each
-        approval (pending, not yet bound to a decision), all in one transaction: nothing is written
-        unless the turn is still running and none of them exists yet.
+        approval (pending, not yet bound to a decision), and ``said`` (what the model wrote beside
+        its calls), all in one transaction: nothing is written unless the turn is still running and
+        none of them exists yet.
 
         So whatever stops the worker afterwards, every call the turn waits on has its approvals
         in the table, and the reconciler can settle each one: nothing waits on an approval that
@@ -288,6 +290,8 @@ class ConversationRecords(TableBase):
             {":status": status, ":running": TurnStatus.RUNNING, ":pause": pause_ref, ":pending": pending},
         )
         puts = [self._action_item(a) for a in actions] + [self._approval_item(a, due) for a, due in approvals]
+        if said is not None:
+            puts.append(self._message_item(turn.conversation_id, said))
         if len(puts) < MAX_TRANSACTION_ITEMS and sum(len(str(p)) for p in puts) < MAX_TRANSACTION_TEXT:
             new = "attribute_not_exists(pk)"
             writes = [{"Put": {"Item": item, "ConditionExpression": new}} for item in puts]

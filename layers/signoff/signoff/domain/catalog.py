@@ -85,6 +85,10 @@ class CatalogTool(_Strict):
     summary: str | None = Field(default=None, max_length=500)
     # A tool the model calls to ask for sign-off itself: nothing runs, the decision is the output.
     sign_off_request: bool = False
+    # OpenAI's strict mode: arguments always fit the schema (sent in strict form, optional fields as
+    # nullable, the model's nulls removed again before the check). On by default, as the Responses
+    # API already treats a tool that does not say; false for a schema strict mode cannot express.
+    strict: bool = True
 
     @model_validator(mode="after")
     def _schema_present(self) -> CatalogTool:
@@ -92,6 +96,8 @@ class CatalogTool(_Strict):
             raise ValueError("parameters (a JSON Schema) is required for a non-python tool")
         if self.parameters is not None:
             check_schema(self.parameters)
+            if self.strict:
+                check_strictable(self.parameters)
         return self
 
 
@@ -152,6 +158,16 @@ def mcp_tool_name(server: str, tool: str) -> str:
 def split_mcp_name(name: str) -> tuple[str, str] | None:
     server, sep, tool = name.partition(MCP_SEPARATOR)
     return (server, tool) if sep and server and tool else None
+
+
+def check_strictable(schema: dict[str, Any]) -> None:
+    """A strict tool's schema must be one strict mode can express; the error names the keyword."""
+    from signoff.domain.strict_schema import NotStrict, strict_form
+
+    try:
+        strict_form(schema)
+    except NotStrict as exc:
+        raise ValueError(f'{exc}: set "strict": false for this tool, or drop {exc.keyword!r}') from exc
 
 
 def check_schema(schema: dict[str, Any]) -> None:

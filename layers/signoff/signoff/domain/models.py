@@ -104,6 +104,9 @@ class Message(Record):
     role: Literal["user", "assistant"]
     content: str
     created_at: str
+    # How the model's answer ended, when not with a full reply (domain/endings.py): the message then
+    # says what happened, in words. None: a reply as asked (or a user message).
+    ending: str | None = None
 
 
 class Turn(Record):
@@ -300,12 +303,16 @@ class ToolCall(Record):
 class Reply(Record):
     kind: Literal["reply"] = "reply"
     text: str
+    # "completed", or how the answer fell short (domain/endings.py); ``detail``: the API's reason.
+    ending: str = "completed"
+    detail: str | None = None
 
 
 class Pause(Record):
     kind: Literal["pause"] = "pause"
     pause_ref: str
     tool_calls: list[ToolCall]
+    said: str = ""  # text the model wrote beside its calls ("I'll check that first…"), shown to the user
 
 
 AgentStep = Reply | Pause

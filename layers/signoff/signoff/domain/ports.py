@@ -32,6 +32,10 @@ class BackendRejected(RuntimeError):
     """The agent API refused the request; retrying the same request will not help."""
 
 
+class ContextFull(BackendRejected):
+    """The conversation no longer fits the model's context window (even after trimming)."""
+
+
 @dataclass(frozen=True)
 class AgentSetup:
     """One agent of the catalog as an agent API needs it for a conversation."""

@@ -212,9 +212,11 @@ class ConversationStore(Protocol):
         actions: list[Action],
         approvals: list[tuple[Approval, datetime]],
         pending: int,
+        said: Message | None = None,
     ) -> bool:
         """Only while the turn is running and none of them exists yet, all at once: each action and
-        approval put, pause_ref and pending set, status awaiting_approval when pending > 0. (A pause
+        approval put (and ``said``, the model's words beside its calls, as a message), pause_ref and
+        pending set, status awaiting_approval when pending > 0. (A pause
         too large for one DynamoDB transaction is put one by one, an existing one kept, the turn last.)"""
         ...
 

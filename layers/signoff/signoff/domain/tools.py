@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from signoff.domain.strict_schema import absent_nulls, strict_form
+
 # Executor kinds (see domain/catalog.py); "client" calls are run by the client, not by Signoff.
 CLIENT_EXECUTOR = "client"
 
@@ -73,6 +75,9 @@ class ToolSpec:
     # Which other calls need sign-off is the approval policy's business (domain/policy.py).
     is_sign_off_request: bool = False
     client_timeout_minutes: int = 60
+    # Sent in strict form (domain/strict_schema.py), the model's nulls for optional fields undone
+    # before the check. False: the schema as written, and arguments as the model sends them.
+    strict: bool = False
 
     @property
     def runs_on_client(self) -> bool:
@@ -85,6 +90,8 @@ class ToolSpec:
             raise InvalidToolArguments(f"arguments for {self.name} are not valid JSON") from exc
         if not isinstance(data, dict):
             raise InvalidToolArguments(f"arguments for {self.name} must be a JSON object")
+        if self.strict:
+            data = absent_nulls(data, self.parameters)
         return self.check(data)
 
     def summary(self, parsed: Any) -> str:
@@ -98,8 +105,16 @@ class ToolSpec:
         return f"Run {self.name} with {json.dumps(arguments_of(parsed), sort_keys=True, default=str)}"
 
     def openai_schema(self) -> dict[str, Any]:
-        """The function definition the agent API is given."""
-        return {"type": "function", "name": self.name, "description": self.description, "parameters": self.parameters}
+        """The function definition the agent API is given: ``strict`` always stated (the APIs differ
+        on what its absence means), the schema in strict form when it is."""
+        parameters = strict_form(self.parameters) if self.strict else self.parameters
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": parameters,
+            "strict": self.strict,
+        }
 
 
 def _as_mapping(parsed: Any) -> Mapping[str, Any]:

@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 
 from signoff import deadline
 from signoff.domain.canonical import action_digest
+from signoff.domain.endings import COMPLETED, ending_message
 from signoff.domain.grants import GrantUse
 from signoff.domain.limits import MAX_ARGUMENTS_BYTES, truncated
 from signoff.domain.models import (
@@ -45,6 +46,7 @@ from signoff.domain.ports import (
     AgentBackend,
     BackendRejected,
     BackendUnavailable,
+    ContextFull,
     NotConfigured,
     WorkMessage,
     WorkQueue,
@@ -197,10 +199,14 @@ class AgentRunner:
     # -- the loop ------------------------------------------------------------------------
     def _advance(self, conversation: Conversation, turn: Turn, step: AgentStep, steps: int) -> None:
         if isinstance(step, Reply):
-            reply = Message(role="assistant", content=step.text, created_at=iso(utc_now()))
+            ended = None if step.ending == COMPLETED else step.ending
+            text = ending_message(step.ending, step.text, step.detail)
+            reply = Message(role="assistant", content=text, created_at=iso(utc_now()), ending=ended)
             if self._table.complete_turn(turn.conversation_id, turn.turn_id, reply):
                 count("TurnsCompleted")
-                logger.info("turn completed")
+                if ended:
+                    count(f"TurnsEnded{ended.title().replace('_', '')}")  # TurnsEndedRefused, ...
+                logger.info("turn completed", extra={"ending": step.ending})
             return
         assert isinstance(step, Pause)
         offered = set(self._offered(conversation.agent)) if self._offered else None
@@ -213,7 +219,8 @@ class AgentRunner:
         gated = [a for a in actions if a.gated and a.error is None and a.grant is None]
         approvals = {a.call_id: self._requester.approvals_for(a) for a in gated}
         stored = [entry for entries in approvals.values() for entry in entries]
-        if not self._table.record_pause(turn, step.pause_ref, actions, stored, pending=len(gated)):
+        said = Message(role="assistant", content=step.said, created_at=iso(utc_now())) if step.said.strip() else None
+        if not self._table.record_pause(turn, step.pause_ref, actions, stored, pending=len(gated), said=said):
             logger.info("pause already recorded")
             return
         for action in actions:
@@ -461,6 +468,8 @@ def _why(exc: Exception) -> str:
     """What the user is told when a turn fails (never internal details)."""
     if isinstance(exc, BackendUnavailable):
         return "the agent service was unavailable for too long"
+    if isinstance(exc, ContextFull):
+        return "the conversation has grown longer than the model can read; please start a new conversation"
     if isinstance(exc, BackendRejected):
         return "the agent service refused the request"
     if isinstance(exc, TooManySteps):

@@ -151,7 +151,7 @@ class ConversationService:
             "metadata": conversation.metadata,
             "notify_url": conversation.notify_url,
             "agent": conversation.agent,
-            "messages": [m.model_dump() for m in page.messages],
+            "messages": [m.model_dump(exclude_none=True) for m in page.messages],
             "actions": [_action_view(a) for a in page.actions],
             "next_cursor": _cursor(page.after_message, page.after_action),
         }
