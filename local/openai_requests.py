@@ -21,7 +21,7 @@ class ApiError(Exception):
 
 
 MESSAGE_ROLES = {"system", "developer", "user", "assistant", "tool"}
-INPUT_ITEM_TYPES = {"message", "function_call", "function_call_output"}
+INPUT_ITEM_TYPES = {"message", "function_call", "function_call_output", "mcp_approval_response"}
 
 
 def _not_supported(param: str, what: str) -> ApiError:
@@ -68,6 +68,14 @@ def check_input_items(items: Any, param: str) -> None:
         if kind == "message" and (item.get("role") not in MESSAGE_ROLES or "content" not in item):
             raise ApiError(
                 400, f"Missing required parameter: '{param}[{n}].role' or '{param}[{n}].content'.", f"{param}[{n}]"
+            )
+        if kind == "mcp_approval_response" and (
+            not isinstance(item.get("approval_request_id"), str) or not isinstance(item.get("approve"), bool)
+        ):
+            raise ApiError(
+                400,
+                f"Missing required parameter: '{param}[{n}].approval_request_id' or '{param}[{n}].approve'.",
+                f"{param}[{n}]",
             )
         if kind == "function_call_output" and (not isinstance(item.get("call_id"), str) or "output" not in item):
             raise ApiError(

@@ -28,6 +28,7 @@ from werkzeug.exceptions import HTTPException
 from local.faults import FaultPlan
 from local.openai_assistants import AssistantsEmulator
 from local.openai_chat import chat_completion
+from local.openai_hosted_mcp import HostedMcp, is_mcp, needs_approval
 from local.openai_requests import (
     ApiError,
     check_input_items,
@@ -56,6 +57,7 @@ class OpenAIEmulator:
         if run_ttl_seconds is None:
             run_ttl_seconds = float(os.environ.get("SIGNOFF_EMULATOR_RUN_TTL_SECONDS", "600"))
         self.assistants = AssistantsEmulator(run_ttl_seconds)
+        self.hosted_mcp = HostedMcp()
         self.faults = FaultPlan()
         # How the next answers end, one entry each (tests set them): Responses "incomplete:<reason>",
         # "refusal", "empty", "commentary" (text beside the calls); Chat "length", "content_filter",
@@ -75,20 +77,32 @@ class OpenAIEmulator:
         self, history: list[dict[str, Any]], new_items: list[dict[str, Any]], tools: list[dict], body: dict[str, Any]
     ) -> list[dict]:
         outputs = [i for i in new_items if i.get("type") == "function_call_output"]
-        if outputs:
+        approvals = [i for i in new_items if i.get("type") == "mcp_approval_response"]
+        if outputs or approvals:
             names = {i["call_id"]: i["name"] for i in history if i.get("type") == "function_call"}
-            text = describe_outputs([(names.get(o["call_id"], "tool"), str(o.get("output", ""))) for o in outputs])
-            return [self._message(text)]
+            results = [(names.get(o["call_id"], "tool"), str(o.get("output", ""))) for o in outputs]
+            calls, said = self._answer_approvals(history, approvals, tools)
+            results += [(c["name"], c["output"] if c["error"] is None else f'{{"error": {json.dumps(c["error"])}}}')
+                        for c in calls]  # fmt: skip
+            text = " ".join(filter(None, [describe_outputs(results) if results else "", *said]))
+            return [*calls, self._message(text)]
         user_text = ""
         for item in reversed(new_items):
             if item.get("type") == "message" and item.get("role") == "user":
                 user_text = _text_of(item)
                 break
-        reply, planned = respond_to_user(user_text, offered_names(tools))
-        calls = select_calls(planned, tools, body)
-        if not calls or (reply is not None and body.get("tool_choice", "auto") == "auto"):
+        hosted = {f"{t['server_label']}__{m['name']}": (t, m["name"]) for t in tools if is_mcp(t)
+                  for m in self.hosted_mcp.tools_of(t)}  # fmt: skip
+        reply, planned = respond_to_user(user_text, offered_names(tools) | set(hosted))
+        calls = select_calls([c for c in planned if c.name not in hosted], tools, body)
+        hosted_calls = [c for c in planned if c.name in hosted]
+        if (not calls and not hosted_calls) or (reply is not None and body.get("tool_choice", "auto") == "auto"):
             return [self._message(reply or reply_without_tools(user_text))]
-        return [
+        listed = {i.get("server_label") for i in history if i.get("type") == "mcp_list_tools"}
+        output: list[dict] = [
+            self.hosted_mcp.list_item(t) for t in tools if is_mcp(t) and t["server_label"] not in listed
+        ]
+        output += [
             {
                 "type": "function_call",
                 "id": _id("fc"),
@@ -99,6 +113,36 @@ class OpenAIEmulator:
             }
             for c in calls
         ]
+        ran = []
+        for c in hosted_calls:
+            tool, name = hosted[c.name]
+            if needs_approval(tool, name):
+                output.append(self.hosted_mcp.approval_request(tool, name, c.arguments))
+            else:
+                ran.append(self.hosted_mcp.call(tool, name, json.dumps(c.arguments), None))
+        output += ran
+        if ran and not calls and len(ran) == len(hosted_calls):
+            output.append(self._message(describe_outputs([(r["name"], r["output"] or r["error"]) for r in ran])))
+        return output
+
+    def _answer_approvals(
+        self, history: list[dict[str, Any]], approvals: list[dict[str, Any]], tools: list[dict]
+    ) -> tuple[list[dict], list[str]]:
+        """The hosted calls an approval lets run (made now), and a sentence for each one denied."""
+        requests = {i["id"]: i for i in history if i.get("type") == "mcp_approval_request"}
+        servers = {t["server_label"]: t for t in tools if is_mcp(t)}
+        calls, said = [], []
+        for approval in approvals:
+            request = requests.get(approval["approval_request_id"])
+            if request is None or request["server_label"] not in servers:
+                continue
+            if approval["approve"]:
+                tool = servers[request["server_label"]]
+                calls.append(self.hosted_mcp.call(tool, request["name"], request["arguments"], request["id"]))
+            else:
+                reason = f": {approval['reason']}" if approval.get("reason") else "."
+                said.append(f"The call to {request['name']} was not approved{reason}")
+        return calls, said
 
     @staticmethod
     def _message(text: str) -> dict[str, Any]:
@@ -312,7 +356,13 @@ def _normalise(item: dict[str, Any]) -> dict[str, Any]:
     """An input item as the Conversation stores it: typed, with an id."""
     item = {"type": "message", **item} if "type" not in item and "role" in item else dict(item)
     if "id" not in item:
-        prefix = {"message": "msg", "function_call_output": "fco", "function_call": "fc"}.get(item["type"], "item")
+        prefix = {
+            "message": "msg",
+            "function_call_output": "fco",
+            "function_call": "fc",
+            "mcp_approval_response": "mcpa",
+        }
+        prefix = prefix.get(item["type"], "item")
         item["id"] = _id(prefix)
     if item["type"] == "message" and isinstance(item.get("content"), str):
         kind = "output_text" if item.get("role") == "assistant" else "input_text"

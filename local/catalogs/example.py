@@ -3,7 +3,8 @@
 ``support`` (the shipped demo, the default) keeps python tools. ``billing`` has ``create_invoice``
 (http, the local tool server) and ``close_account`` (lambda, a local tool function). ``ops`` has
 the MCP server ``tracker``, ``get_device_location`` and ``wipe_device`` (gated), which the client runs
-(return of control).
+(return of control). ``helpdesk`` (the Responses API only) has the same MCP server as a hosted one,
+``helpdesk``, which OpenAI calls itself once Signoff approves each call.
 The tools the shipped policy does not name stay gated; the example policy lets two run unasked.
 """
 
@@ -28,6 +29,11 @@ def example_catalog(http_tools_url: str, mcp_url: str) -> dict[str, Any]:
         "instructions": "You are an operations assistant. Open tickets in the tracker; locate devices via the app.",
         "tools": ["get_device_location", "wipe_device"],
         "mcp_servers": ["tracker"],
+    }
+    catalog["agents"]["helpdesk"] = {
+        "instructions": "You are a helpdesk assistant. Tickets are opened in the hosted tracker after a human's OK.",
+        "tools": ["lookup_customer"],
+        "hosted_mcp": ["helpdesk"],
     }
     catalog["tools"].update(
         {
@@ -83,6 +89,7 @@ def example_catalog(http_tools_url: str, mcp_url: str) -> dict[str, Any]:
     catalog["mcp_servers"] = {
         "tracker": {"url": mcp_url, "timeout_seconds": 10, "tools": ["create_ticket", "search_docs"]}
     }
+    catalog["hosted_mcp"] = {"helpdesk": {"url": mcp_url, "tools": ["create_ticket", "search_docs"]}}
     return catalog
 
 
@@ -96,6 +103,8 @@ def example_policy() -> dict[str, Any]:
             "wipe_device": {"approval": "always", "urgency": "critical"},
             "tracker__search_docs": {"approval": "never"},
             "tracker__create_ticket": {"approval": "always"},
+            "helpdesk__search_docs": {"approval": "never"},
+            "helpdesk__create_ticket": {"approval": "always"},
         }
     )
     return policy

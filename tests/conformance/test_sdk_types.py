@@ -119,6 +119,12 @@ def _traffic(stack) -> list[dict[str, Any]]:
             client.wait_status(cid, "idle")
             client.post(f"/conversations/{cid}/messages", json={"message": "Please look up customer #7."})
             client.wait_status(cid, "idle")
+    with settings_changed(AGENT_API="responses"):  # a hosted MCP call, approved: the mcp items both ways
+        ticket = 'call helpdesk__create_ticket with {"title": "Printer", "body": "It jams."}'
+        cid = client.post("/conversations", json={"message": ticket, "agent": "helpdesk"}).json()["conversation_id"]
+        [decision] = client.pending_decision_ids(cid)
+        client.resolve(decision, "approve")
+        client.wait_status(cid, "idle")
     return stack.openai.log.entries()[before:]
 
 
@@ -139,6 +145,8 @@ def test_every_request_the_product_sends_fits_the_sdks_param_types(traffic):
         checked += 1
     paths = {e["path"] for e in traffic}
     assert checked >= 10 and "/v1/responses" in paths and "/v1/chat/completions" in paths
+    sent = [i.get("type") for e in traffic if e["path"] == "/v1/responses" for i in e["body"].get("input") or []]
+    assert "mcp_approval_response" in sent
 
 
 def test_every_answer_fits_the_sdks_models_strictly_with_no_field_the_api_does_not_send(traffic):
@@ -150,6 +158,8 @@ def test_every_answer_fits_the_sdks_models_strictly_with_no_field_the_api_does_n
         assert answer_problems(model, entry["answer"]) == [], entry["path"]
         checked += 1
     assert checked >= 10
+    kinds = {i["type"] for e in traffic if e["path"] == "/v1/responses" for i in (e["answer"] or {}).get("output", [])}
+    assert {"mcp_list_tools", "mcp_approval_request", "mcp_call"} <= kinds
 
 
 def test_a_function_tool_without_strict_does_not_fit():

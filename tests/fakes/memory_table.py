@@ -510,6 +510,9 @@ class MemoryTable:
     def settle_client_call(self, action: Action, execution: Execution) -> bool:
         return self._move_execution(action, ExecutionStatus.AWAITING_CLIENT, execution)
 
+    def settle_delegated_call(self, action: Action, execution: Execution) -> bool:
+        return self._move_execution(action, ExecutionStatus.DELEGATED, execution)
+
     def finish_execution(self, action: Action, execution: Execution) -> bool:
         return self._move_execution(action, ExecutionStatus.EXECUTING, execution)
 
@@ -835,13 +838,18 @@ class MemoryTable:
             return (head.record["seq"], head.record["hash"]) if head else (0, GENESIS)
 
     def finish_with_receipt(
-        self, action: Action, execution: Execution, jws: str, resume_pause: str | None = None
+        self,
+        action: Action,
+        execution: Execution,
+        jws: str,
+        resume_pause: str | None = None,
+        from_status: ExecutionStatus = ExecutionStatus.EXECUTING,
     ) -> bool:
         pk = f"RECEIPTS#{action.tenant}"
 
         def change() -> bool:
             key, row = self._action_row(action)
-            self._execution_is(row, ExecutionStatus.EXECUTING)
+            self._execution_is(row, from_status)
             if resume_pause is not None:
                 try:
                     turn = self._turn_in(action.conversation_id, action.turn_id, TurnStatus.AWAITING_APPROVAL)

@@ -258,11 +258,18 @@ def agent_setup_named(agent_name: str | None):
         from signoff.domain.ports import BackendRejected
 
         raise BackendRejected(f"the conversation's agent {name!r} is no longer in the catalog")
+    hosted = []
+    for label in agent.hosted_mcp:
+        server = current.hosted_mcp[label]
+        tool = server.tool(label)
+        if server.authorization_secret:
+            tool["headers"] = {"Authorization": _secret(server.authorization_secret)}
+        hosted.append(tool)
     return AgentSetup(
         name=name,
         model=agent.model or cfg.openai_model,
         instructions=agent.instructions,
-        tools=tools().definitions(offered_tools(name)),
+        tools=tools().definitions(offered_tools(name)) + hosted,
         assistant_id=agent.assistant_id or cfg.openai_assistant_id,
     )
 
@@ -276,7 +283,7 @@ def offered_tools(agent_name: str | None) -> list[str]:
     names = list(agent.tools)
     for server in agent.mcp_servers:
         names += _mcp_toolbox(server).names()
-    return names
+    return names + [f"{label}__*" for label in agent.hosted_mcp]  # OpenAI lists those tools
 
 
 def policy():

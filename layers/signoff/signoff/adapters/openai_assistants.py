@@ -24,7 +24,7 @@ from openai import OpenAI
 from signoff import deadline as invocation_deadline
 from signoff.adapters.openai_errors import translated_errors
 from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
-from signoff.domain.ports import AgentSetup, BackendRejected, BackendUnavailable
+from signoff.domain.ports import AgentSetup, BackendRejected, BackendUnavailable, NotConfigured
 
 TERMINAL = {"completed", "requires_action", "cancelled", "failed", "expired", "incomplete"}
 _ACTIVE_RUN = re.compile(r"\b(run_[A-Za-z0-9]+)\b")
@@ -213,6 +213,8 @@ class AssistantsBackend:
 
 def nested_function(definition: dict[str, Any]) -> dict[str, Any]:
     """A Responses-style function tool as Assistants and Chat Completions spell it."""
+    if definition.get("type") == "mcp":
+        raise NotConfigured("a hosted MCP server (hosted_mcp in the catalog) needs the Responses API (AgentApi)")
     return {
         "type": "function",
         "function": {k: v for k, v in definition.items() if k in ("name", "description", "parameters", "strict")},

@@ -14,7 +14,7 @@ from openai import OpenAI
 
 from signoff.adapters.openai_errors import translated_errors
 from signoff.domain.endings import CUT_SHORT, EMPTY, FILTERED, REFUSED
-from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
+from signoff.domain.models import AgentStep, Conversation, HostedCall, Pause, Reply, ToolCall, ToolOutput
 from signoff.domain.ports import AgentSetup, BackendRejected
 
 
@@ -35,8 +35,7 @@ class ResponsesBackend:
         return self._respond(conversation, [{"role": "user", "content": text}])
 
     def submit_tool_outputs(self, conversation: Conversation, pause_ref: str, outputs: list[ToolOutput]) -> AgentStep:
-        items = [{"type": "function_call_output", "call_id": o.call_id, "output": o.output} for o in outputs]
-        return self._respond(conversation, items)
+        return self._respond(conversation, [input_item(o) for o in outputs])
 
     def step_after(self, conversation: Conversation, pause_ref: str, call_ids: list[str]) -> AgentStep | None:
         """Read the Conversation: outputs for these calls there mean they were submitted; what follows
@@ -79,12 +78,14 @@ class ResponsesBackend:
                     break
                 if item.type == "function_call_output":
                     answered.add(item.call_id)
-                elif item.type == "function_call" and item.call_id not in answered:
-                    calls.append(ToolCall(call_id=item.call_id, name=item.name, arguments=item.arguments))
+                elif item.type == "mcp_approval_response":
+                    answered.add(item.approval_request_id)
+                elif (call := _call_of(item)) is not None and call.call_id not in answered:
+                    calls.append(call)
         return list(reversed(calls))
 
     def close_calls(self, conversation: Conversation, outputs: list[ToolOutput]) -> None:
-        items = [{"type": "function_call_output", "call_id": o.call_id, "output": o.output} for o in outputs]
+        items = [input_item(o) for o in outputs]
         with translated_errors("add conversation items"):
             self._client.conversations.items.create(conversation.backend_state["conversation"], items=items)
 
@@ -107,14 +108,46 @@ class ResponsesBackend:
         return step_of(response)
 
 
+def input_item(output: ToolOutput) -> dict[str, Any]:
+    """A call's answer as a Responses input item: a function's output, or a hosted MCP call's
+    approval (``approve``, with the approver's reason when denied)."""
+    if output.approve is None:
+        return {"type": "function_call_output", "call_id": output.call_id, "output": output.output}
+    item: dict[str, Any] = {"type": "mcp_approval_response", "approval_request_id": output.call_id}
+    item["approve"] = output.approve
+    if output.reason:
+        item["reason"] = output.reason[:1000]
+    return item
+
+
+def _call_of(item: Any) -> ToolCall | None:
+    kind = getattr(item, "type", None)
+    if kind == "function_call":
+        return ToolCall(call_id=item.call_id, name=item.name, arguments=item.arguments)
+    if kind == "mcp_approval_request":
+        name = f"{item.server_label}__{item.name}"
+        return ToolCall(call_id=item.id, name=name, arguments=item.arguments, kind="mcp_approval")
+    return None
+
+
+def _hosted_of(output: list[Any]) -> list[HostedCall]:
+    """The hosted MCP calls a response reports, by the approval that let them run."""
+    return [
+        HostedCall(approval_request_id=item.approval_request_id, output=item.output, error=_text(item.error))
+        for item in output
+        if getattr(item, "type", None) == "mcp_call" and getattr(item, "approval_request_id", None)
+    ]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else str(value)
+
+
 def step_of(response: Any) -> AgentStep:
     """A response as the turn's next step: its calls (with any text beside them), or its answer
-    and how it ended (domain/endings.py)."""
-    calls = [
-        ToolCall(call_id=item.call_id, name=item.name, arguments=item.arguments)
-        for item in response.output
-        if getattr(item, "type", None) == "function_call"
-    ]
+    and how it ended (domain/endings.py); and the hosted MCP calls it reports."""
+    calls = [call for item in response.output if (call := _call_of(item)) is not None]
+    hosted = _hosted_of(response.output)
     texts, refusals = [], []
     for item in response.output:
         if getattr(item, "type", None) != "message":
@@ -126,12 +159,13 @@ def step_of(response: Any) -> AgentStep:
                 refusals.append(part.refusal)
     text = "\n\n".join(t for t in texts if t)
     if calls:
-        return Pause(pause_ref=response.id, tool_calls=calls, said=text)
+        return Pause(pause_ref=response.id, tool_calls=calls, said=text, hosted=hosted)
     if response.status == "incomplete":
         reason = getattr(response.incomplete_details, "reason", None)
-        return Reply(text=text, ending=FILTERED if reason == "content_filter" else CUT_SHORT, detail=reason)
+        ending = FILTERED if reason == "content_filter" else CUT_SHORT
+        return Reply(text=text, ending=ending, detail=reason, hosted=hosted)
     if refusals:
-        return Reply(text=text, ending=REFUSED, detail=" ".join(refusals))
+        return Reply(text=text, ending=REFUSED, detail=" ".join(refusals), hosted=hosted)
     if not text.strip():
-        return Reply(text="", ending=EMPTY)
-    return Reply(text=text)
+        return Reply(text="", ending=EMPTY, hosted=hosted)
+    return Reply(text=text, hosted=hosted)

@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from signoff.domain.catalog import Catalog, CatalogTool, check_strictable, split_mcp_name
+from signoff.domain.catalog import Catalog, CatalogTool, HostedMcpServer, check_strictable, split_mcp_name
 from signoff.domain.ports import NotConfigured
-from signoff.domain.tools import ToolRegistry, ToolSpec, json_schema_check, model_check
+from signoff.domain.tools import HOSTED_EXECUTOR, ToolRegistry, ToolSpec, json_schema_check, model_check
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "catalog.json"
 
@@ -65,11 +65,34 @@ def build_registry(catalog: Catalog, invokers: Invokers) -> ToolRegistry:
 
     def resolve(name: str) -> ToolSpec | None:
         parts = split_mcp_name(name)
-        if parts is None or parts[0] not in catalog.mcp_servers:
+        if parts is None:
+            return None
+        if parts[0] in catalog.hosted_mcp:
+            return hosted_spec(name, parts[0], parts[1], catalog.hosted_mcp[parts[0]])
+        if parts[0] not in catalog.mcp_servers:
             return None
         return invokers.mcp(parts[0]).spec(parts[1])
 
-    return ToolRegistry(specs, resolve=resolve if catalog.mcp_servers else None)
+    return ToolRegistry(specs, resolve=resolve if catalog.mcp_servers or catalog.hosted_mcp else None)
+
+
+def hosted_spec(name: str, label: str, tool: str, server: HostedMcpServer) -> ToolSpec | None:
+    """A hosted MCP server's tool as the gate sees it: its arguments are the server's to check
+    (OpenAI sends them to it), nothing here runs it, and only a listed tool is offered."""
+    if server.tools is not None and tool not in server.tools:
+        return None
+
+    def as_given(arguments: dict[str, Any]) -> dict[str, Any]:
+        return arguments
+
+    return ToolSpec(
+        name=name,
+        description=f"{tool} on the hosted MCP server {label}",
+        parameters={"type": "object"},
+        check=as_given,
+        executor=HOSTED_EXECUTOR,
+        summary_template=None,
+    )
 
 
 def _spec(name: str, tool: CatalogTool, invokers: Invokers) -> ToolSpec:

@@ -116,6 +116,10 @@ class ActionRecords(TableBase):
         """awaiting_client → executed (its result) | failed (overdue): one writer wins."""
         return self._move_execution(action, ExecutionStatus.AWAITING_CLIENT, execution)
 
+    def settle_delegated_call(self, action: Action, execution: Execution) -> bool:
+        """delegated (a hosted MCP call OpenAI runs) → executed | failed, as OpenAI reports it: once."""
+        return self._move_execution(action, ExecutionStatus.DELEGATED, execution)
+
     def finish_execution(self, action: Action, execution: Execution) -> bool:
         """executing → executed | failed | not_executed | awaiting_client."""
         return self._move_execution(action, ExecutionStatus.EXECUTING, execution)

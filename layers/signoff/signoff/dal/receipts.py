@@ -72,10 +72,16 @@ class ReceiptRecords(TableBase):
         return _head(self._get(_key(_chain_pk(tenant), "HEAD")))
 
     def finish_with_receipt(
-        self, action: Action, execution: Execution, jws: str, resume_pause: str | None = None
+        self,
+        action: Action,
+        execution: Execution,
+        jws: str,
+        resume_pause: str | None = None,
+        from_status: ExecutionStatus = ExecutionStatus.EXECUTING,
     ) -> bool:
-        """executing → ``execution`` with the receipt on the action, the receipt queued for the
-        tenant's log: all or nothing. False when the call is no longer executing.
+        """executing (or ``from_status``: a hosted call's delegated) → ``execution`` with the receipt
+        on the action, the receipt queued for the tenant's log: all or nothing. False when the call
+        is no longer in that state.
         ``resume_pause``: the call is its pause's last to settle, and the same write claims the turn's
         resume (``claim_turn_resume``); ResumeRefused when only that claim was refused."""
         resume = (
@@ -96,7 +102,7 @@ class ReceiptRecords(TableBase):
                         "ExpressionAttributeValues": {
                             ":done": to_attr(execution.model_dump(mode="json", exclude_none=True)),
                             ":jws": to_attr(jws),
-                            ":executing": to_attr(ExecutionStatus.EXECUTING.value),
+                            ":executing": to_attr(from_status.value),
                         },
                     }
                 },

@@ -112,11 +112,38 @@ class McpServer(_Strict):
     timeout_seconds: float = Field(default=30, gt=0, le=120)
 
 
+class HostedMcpServer(_Strict):
+    """An MCP server OpenAI calls itself (the Responses API's ``mcp`` tool). Each call OpenAI asks
+    approval for comes to Signoff and is gated like a function call: approved or denied, never
+    changed (the API cannot carry changed arguments)."""
+
+    url: HttpsUrl
+    # Secrets Manager id of a value sent as the Authorization header (e.g. "Bearer ...").
+    authorization_secret: str | None = None
+    tools: list[str] | None = None  # only these of the server's tools (all when absent)
+    # Which calls OpenAI asks approval for; Signoff's policy then decides whether a person is asked.
+    # "never" (or a tool listed under never) runs without Signoff seeing it: not gated.
+    require_approval: Literal["always", "never"] | dict[str, Any] = "always"
+
+    def tool(self, label: str) -> dict[str, Any]:
+        """The Responses ``mcp`` tool (without its authorization, which the runtime adds)."""
+        tool: dict[str, Any] = {
+            "type": "mcp",
+            "server_label": label,
+            "server_url": str(self.url),
+            "require_approval": self.require_approval,
+        }
+        if self.tools is not None:
+            tool["allowed_tools"] = list(self.tools)
+        return tool
+
+
 class AgentSpec(_Strict):
     instructions: str = Field(min_length=1, max_length=32_000)
     model: str | None = Field(default=None, min_length=1, max_length=100)  # else the deployment's
     tools: list[str] = Field(default_factory=list)
     mcp_servers: list[str] = Field(default_factory=list)
+    hosted_mcp: list[str] = Field(default_factory=list)  # the Responses API only
     # The Assistants API only: this agent's assistant (else the deployment's OpenAIAssistantId).
     assistant_id: str | None = None
 
@@ -127,6 +154,7 @@ class Catalog(_Strict):
     agents: dict[str, AgentSpec] = Field(min_length=1)
     tools: dict[str, CatalogTool] = Field(default_factory=dict)
     mcp_servers: dict[str, McpServer] = Field(default_factory=dict)
+    hosted_mcp: dict[str, HostedMcpServer] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references(self) -> Catalog:
@@ -136,6 +164,9 @@ class Catalog(_Strict):
         for name in self.mcp_servers:
             if not re.match(r"^[A-Za-z0-9-]{1,32}$", name) or "_" in name:
                 raise ValueError(f"mcp_servers.{name}: a server name is 1-32 of A-Z a-z 0-9 -")
+        for name in self.hosted_mcp:
+            if not re.match(r"^[A-Za-z0-9-]{1,32}$", name) or name in self.mcp_servers:
+                raise ValueError(f"hosted_mcp.{name}: a label is 1-32 of A-Z a-z 0-9 -, not an mcp_servers name")
         if self.default_agent not in self.agents:
             raise ValueError(f"default_agent {self.default_agent!r} is not one of the agents")
         for agent_name, agent in self.agents.items():
@@ -145,6 +176,9 @@ class Catalog(_Strict):
             for server in agent.mcp_servers:
                 if server not in self.mcp_servers:
                     raise ValueError(f"agents.{agent_name}.mcp_servers: {server!r} is not in mcp_servers")
+            for server in agent.hosted_mcp:
+                if server not in self.hosted_mcp:
+                    raise ValueError(f"agents.{agent_name}.hosted_mcp: {server!r} is not in hosted_mcp")
         return self
 
     def agent(self, name: str | None) -> AgentSpec | None:

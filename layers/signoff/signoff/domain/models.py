@@ -77,6 +77,9 @@ class ExecutionStatus(StrEnum):
     NOT_EXECUTED = "not_executed"
     SCHEDULED = "scheduled"
     AWAITING_CLIENT = "awaiting_client"  # handed to the client (return of control); its result comes back
+    # Approved for a hosted MCP server that OpenAI calls itself: final for the turn (the approval goes
+    # back with the others); executed or failed once the response's mcp_call item says so.
+    DELEGATED = "delegated"
 
     @property
     def is_final(self) -> bool:
@@ -204,6 +207,8 @@ class Action(Record):
     receipt: str | None = None  # the signed receipt (compact JWS) once a gated call ran
     pause_ref: str | None = None  # the pause it came with (None: recorded before calls kept it)
     pause_calls: list[str] = Field(default_factory=list)  # the call ids of that pause, read by key
+    # A hosted MCP server's call: OpenAI runs it once approved; Signoff answers approve or deny.
+    hosted: bool = False
 
     @property
     def settled(self) -> bool:
@@ -293,11 +298,22 @@ class Approval(Record):
 
 
 class ToolCall(Record):
-    """A function call the model asked for; ``arguments`` is the raw JSON text it sent."""
+    """A function call the model asked for; ``arguments`` is the raw JSON text it sent. ``kind``
+    "mcp_approval": a hosted MCP server's call OpenAI asks approval for (``call_id`` is the
+    request's id, ``name`` is ``<server label>__<tool>``)."""
 
     call_id: str
     name: str
     arguments: str
+    kind: Literal["function", "mcp_approval"] = "function"
+
+
+class HostedCall(Record):
+    """What a hosted MCP call came to (the response's ``mcp_call`` item after an approval)."""
+
+    approval_request_id: str
+    output: str | None = None
+    error: str | None = None
 
 
 class Reply(Record):
@@ -306,6 +322,7 @@ class Reply(Record):
     # "completed", or how the answer fell short (domain/endings.py); ``detail``: the API's reason.
     ending: str = "completed"
     detail: str | None = None
+    hosted: list[HostedCall] = Field(default_factory=list)  # hosted MCP calls this response reports
 
 
 class Pause(Record):
@@ -313,6 +330,7 @@ class Pause(Record):
     pause_ref: str
     tool_calls: list[ToolCall]
     said: str = ""  # text the model wrote beside its calls ("I'll check that first…"), shown to the user
+    hosted: list[HostedCall] = Field(default_factory=list)
 
 
 AgentStep = Reply | Pause
@@ -322,3 +340,6 @@ class ToolOutput(Record):
     call_id: str
     output: str
     tool: str = ""
+    # A hosted MCP call's answer goes back as approve or deny (with the reason), not as an output.
+    approve: bool | None = None
+    reason: str = ""

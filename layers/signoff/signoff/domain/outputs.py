@@ -26,6 +26,16 @@ _NOT_RUN = "The action was not executed."
 
 
 def render_output(action: Action) -> ToolOutput:
+    if action.hosted:
+        # A hosted MCP call is answered approve or deny: OpenAI runs an approved one itself.
+        approve = action.execution is not None and action.execution.status is ExecutionStatus.DELEGATED
+        return ToolOutput(
+            call_id=action.call_id,
+            output="",
+            tool=action.tool,
+            approve=approve,
+            reason="" if approve else _render(action),
+        )
     return ToolOutput(call_id=action.call_id, output=_render(action), tool=action.tool)
 
 

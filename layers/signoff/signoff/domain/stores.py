@@ -24,7 +24,17 @@ from typing import Any, Protocol
 from signoff.domain.budgets import BudgetCharge, BudgetWrite, Reservation, Reservations
 from signoff.domain.grants import Grant, GrantUse
 from signoff.domain.merkle import Node
-from signoff.domain.models import Action, Approval, Conversation, Decision, DecisionRef, Execution, Message, Turn
+from signoff.domain.models import (
+    Action,
+    Approval,
+    Conversation,
+    Decision,
+    DecisionRef,
+    Execution,
+    ExecutionStatus,
+    Message,
+    Turn,
+)
 from signoff.domain.receipts import LogEntry, LogHead, PendingReceipt
 from signoff.domain.tenants import DEFAULT_TENANT
 
@@ -282,6 +292,10 @@ class ActionStore(Protocol):
         """awaiting_client → ``execution``."""
         ...
 
+    def settle_delegated_call(self, action: Action, execution: Execution) -> bool:
+        """delegated (a hosted MCP call) → ``execution``, once."""
+        ...
+
     def finish_execution(self, action: Action, execution: Execution) -> bool:
         """executing → ``execution``."""
         ...
@@ -417,9 +431,14 @@ class ReceiptStore(Protocol):
         ...
 
     def finish_with_receipt(
-        self, action: Action, execution: Execution, jws: str, resume_pause: str | None = None
+        self,
+        action: Action,
+        execution: Execution,
+        jws: str,
+        resume_pause: str | None = None,
+        from_status: ExecutionStatus = ExecutionStatus.EXECUTING,
     ) -> bool:
-        """executing → ``execution`` with the receipt on the action, the receipt queued for the
+        """executing (or ``from_status``) → ``execution`` with the receipt on the action, the receipt queued for the
         tenant's log: all or nothing, never waiting on another call. With ``resume_pause``, also
         ``claim_turn_resume`` for that pause; ResumeRefused when only the claim was refused."""
         ...

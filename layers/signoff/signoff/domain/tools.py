@@ -12,6 +12,9 @@ from signoff.domain.strict_schema import absent_nulls, strict_form
 
 # Executor kinds (see domain/catalog.py); "client" calls are run by the client, not by Signoff.
 CLIENT_EXECUTOR = "client"
+# A hosted MCP server's tool: OpenAI runs the call once Signoff approves it (approve or deny only).
+HOSTED_EXECUTOR = "hosted_mcp"
+HOSTED_APPROVE_OR_DENY = "a hosted MCP call can only be approved or denied; the change was not applied"
 
 
 class InvalidToolArguments(ValueError):

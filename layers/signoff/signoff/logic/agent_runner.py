@@ -198,6 +198,10 @@ class AgentRunner:
 
     # -- the loop ------------------------------------------------------------------------
     def _advance(self, conversation: Conversation, turn: Turn, step: AgentStep, steps: int) -> None:
+        for hosted in step.hosted:  # hosted MCP calls OpenAI ran after our approval: settled, receipted
+            action = self._table.get_action(turn.conversation_id, turn.turn_id, hosted.approval_request_id)
+            if action is not None and action.hosted:
+                self._executor.record_hosted(action, hosted)
         if isinstance(step, Reply):
             ended = None if step.ending == COMPLETED else step.ending
             text = ending_message(step.ending, step.text, step.detail)
@@ -326,7 +330,7 @@ class AgentRunner:
         if len(call.arguments.encode("utf-8")) > MAX_ARGUMENTS_BYTES:
             arguments = truncated(call.arguments, MAX_ARGUMENTS_BYTES)[0]
             error = f"the arguments are larger than {MAX_ARGUMENTS_BYTES} bytes; not executed"
-        elif spec is None or (offered is not None and call.name not in offered):
+        elif spec is None or (offered is not None and not _is_offered(call, offered)):
             error = f"unknown tool {call.name!r}"
         else:
             try:
@@ -374,6 +378,7 @@ class AgentRunner:
             grant=grant,
             tenant=tenant,
             pause_ref=turn.pause_ref,
+            hosted=call.kind == "mcp_approval",
         )
 
     def _under_grant(
@@ -462,6 +467,15 @@ class AgentRunner:
             self._backend.close_calls(conversation, outputs)
             logger.info("open calls of a failed turn answered", extra={"calls": len(outputs)})
         self._table.clear_unanswered_turn(conversation.conversation_id, failed_turn_id)
+
+
+def _is_offered(call: ToolCall, offered: set[str]) -> bool:
+    """A call to a tool the agent is offered; a hosted MCP call, to a server the agent is offered
+    (``<label>__*``: OpenAI lists that server's tools itself)."""
+    if call.name in offered:
+        return True
+    label = call.name.partition("__")[0]
+    return call.kind == "mcp_approval" and f"{label}__*" in offered
 
 
 def _why(exc: Exception) -> str:

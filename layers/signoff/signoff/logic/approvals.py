@@ -41,7 +41,7 @@ from signoff.domain.policy import ApprovalPolicy
 from signoff.domain.ports import ApprovalService, DecisionRequest, NotConfigured, WorkMessage, WorkQueue
 from signoff.domain.stores import BudgetContention, BudgetMoved
 from signoff.domain.tokens import CALLBACK_PATH, issue_token
-from signoff.domain.tools import ToolRegistry, arguments_of
+from signoff.domain.tools import HOSTED_APPROVE_OR_DENY, ToolRegistry, arguments_of
 from signoff.domain.verdict import Verdict, verdict_of
 from signoff.logic.budgets import call_key
 from signoff.logic.executor import ActionExecutor
@@ -321,6 +321,8 @@ class ApprovalSettler:
     def _plan_verdict(self, action: Action, verdict: Verdict) -> VerdictPlan:
         if verdict.status is DecisionStatus.APPROVED:
             return VerdictPlan()
+        if verdict.status is DecisionStatus.MODIFIED and action.hosted:
+            return VerdictPlan.refused(HOSTED_APPROVE_OR_DENY)
         if verdict.status is DecisionStatus.MODIFIED:
             spec = self._tools.get(action.tool)
             if spec is None:
@@ -485,8 +487,13 @@ class ApprovalRequester:
         if self._grants and not spec.is_sign_off_request:
             context_parts.append(self._grants.note_for_approver(action.tool, action.arguments))
         modifiable = policy.for_tool(action.tool).modifiable
-        options = policy.options(action.tool)
-        if "modify" in options:
+        options = ["approve", "deny"] if action.hosted else policy.options(action.tool)
+        if action.hosted:
+            context_parts.append(
+                "OpenAI runs this call on the hosted MCP server once approved: approve or deny it; it cannot be "
+                "changed or scheduled."
+            )
+        elif "modify" in options:
             context_parts.append(f"To modify, send the changed values of: {', '.join(modifiable)}.")
         if asked.get("context"):
             context_parts.insert(0, str(asked["context"]))

@@ -15,8 +15,19 @@ from aws_lambda_powertools import Logger
 from signoff.domain.binding import approval_matches, grant_matches
 from signoff.domain.canonical import canonical_json
 from signoff.domain.limits import bounded_result
-from signoff.domain.models import Action, Approval, DecisionStatus, Execution, ExecutionStatus, iso, of_pause, utc_now
+from signoff.domain.models import (
+    Action,
+    Approval,
+    DecisionStatus,
+    Execution,
+    ExecutionStatus,
+    HostedCall,
+    iso,
+    of_pause,
+    utc_now,
+)
 from signoff.domain.tools import (
+    HOSTED_APPROVE_OR_DENY,
     InvalidToolArguments,
     ToolContext,
     ToolFailed,
@@ -121,6 +132,26 @@ class ActionExecutor:
             )
         self._settle_if_stale(action)
         return None
+
+    def record_hosted(self, action: Action, call: HostedCall) -> Action | None:
+        """What OpenAI reports of a hosted MCP call it ran after Signoff approved it: executed (with
+        its receipt, made now from what really ran) or failed. Once; None if already recorded."""
+        if action.execution is None or action.execution.status is not ExecutionStatus.DELEGATED:
+            return None
+        if call.error:
+            execution = Execution(status=ExecutionStatus.FAILED, result={"error": call.error[:2000]})
+        else:
+            execution = Execution(status=ExecutionStatus.EXECUTED, result={"output": (call.output or "")[:20_000]})
+        execution = execution.model_copy(update={"result": bounded_result(execution.result)})
+        if self._receipts is not None and receipt_needed(action, execution):
+            written = self._receipts.finish(action, execution, from_status=ExecutionStatus.DELEGATED) is not None
+        else:
+            written = self._table.settle_delegated_call(action, execution)
+        if not written:
+            return None
+        count(f"Actions{execution.status.value.title()}")
+        logger.info("hosted call settled", extra={"call_id": action.call_id, "execution": execution.status.value})
+        return self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
 
     def run_scheduled(self, action: Action) -> None:
         """Run a call approved for later, once its time has come (the reconciler calls this)."""
@@ -237,6 +268,16 @@ class ActionExecutor:
                 status=ExecutionStatus.NOT_EXECUTED,
                 result={"error": "the tool's input check changes the arguments that were gated; not executed"},
             )
+        if action.hosted:
+            if action.verdict is DecisionStatus.MODIFIED:
+                # The Responses API takes approve or deny for a hosted call, never other arguments.
+                return Execution(
+                    status=ExecutionStatus.NOT_EXECUTED,
+                    result={"error": HOSTED_APPROVE_OR_DENY},
+                )
+            # OpenAI runs it once the approval goes back with the turn's outputs; the response's
+            # mcp_call item settles it (record_hosted).
+            return Execution(status=ExecutionStatus.DELEGATED, result={"delegated_to": "openai"})
         if spec.runs_on_client:
             # Return of control: the client runs it and posts the result (ConversationService).
             return Execution(

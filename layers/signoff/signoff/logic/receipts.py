@@ -72,10 +72,17 @@ class ReceiptIssuer:
         self._policy = policy
         self._issuer = issuer
 
-    def finish(self, action: Action, execution: Execution, approvals: list[Approval] | None = None) -> str | None:
+    def finish(
+        self,
+        action: Action,
+        execution: Execution,
+        approvals: list[Approval] | None = None,
+        from_status: ExecutionStatus = ExecutionStatus.EXECUTING,
+    ) -> str | None:
         """Record ``execution`` with the call's receipt. The receipt written; None when the call is
-        no longer executing (someone else settled it). ``approvals``: the call's, if already read."""
-        return self.finish_resuming(action, execution, approvals, None)[0]
+        no longer executing (someone else settled it). ``approvals``: the call's, if already read;
+        ``from_status``: delegated, for a hosted MCP call OpenAI reported."""
+        return self.finish_resuming(action, execution, approvals, None, from_status)[0]
 
     def finish_resuming(
         self,
@@ -83,6 +90,7 @@ class ReceiptIssuer:
         execution: Execution,
         approvals: list[Approval] | None,
         resume_pause: str | None,
+        from_status: ExecutionStatus = ExecutionStatus.EXECUTING,
     ) -> tuple[str | None, bool]:
         """``finish``, and with ``resume_pause`` (the call is its pause's last to settle) the turn's
         resume claimed in the same write, while that claim is this write's to make. The receipt, and
@@ -94,9 +102,10 @@ class ReceiptIssuer:
         message = signing_input(self._signer.key_id, claims)
         jws = compact(message, self._signer.sign(message))
         try:
-            written = self._table.finish_with_receipt(action, execution, jws, resume_pause)
+            written = self._table.finish_with_receipt(action, execution, jws, resume_pause, from_status)
         except ResumeRefused:  # another invocation resumes the turn, or it is not ready: just the receipt
-            written, resume_pause = self._table.finish_with_receipt(action, execution, jws, None), None
+            written = self._table.finish_with_receipt(action, execution, jws, None, from_status)
+            resume_pause = None
         if not written:
             return None, False
         count("ReceiptsIssued")
