@@ -1,4 +1,5 @@
-"""`make demo`: the guide's refund scenario end to end over HTTP, approved and then denied.
+"""`make demo`: the guide's refund scenario end to end over HTTP, approved and then denied; your own
+http tool; and a hosted MCP server that OpenAI calls itself once the approver says yes.
 
 Starts the embedded stack on free ports, sends the request through the client API, answers
 the decision through the Handover-compatible API, and prints the transcript. Exits non-zero
@@ -32,6 +33,7 @@ def _wait(condition, timeout: float = 30.0, what: str = "the stack") -> Any:
 
 
 INVOICE = 'call create_invoice with {"customer_id": "c-1001", "amount": 120, "currency": "EUR"}'
+TICKET = 'call helpdesk__create_ticket with {"title": "Printer on floor 3", "body": "It jams on every page."}'
 
 
 def run_pass(
@@ -100,6 +102,15 @@ def main() -> int:
             f"  server    {len(sent)} request(s) to {stack.http_tools.url}/create_invoice, signature verified: "
             f"{all(r.verified for r in sent)}"
         )
+        hosted = None
+        if config.agent_api == "responses":
+            print("\n== 4. A hosted MCP server: OpenAI calls it itself, after the approver's OK ==")
+            before = len(stack.mcp_tools.calls.of("create_ticket"))
+            hosted = run_pass(stack, "approve", "maria@example.com", "Ticket it.", TICKET, agent="helpdesk")
+            tickets = len(stack.mcp_tools.calls.of("create_ticket")) - before
+            print(f"  server    {tickets} create_ticket call(s) at the MCP server, made by the emulated OpenAI")
+        else:
+            print("\n== 4. A hosted MCP server: skipped (the Responses API only) ==")
         checks = {
             "approved refund executed": approved["actions"][0]["execution"]["status"] == "executed",
             "approver's notes reached the reply": "Customer is a VIP, go ahead." in approved["messages"][-1]["content"],
@@ -109,6 +120,12 @@ def main() -> int:
             "http tool executed": invoiced["actions"][0]["execution"]["status"] == "executed",
             "http tool got exactly one signed request": len(sent) == 1 and sent[0].verified and sent[0].ran,
         }
+        if hosted is not None:
+            checks["hosted MCP call ran once, after approval, with a receipt"] = (
+                tickets == 1
+                and hosted["actions"][0]["execution"]["status"] == "executed"
+                and bool(hosted["actions"][0].get("receipt"))
+            )
         print()
         for what, ok in checks.items():
             print(f"  [{'ok' if ok else 'FAILED'}] {what}")

@@ -159,6 +159,9 @@ def _describe(name: str, output: str) -> str:
         sentence = f"{tool} was not done: no approval came in time."
     elif execution == "failed":
         sentence = f"{tool} was attempted but failed."
+    elif execution is None and decision is None:
+        # A tool's own result (a hosted MCP call's output, a client's result): it ran.
+        sentence = f"{tool} is done: {json.dumps(data, ensure_ascii=False)[:300]}"
     else:
         sentence = f"{tool} was not done ({data.get('message', decision or execution)})."
     if notes:

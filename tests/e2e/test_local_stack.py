@@ -41,6 +41,18 @@ def test_demo_passes_show_both_outcomes(stack, capsys):
         assert line in transcript
 
 
+def test_the_demos_hosted_mcp_pass_runs_the_call_once_after_the_ok(stack, capsys):
+    from local.demo import TICKET
+    from local.environment import settings_changed
+
+    before = len(stack.mcp_tools.calls.of("create_ticket"))
+    with settings_changed(AGENT_API="responses"):
+        view = run_pass(stack, "approve", "maria@example.com", "Ticket it.", TICKET, agent="helpdesk")
+    assert len(stack.mcp_tools.calls.of("create_ticket")) == before + 1
+    assert view["actions"][0]["execution"]["status"] == "executed" and view["actions"][0]["receipt"]
+    assert "tool      helpdesk__create_ticket(" in capsys.readouterr().out
+
+
 def test_the_local_stack_serves_the_seed_scenario_and_stops_on_ctrl_c(tmp_path):
     ports = {name: _free_port() for name in ("API", "HANDOVER", "OPENAI", "AWS", "LAMBDA")}
     env = {
