@@ -16,6 +16,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 from local.openai_requests import ApiError, effective_tools, offered_names, refuse_unsupported, select_calls
@@ -38,6 +39,7 @@ class AssistantsEmulator:
         self.assistants: dict[str, dict[str, Any]] = {}
         self.threads: dict[str, dict[str, Any]] = {}
         self.runs: dict[str, dict[str, Any]] = {}
+        self.endings: deque[str] = deque()  # how the next runs' answers end (tests set them)
         self._lock = threading.RLock()
 
     # -- assistants and threads ----------------------------------------------------------
@@ -233,10 +235,22 @@ class AssistantsEmulator:
         }
 
     def _complete(self, run: dict[str, Any], text: str) -> None:
-        self._append_message(run["thread_id"], "assistant", text, run_id=run["id"], assistant_id=run["assistant_id"])
+        """The run's answer, ended as ``self.endings`` says when a test set one: ``incomplete:<reason>``
+        (max_completion_tokens, max_prompt_tokens), ``refusal`` or ``empty``."""
+        ending = self.endings.popleft() if self.endings else ""
+        status, details = "completed", None
+        if ending.startswith("incomplete:"):
+            status, details, text = "incomplete", {"reason": ending.removeprefix("incomplete:")}, text[: len(text) // 2]
+        if ending != "empty":
+            message = self._append_message(
+                run["thread_id"], "assistant", text, run_id=run["id"], assistant_id=run["assistant_id"]
+            )
+            if ending == "refusal":
+                message["content"] = [{"type": "refusal", "refusal": "I can't help with that."}]
         run.update(
-            status="completed",
-            completed_at=_now(),
+            status=status,
+            completed_at=_now() if status == "completed" else None,
+            incomplete_details=details,
             required_action=None,
             usage={"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from local.environment import settings_changed
-from tests.support import SignoffClient
+from tests.support import SignoffClient, assistant_for
 
 ENDINGS = {
     "responses": [
@@ -23,14 +23,19 @@ ENDINGS = {
         ("empty", "empty", "no answer"),
     ],
 }
+ENDINGS["assistants"] = [
+    ("incomplete:max_completion_tokens", "cut_short", "cut off"),
+    ("refusal", "refused", "I can't help with that."),
+    ("empty", "empty", "no answer"),
+]
 CASES = [(api, *case) for api, cases in ENDINGS.items() for case in cases]
 
 
 @pytest.mark.parametrize(("api", "emulated", "ending", "words"), CASES)
 def test_an_answer_that_ends_short_says_what_happened(stack, api, emulated, ending, words):
     client = SignoffClient(stack)
-    with settings_changed(AGENT_API=api):
-        stack.openai.endings.append(emulated)
+    with settings_changed(AGENT_API=api, OPENAI_ASSISTANT_ID=assistant_for(stack)):
+        (stack.openai.assistants if api == "assistants" else stack.openai).endings.append(emulated)
         cid = client.start("Hello, what can you do?")["conversation_id"]
         view = client.wait_status(cid, "idle")
     last = view["messages"][-1]
@@ -70,6 +75,15 @@ def test_a_long_responses_chat_is_trimmed_by_the_api_not_failed(stack):
     assert view["status"] == "idle" and "ending" not in view["messages"][-1]
     sent = [e["body"] for e in stack.openai.log.entries() if e["path"] == "/v1/responses"]
     assert sent[-1]["truncation"] == "auto"
+
+
+def test_an_assistants_thread_past_its_prompt_budget_is_reported_as_too_long(stack):
+    client = SignoffClient(stack)
+    with settings_changed(AGENT_API="assistants", OPENAI_ASSISTANT_ID=assistant_for(stack)):
+        stack.openai.assistants.endings.append("incomplete:max_prompt_tokens")
+        cid = client.start("Hello again.")["conversation_id"]
+        view = client.wait_status(cid, "failed", "idle")
+    assert view["status"] == "failed" and "longer than the model can read" in view["messages"][-1]["content"]
 
 
 def test_an_overflow_that_still_happens_is_reported_as_such(stack):

@@ -23,8 +23,9 @@ from openai import OpenAI
 
 from signoff import deadline as invocation_deadline
 from signoff.adapters.openai_errors import translated_errors
+from signoff.domain.endings import CUT_SHORT, EMPTY, REFUSED
 from signoff.domain.models import AgentStep, Conversation, Pause, Reply, ToolCall, ToolOutput
-from signoff.domain.ports import AgentSetup, BackendRejected, BackendUnavailable, NotConfigured
+from signoff.domain.ports import AgentSetup, BackendRejected, BackendUnavailable, ContextFull, NotConfigured
 
 TERMINAL = {"completed", "requires_action", "cancelled", "failed", "expired", "incomplete"}
 _ACTIVE_RUN = re.compile(r"\b(run_[A-Za-z0-9]+)\b")
@@ -196,19 +197,29 @@ class AssistantsBackend:
                 for c in run.required_action.submit_tool_outputs.tool_calls
             ]
             return Pause(pause_ref=run.id, tool_calls=calls)
-        if run.status != "completed":
+        incomplete = getattr(run.incomplete_details, "reason", None) if run.status == "incomplete" else None
+        if incomplete == "max_prompt_tokens":
+            raise ContextFull("run incomplete: the thread exceeds the prompt budget")
+        if run.status not in ("completed", "incomplete"):
             reason = getattr(run.last_error, "message", None) or run.status
             raise BackendRejected(f"run ended {run.status}: {reason}")
         with translated_errors("list messages"):
             messages = self._threads.messages.list(conversation.backend_state["thread"], order="desc", limit=20)
-        texts = [
-            part.text.value
-            for message in messages.data
+        parts = [
+            part
+            for message in reversed(messages.data)
             if message.role == "assistant" and message.run_id == run.id
             for part in message.content
-            if part.type == "text"
         ]
-        return Reply(text="\n\n".join(reversed(texts)))
+        text = "\n\n".join(part.text.value for part in parts if part.type == "text")
+        refusals = [part.refusal for part in parts if part.type == "refusal"]
+        if run.status == "incomplete":
+            return Reply(text=text, ending=CUT_SHORT, detail=incomplete)
+        if refusals:
+            return Reply(text=text, ending=REFUSED, detail=" ".join(refusals))
+        if not text.strip():
+            return Reply(text="", ending=EMPTY)
+        return Reply(text=text)
 
 
 def nested_function(definition: dict[str, Any]) -> dict[str, Any]:

@@ -144,6 +144,7 @@ class ChatCompletionsBackend:
                 tool_calls=[
                     ToolCall(call_id=c.id, name=c.function.name, arguments=c.function.arguments) for c in calls
                 ],
+                said=message.content or "",  # text beside the calls, shown to the user
             )
         return _reply(choice.finish_reason, message.content or "", getattr(message, "refusal", None))
 
