@@ -43,17 +43,16 @@ class ResponsesBackend:
         with translated_errors("list conversation items"):
             items = list(self._client.conversations.items.list(conversation.backend_state["conversation"], order="asc"))
         wanted = set(call_ids)
-        positions = [
-            n for n, item in enumerate(items) if item.type == "function_call_output" and item.call_id in wanted
-        ]
+        positions = [n for n, item in enumerate(items) if _answers(item) in wanted]
         if not positions:
             return None
         after = items[max(positions) + 1 :]
-        answered = {item.call_id for item in after if item.type == "function_call_output"}
-        open_calls = [item for item in after if item.type == "function_call" and item.call_id not in answered]
-        if open_calls:
-            calls = [ToolCall(call_id=c.call_id, name=c.name, arguments=c.arguments) for c in open_calls]
-            return Pause(pause_ref=f"item:{open_calls[0].id}", tool_calls=calls)
+        answered = {_answers(item) for item in after} - {None}
+        open_items = [item for item in after if (call := _call_of(item)) is not None and call.call_id not in answered]
+        hosted = _hosted_of(after)
+        if open_items:
+            calls = [call for item in open_items if (call := _call_of(item)) is not None]
+            return Pause(pause_ref=f"item:{open_items[0].id}", tool_calls=calls, hosted=hosted)
         texts = [
             part.text
             for item in after
@@ -63,7 +62,7 @@ class ResponsesBackend:
         ]
         if not texts:
             raise BackendRejected("the outputs were submitted but no answer followed them")
-        return Reply(text="\n\n".join(texts))
+        return Reply(text="\n\n".join(texts), hosted=hosted)
 
     def open_calls(self, conversation: Conversation) -> list[ToolCall]:
         """Function calls after the last user message with no output after them (newest first, so
@@ -118,6 +117,16 @@ def input_item(output: ToolOutput) -> dict[str, Any]:
     if output.reason:
         item["reason"] = output.reason[:1000]
     return item
+
+
+def _answers(item: Any) -> str | None:
+    """The call an input item answers: a function's output, or a hosted call's approval."""
+    kind = getattr(item, "type", None)
+    if kind == "function_call_output":
+        return item.call_id
+    if kind == "mcp_approval_response":
+        return item.approval_request_id
+    return None
 
 
 def _call_of(item: Any) -> ToolCall | None:
