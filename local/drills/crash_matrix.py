@@ -58,6 +58,8 @@ class Flow:
     answer: str  # how the approver answers the flow's decisions: approve, deny, modify, schedule
     kind: str | None = None  # for the worker: which work message it is handling
     callbacks_dropped: bool = False
+    agent: str | None = None  # the catalog agent the conversation runs (default: the catalog's)
+    apis: tuple[str, ...] = ()  # the agent APIs the flow exists on (all when empty)
 
 
 FLOWS = [
@@ -70,6 +72,17 @@ FLOWS = [
     Flow("run the approved call, then resume", "AgentWorkerFunction", SEED, "approve", "run_calls"),
     Flow("reconciler settles a lost callback", "ReconcilerFunction", SEED, "approve", callbacks_dropped=True),
     Flow("scheduled execution", "ReconcilerFunction", SEED, "schedule"),
+    # A hosted MCP call: the approval goes back to OpenAI, which calls the MCP server; the response's
+    # mcp_call item is recorded with its receipt. The worker's run_calls, then its resume.
+    Flow(
+        "hosted MCP call approved, then resume",
+        "AgentWorkerFunction",
+        'call helpdesk__create_ticket with {"title": "Printer", "body": "It jams."}',
+        "approve",
+        "run_calls",
+        agent="helpdesk",
+        apis=("responses",),
+    ),
 ]
 
 
@@ -157,6 +170,8 @@ class CrashMatrix:
         for backend in backends:
             with self._backend(backend):
                 for flow in flows:
+                    if flow.apis and backend not in flow.apis:
+                        continue
                     writes = self.dry_run(flow)
                     self.report.writes_per_flow[f"{flow.name} [{backend}]"] = writes
                     for n in points(writes) if points else range(1, writes + 1):
@@ -189,12 +204,14 @@ class CrashMatrix:
 
     def point(self, flow: Flow, backend: str, n: int) -> PointResult:
         result = PointResult(flow.name, backend, n, fired=False)
+        mcp_before = len(self.stack.mcp_tools.calls.calls)  # points run one at a time
         try:
             plan, cid = self._through_flow(flow, n)
             result.fired = plan.fired
             view = self._drive_to_reply(cid, flow)
             result.final_status = view["status"]
             self._judge(cid, result)
+            self._judge_hosted(cid, result, len(self.stack.mcp_tools.calls.calls) - mcp_before)
             result.follow_up_replied = self._follow_up(cid)
         except (TimedOut, AssertionError, requests.RequestException) as exc:
             result.stranded = True
@@ -217,9 +234,9 @@ class CrashMatrix:
         handover = self.stack.handover
         if flow.kind == "start_turn":
             injector.arm(plan)
-            cid = self._start(flow.message)
+            cid = self._start(flow.message, flow.agent)
         else:
-            cid = self._start(flow.message)
+            cid = self._start(flow.message, flow.agent)
             decisions = self._pending(cid)
             if flow.function_id == "ReconcilerFunction" and not flow.callbacks_dropped:
                 # Scheduled: the call is approved to run shortly; the turn goes on without it.
@@ -294,6 +311,17 @@ class CrashMatrix:
         result.duplicate_submissions = self._duplicate_submissions(cid, actions)
         result.receipts_missing = self._receipts_missing(actions)
 
+    def _judge_hosted(self, cid: str, result: PointResult, mcp_calls: int) -> None:
+        """Hosted MCP calls are made by OpenAI at the MCP server: counted there, during this point."""
+        from signoff import runtime
+
+        hosted = [a for a in runtime.table().load_conversation(cid)[2] if a.hosted]
+        if not hosted:
+            return
+        permitted = [a for a in hosted if (a.verdict is not None and a.verdict.permits_execution) or not a.gated]
+        result.duplicate_executions += max(0, mcp_calls - len(hosted))
+        result.unapproved_executions += max(0, min(mcp_calls, len(hosted)) - len(permitted))
+
     def _receipts_missing(self, actions: list) -> int:
         """Gated calls that ran without a receipt, or whose receipt the reconciler's next pass (run
         here, as the schedule would) does not put in the tenant's log."""
@@ -333,10 +361,9 @@ class CrashMatrix:
     def _effects(self, cid: str) -> list[dict[str, Any]]:
         return effects(self.stack.resources.refs["SignoffTable"], cid)
 
-    def _start(self, message: str) -> str:
-        response = self.http.post(
-            f"{self.api}/conversations", json={"message": message}, headers=self.headers, timeout=30
-        )
+    def _start(self, message: str, agent: str | None = None) -> str:
+        body = {"message": message, **({"agent": agent} if agent else {})}
+        response = self.http.post(f"{self.api}/conversations", json=body, headers=self.headers, timeout=30)
         assert response.status_code == 202, response.text
         return response.json()["conversation_id"]
 
