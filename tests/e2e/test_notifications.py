@@ -45,7 +45,7 @@ def test_a_gated_turn_tells_its_client_it_waits_then_that_it_completed(client, r
     events = wait_for(lambda: len(_events_of(receiver, cid)) == 2 and _events_of(receiver, cid), what="turn.completed")
     assert [e["type"] for e in events] == ["turn.awaiting_approval", "turn.completed"]
     assert set(events[1]) == {"type", "conversation_id", "turn_id", "status", "occurred_at"}
-    assert events[1]["status"] == "completed" and events[1]["turn_id"] == tid
+    assert events[1]["status"] == "idle" and events[1]["turn_id"] == tid  # the status GET /conversations shows
     mine = [a for a in receiver.attempts if a.event and a.event["conversation_id"] == cid]
     assert all(a.verified for a in mine) and len(mine) == 2  # each delivered once: nothing failed
 

@@ -27,7 +27,7 @@ def _meta(status: str, **extra) -> dict:
     ("status", "event_type", "turn_status"),
     [
         ("awaiting_approval", "turn.awaiting_approval", "awaiting_approval"),
-        ("idle", "turn.completed", "completed"),
+        ("idle", "turn.completed", "idle"),
         ("failed", "turn.failed", "failed"),
     ],
 )
@@ -212,3 +212,20 @@ def test_the_callbacks_public_url_is_the_one_it_was_called_on(event, url):
     from signoff.api.origin import public_base_url
 
     assert public_base_url(event) == url
+
+
+def test_the_operations_guide_lists_every_event_with_its_status():
+    """docs/operations.md's table of events is the code's: each type with the conversation status it carries."""
+    from pathlib import Path
+    from typing import get_args
+
+    from signoff.domain.notifications import EVENTS, EventType
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    rows = {
+        cells[1].strip("` "): cells[2].strip("` ")
+        for line in text.splitlines()
+        if line.startswith("| `turn.") and len(cells := line.split("|")) > 3
+    }
+    assert rows == {event: status for status, event in EVENTS.items()}
+    assert set(rows) == set(get_args(EventType))

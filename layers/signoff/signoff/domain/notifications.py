@@ -19,12 +19,13 @@ from pydantic import BaseModel
 
 MAX_NOTIFY_URL_LENGTH = 2048
 
-# Conversation status after the change → (event type, the turn's status as the event names it).
-_EVENTS: dict[str, tuple[str, str]] = {
-    "awaiting_approval": ("turn.awaiting_approval", "awaiting_approval"),
-    "awaiting_client": ("turn.awaiting_client", "awaiting_client"),
-    "idle": ("turn.completed", "completed"),
-    "failed": ("turn.failed", "failed"),
+# Conversation status after the change → the event a client hears. The event's ``status`` is that
+# conversation status, as ``GET /conversations/{id}`` shows it (docs/operations.md lists them).
+EVENTS: dict[str, str] = {
+    "awaiting_approval": "turn.awaiting_approval",
+    "awaiting_client": "turn.awaiting_client",
+    "idle": "turn.completed",
+    "failed": "turn.failed",
 }
 
 EventType = Literal["turn.awaiting_approval", "turn.awaiting_client", "turn.completed", "turn.failed"]
@@ -54,14 +55,14 @@ def notification_for_change(
     if not new or new.get("type") != "conversation" or not new.get("notify_url"):
         return None
     status = new.get("status")
-    if status not in _EVENTS or (old or {}).get("status") == status:
+    if status not in EVENTS or (old or {}).get("status") == status:
         return None
-    event_type, turn_status = _EVENTS[status]
+    event_type = EVENTS[status]
     event = TurnEvent(
         type=event_type,  # type: ignore[arg-type]
         conversation_id=str(new["conversation_id"]),
         turn_id=str(new.get("active_turn_id", "")),
-        status=turn_status,
+        status=status,
         occurred_at=occurred_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     )
     digest = hashlib.sha256(f"{change_id}|{event.conversation_id}|{event.turn_id}|{event_type}".encode()).hexdigest()
