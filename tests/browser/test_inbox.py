@@ -62,6 +62,13 @@ def test_approving_in_the_inbox_reaches_the_agent(stack, client, page):
     assert card.locator("h3").inner_text() == "Issue a refund of 340.00 EUR to customer #4821"
     assert card.locator(".badge").inner_text() == "high"
     assert "left" in card.locator(".meta").inner_text()
+    # A person can decide in ten seconds: what happens, the user's own words, the rule that fired.
+    first = card.locator("pre.context").inner_text().split("\n")[:3]
+    assert first == [
+        "What will happen: Issue a refund of 340.00 EUR to customer #4821.",
+        f'The user asked: "{SEED}"',
+        "Why you are asked: the policy asks for sign-off when amount over 100 EUR.",
+    ]
     page.screenshot(path=str(SHOTS / "inbox-pending.png"), full_page=True)
 
     card.locator('textarea[name="notes"]').fill("Checked the order, approved.")

@@ -47,7 +47,7 @@ def test_each_call_of_a_pause_becomes_an_action_in_order_with_what_the_approver_
     assert gate.table.get_turn(cid, refund.turn_id).pending == 2
     request = gate.handover.requests[gate.handover.asked()[0]]
     assert request.action == refund.summary and request.urgency == "medium" and request.timeout_minutes == 60
-    assert f"Call id: {refund.call_id}; arguments digest: {refund.digest[:16]}" in request.context
+    assert f"call {refund.call_id}, " in request.context and f"digest {refund.digest[:16]}." in request.context
 
 
 def test_arguments_that_are_not_an_object_count_as_none():

@@ -18,14 +18,22 @@ def test_a_gated_call_is_described_with_its_arguments_ids_and_how_to_modify_it()
     cid = gate.ask()
     action = gate.action(cid)
     request = _asked(gate)
-    assert request.context.split("\n") == [
-        f"The agent asks to call `issue_refund` in conversation {cid}.",
-        'Arguments: {"amount": 340, "customer_id": "c1"}',
-        f"Call id: {action.call_id}; arguments digest: {action.digest[:16]}",
-        'To approve similar calls for a while, approve with response_data {"allow_similar": '
-        '{"hours": H, "max_uses": N}}: same customer_id; amount up to this call\'s.',
-        "To modify, send the changed values of: amount.",
-    ]
+    # Most useful first: what happens, the user's own words, why a person is asked, what each answer
+    # does; the technical binding last.
+    assert (
+        request.context.split("\n")
+        == [
+            'What will happen: Run issue_refund with {"amount": 340, "customer_id": "c1"}.',
+            'The user asked: "please"',
+            "Why you are asked: the policy asks for sign-off when amount over 100.",  # the rule that fired
+            'To approve similar calls for a while, approve with response_data {"allow_similar": '
+            '{"hours": H, "max_uses": N}}: same customer_id; amount up to this call\'s.',
+            "Approve: issue_refund runs once, with exactly these arguments. Deny: it does not run; the agent reads "
+            "your notes. Modify: send new values of amount; it runs with them, checked first.",
+            f"Technical: tool issue_refund, conversation {cid}, call {action.call_id}, "
+            f'arguments {{"amount": 340, "customer_id": "c1"}}, digest {action.digest[:16]}.',
+        ]
+    )
     assert request.options == ["approve", "deny", "modify"] and request.urgency == "medium"
     token = request.callback_url.removeprefix("https://signoff.test/callbacks/handover/")
     assert token.startswith("v1.") and gate.table.get_approval(token.split(".")[1]) is not None
@@ -37,7 +45,7 @@ def test_a_quorum_request_says_how_many_must_approve_and_offers_no_modify():
     request = _asked(gate)
     assert "2 of 3 approvers must approve; any denial denies." in request.context
     assert request.options == ["approve", "deny"]
-    assert "To modify" not in request.context
+    assert "Modify:" not in request.context
 
 
 def test_a_budget_gated_call_says_which_budget_asks_and_where_it_stands():
@@ -55,8 +63,10 @@ def test_a_budget_gated_call_says_which_budget_asks_and_where_it_stands():
     gate = Gate(ScriptedAgent(pause(("issue_refund", {"customer_id": "c1", "amount": 60})), reply()), policy)
     gate.ask()
     lines = _asked(gate).context.split("\n")
-    assert lines[3].startswith("No rule asks for sign-off here; a budget does: budget 'daily' (customer_id=c1, 24 h)")
-    assert lines[4] == "Budget daily (customer_id=c1, last 24 h): 0 used of 50 (limit); this call adds 60."
+    assert lines[2].startswith(
+        "Why you are asked: no rule asks for sign-off here; a budget does: budget 'daily' (customer_id=c1, 24 h)"
+    )
+    assert lines[3] == "Budget daily (customer_id=c1, last 24 h): 0 used of 50 (limit); this call adds 60."
 
 
 def test_a_sign_off_request_leads_with_its_own_context_and_urgency():
@@ -65,7 +75,7 @@ def test_a_sign_off_request_leads_with_its_own_context_and_urgency():
     )
     gate.ask()
     request = _asked(gate)
-    assert request.context.startswith("Ship it?\nThe agent asks to call `request_human_approval`")
+    assert request.context.split("\n")[2] == "The agent says: Ship it?"
     assert "standing approval" not in request.context and "allow_similar" not in request.context
     assert request.urgency == "critical"
 

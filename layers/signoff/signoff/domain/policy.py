@@ -41,6 +41,16 @@ class AmountOver(_Strict):
         threshold = self.thresholds.get(currency, self.thresholds.get("*"))
         return threshold is None or amount > threshold
 
+    def describe(self, arguments: dict[str, Any]) -> str:
+        """The rule in words, for the call in hand ("amount over 100 EUR")."""
+        currency = str(arguments.get(self.currency_field, "")).upper() if self.currency_field else ""
+        threshold = self.thresholds.get(currency or "*", self.thresholds.get("*"))
+        if threshold is None:
+            return f"{self.field} in a currency with no threshold set"
+        plain = format(threshold, "f")
+        plain = plain.rstrip("0").rstrip(".") if "." in plain else plain
+        return f"{self.field} over {plain}" + (f" {currency}" if currency else "")
+
 
 MAX_PATTERN_LENGTH = 512
 _PATTERN_MEMORY = 1 << 20  # bytes RE2 may use for one compiled pattern: a pattern that needs more is refused
@@ -85,6 +95,10 @@ class Matches(_Strict):
             return True
         found = linear_pattern(self.pattern).search(str(arguments[self.field])) is not None
         return found if self.kind == "matches" else not found
+
+    def describe(self, arguments: dict[str, Any]) -> str:
+        verb = "matches" if self.kind == "matches" else "does not match"
+        return f"{self.field} {verb} {self.pattern!r}"
 
 
 Rule = Annotated[AmountOver | Matches, Field(discriminator="kind")]
@@ -170,6 +184,14 @@ class ApprovalPolicy(_Strict):
         if policy.approval == "always":
             return True
         return any(rule.applies(arguments) for rule in policy.rules)
+
+    def why_asked(self, name: str, arguments: dict[str, Any]) -> str:
+        """Why this call needs a person, in words an approver reads: the rule that fired, by name."""
+        policy = self.for_tool(name)
+        if policy.approval == "always":
+            return f"every call to {name} needs sign-off (the policy says always)"
+        fired = [rule.describe(arguments) for rule in policy.rules if rule.applies(arguments)]
+        return f"the policy asks for sign-off when {' or '.join(fired)}" if fired else "the policy asks for sign-off"
 
     def approvers(self, name: str, fallback: str) -> tuple[list[str], int]:
         """Whom to ask and how many must say yes."""

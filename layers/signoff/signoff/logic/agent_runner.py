@@ -237,7 +237,7 @@ class AgentRunner:
             # The pause's last binding shows the conversation as awaiting approval: one write, not two.
             show = step.pause_ref if n == len(gated) - 1 else None
             asked = [approval for approval, _ in approvals[action.call_id]]
-            shown = self._requester.request(conversation, action, asked, show_pause=show)
+            shown = self._requester.request(conversation, action, asked, show_pause=show, user_request=turn.input)
         logger.info("turn paused", extra={"calls": len(actions), "gated": len(gated)})
         if gated:
             if shown or self._table.show_awaiting_approval(turn.conversation_id, turn.turn_id, step.pause_ref):

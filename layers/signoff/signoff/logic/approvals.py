@@ -386,7 +386,12 @@ class ApprovalRequester:
         ]
 
     def request(
-        self, conversation: Conversation, action: Action, approvals: list[Approval], show_pause: str | None = None
+        self,
+        conversation: Conversation,
+        action: Action,
+        approvals: list[Approval],
+        show_pause: str | None = None,
+        user_request: str = "",
     ) -> bool:
         """Ask each approver of the call (its approvals are already stored). An approver who cannot be
         asked counts as no answer, and a call whose approvals can no longer be had is settled as not
@@ -396,7 +401,9 @@ class ApprovalRequester:
         bound, shown = [], False
         for n, approval in enumerate(approvals):
             last = n == len(approvals) - 1
-            was_bound, shown = self._ask(conversation, action, approval, show_pause=show_pause if last else None)
+            was_bound, shown = self._ask(
+                conversation, action, approval, show_pause=show_pause if last else None, user_request=user_request
+            )
             bound.append(was_bound)
         if not all(bound):
             # An approver could not be asked (or answered before the binding): that may decide the
@@ -422,7 +429,9 @@ class ApprovalRequester:
         current = self._table.get_action(action.conversation_id, action.turn_id, action.call_id)
         if conversation is None or current is None:
             return True
-        if not self._ask(conversation, current, next_rung, escalated_from=expired)[0]:
+        turn = self._table.get_turn(action.conversation_id, action.turn_id)
+        asked = turn.input if turn is not None else ""
+        if not self._ask(conversation, current, next_rung, escalated_from=expired, user_request=asked)[0]:
             self._settler.decide(current)
         return True
 
@@ -433,13 +442,13 @@ class ApprovalRequester:
         approval: Approval,
         escalated_from: Approval | None = None,
         show_pause: str | None = None,
+        user_request: str = "",
     ) -> tuple[bool, bool]:
         """Ask the approver: whether the decision is bound to the approval (still pending), and whether
         the binding also showed the conversation as awaiting approval for ``show_pause``."""
         try:
-            request = self._decision_request(
-                conversation, action, approval, issue_token(self._key, approval.approval_id), escalated_from
-            )
+            token = issue_token(self._key, approval.approval_id)
+            request = self._decision_request(conversation, action, approval, token, escalated_from, user_request)
             expires_at = iso(utc_now() + timedelta(minutes=request.timeout_minutes))
             decision_id = self._service.create_decision(request)
         except Exception as exc:  # any failure to ask means this approver's yes never comes
@@ -463,7 +472,10 @@ class ApprovalRequester:
         approval: Approval,
         token: str,
         escalated_from: Approval | None = None,
+        user_request: str = "",
     ) -> DecisionRequest:
+        """What the approver reads, most useful first: what will happen, the user's own words, why a
+        person is asked, what each answer does; the technical binding last."""
         spec = self._tools.get(action.tool)
         assert spec is not None
         policy = self._policy()
@@ -471,47 +483,68 @@ class ApprovalRequester:
         # JSON-schema tool's dict both give their values here.
         asked = arguments_of(spec.parse_arguments(action.arguments)) if spec.is_sign_off_request else {}
         urgency = asked.get("urgency") if asked.get("urgency") in URGENCIES else None
-        context_parts = [
-            f"The agent asks to call `{action.tool}` in conversation {conversation.conversation_id}.",
-            f"Arguments: {json.dumps(action.arguments, ensure_ascii=False, sort_keys=True)}",
-            f"Call id: {action.call_id}; arguments digest: {action.digest[:16]}",
-        ]
-        if action.quorum_required > 1:
-            context_parts.append(
-                f"{action.quorum_required} of {len(action.approval_ids)} approvers must approve; any denial denies."
-            )
-        if action.gated_by_budget:
-            context_parts.append(f"No rule asks for sign-off here; a budget does: {action.gated_by_budget}.")
-        if self._budgets:
-            context_parts += self._budgets.standing(action.tool, action.arguments, action.tenant)
-        if self._grants and not spec.is_sign_off_request:
-            context_parts.append(self._grants.note_for_approver(action.tool, action.arguments))
         modifiable = policy.for_tool(action.tool).modifiable
         options = ["approve", "deny"] if action.hosted else policy.options(action.tool)
-        if action.hosted:
-            context_parts.append(
-                "OpenAI runs this call on the hosted MCP server once approved: approve or deny it; it cannot be "
-                "changed or scheduled."
-            )
-        elif "modify" in options:
-            context_parts.append(f"To modify, send the changed values of: {', '.join(modifiable)}.")
-        if asked.get("context"):
-            context_parts.insert(0, str(asked["context"]))
+        parts: list[str] = []
         if escalated_from is not None:
-            context_parts.insert(
-                0,
+            parts.append(
                 f"Escalated: {escalated_from.approver or 'the approver before you'} did not answer in time "
-                f"(step {approval.rung} of this tool's escalation ladder).",
+                f"(step {approval.rung} of this tool's escalation ladder)."
             )
+        parts.append(f"What will happen: {action.summary}.".replace("..", "."))
+        if user_request.strip():
+            parts.append(f'The user asked: "{_quoted(user_request)}"')
+        if asked.get("context"):
+            parts.append(f"The agent says: {asked['context']}")
+        if action.gated_by_budget:
+            parts.append(f"Why you are asked: no rule asks for sign-off here; a budget does: {action.gated_by_budget}.")
+        elif not spec.is_sign_off_request:
+            parts.append(f"Why you are asked: {policy.why_asked(action.tool, action.arguments)}.")
+        if action.quorum_required > 1:
+            parts.append(
+                f"{action.quorum_required} of {len(action.approval_ids)} approvers must approve; any denial denies."
+            )
+        if self._budgets:
+            parts += self._budgets.standing(action.tool, action.arguments, action.tenant)
+        if self._grants and not spec.is_sign_off_request:
+            parts.append(self._grants.note_for_approver(action.tool, action.arguments))
+        parts.append(_what_answers_do(action, options, modifiable))
+        parts.append(
+            f"Technical: tool {action.tool}, conversation {conversation.conversation_id}, call {action.call_id}, "
+            f"arguments {json.dumps(action.arguments, ensure_ascii=False, sort_keys=True)}, "
+            f"digest {action.digest[:16]}."
+        )
         return DecisionRequest(
             action=action.summary[:500],
-            context="\n".join(context_parts)[:MAX_CONTEXT_CHARS],
+            context="\n".join(parts)[:MAX_CONTEXT_CHARS],
             approver=approval.approver,
             urgency=urgency or policy.urgency(action.tool),
             timeout_minutes=policy.decision_minutes(action.tool, approval.rung, self._settings.default_timeout_minutes),
             callback_url=_callback_url(self._settings.public_api_url, token),
             options=options,
         )
+
+
+MAX_QUOTED_REQUEST = 500  # characters of the user's own words an approver is shown
+
+
+def _quoted(text: str) -> str:
+    """The user's request as one bounded line (an approver reads it, a long paste is cut)."""
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_QUOTED_REQUEST else line[: MAX_QUOTED_REQUEST - 1] + "…"
+
+
+def _what_answers_do(action: Action, options: list[str], modifiable: list[str]) -> str:
+    if action.hosted:
+        return (
+            "Approve: OpenAI runs this call on the hosted MCP server, once. Deny: it does not run; the agent "
+            "reads your notes. It cannot be changed or scheduled."
+        )
+    said = f"Approve: {action.tool} runs once, with exactly these arguments. Deny: it does not run; the agent reads "
+    said += "your notes."
+    if "modify" in options:
+        said += f" Modify: send new values of {', '.join(modifiable)}; it runs with them, checked first."
+    return said
 
 
 def _callback_url(public_api_url: str, token: str) -> str:
