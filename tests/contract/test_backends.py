@@ -118,7 +118,7 @@ def test_agents_mcp_tools_and_client_tools_work_on_every_agent_api(client, stack
     [decision_id] = client.pending_decision_ids(cid)
     client.resolve(decision_id, "approve")
     view = client.wait_status(cid, "idle")
-    calls = [c for c in stack.mcp_tools.calls.of("create_ticket") if c["idempotency_key"].startswith(cid)]
+    calls = [c for c in stack.mcp_tools.calls.of("create_ticket") if (c["idempotency_key"] or "").startswith(cid)]
     assert len(calls) == 1 and calls[0]["arguments"]["title"] == title
     assert view["actions"][0]["execution"]["status"] == "executed"
 

@@ -134,7 +134,7 @@ def test_a_lambda_tool_is_invoked_once_when_approved_and_never_when_denied(clien
 
 # -- mcp -------------------------------------------------------------------------------------
 def _mcp_calls(stack, cid: str) -> list[dict]:
-    return [c for c in stack.mcp_tools.calls.of("create_ticket") if c["idempotency_key"].startswith(cid)]
+    return [c for c in stack.mcp_tools.calls.of("create_ticket") if (c["idempotency_key"] or "").startswith(cid)]
 
 
 @pytest.mark.parametrize(("answer", "runs"), [("approve", 1), ("deny", 0)])
@@ -161,7 +161,7 @@ def test_an_mcp_tool_the_policy_lets_run_is_called_without_a_decision(client, st
     view = client.wait_status(cid, "idle")
     [action] = view["actions"]
     assert action["gated"] is False and action["execution"]["result"] == {"articles": ["How to reset a badge"]}
-    assert [c for c in stack.mcp_tools.calls.of("search_docs") if c["idempotency_key"].startswith(cid)]
+    assert [c for c in stack.mcp_tools.calls.of("search_docs") if (c["idempotency_key"] or "").startswith(cid)]
 
 
 # -- client (return of control) --------------------------------------------------------------

@@ -31,7 +31,7 @@ def _approvals_sent(stack) -> list[dict]:
         for e in stack.openai.log.entries()
         if e["path"] == "/v1/responses" and isinstance((e["body"] or {}).get("input"), list)
         for item in e["body"]["input"]
-        if item.get("type") == "mcp_approval_response"
+        if isinstance(item, dict) and item.get("type") == "mcp_approval_response"
     ]
 
 
