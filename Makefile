@@ -23,6 +23,8 @@ help:
 	@echo "make bench   requests and cost per approved action, 100 conversations at once, cold imports"
 	@echo "make reliability  drills (duplicates, crashes, faults, forgeries); writes reliability.json"
 	@echo "make test    lint, template checks and the test suite"
+	@echo "make test-unit  one tier alone, no lint (unit, contract, conformance, e2e, handlers, integration,"
+	@echo "             fuzz, reliability, browser, sandboxes, samlocal): make test-unit takes seconds"
 	@echo "make mutation  mutmut over domain/ and logic/ with the unit tests; kill rate per module"
 	@echo "make openapi regenerate openapi.yaml from the client API's routes and models"
 	@echo "make replay POLICY=path  what a candidate policy would have done to the recorded calls"
@@ -108,6 +110,12 @@ test: lint browser-deps
 	$(VENV)/bin/pytest tests/unit
 	$(VENV)/bin/pytest tests/sandboxes
 	$(VENV)/bin/pytest --ignore=tests/unit --ignore=tests/sandboxes
+
+# One tier of tests alone, without lint: `make test-unit` (seconds) while working on the logic.
+TIERS := unit contract conformance e2e handlers integration fuzz reliability browser sandboxes samlocal
+.PHONY: $(addprefix test-,$(TIERS))
+$(addprefix test-,$(TIERS)): test-%: $(VENV)/.installed
+	$(VENV)/bin/pytest tests/$*
 
 build: $(VENV)/.installed $(SAM_VENV)/.installed
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(SAM) build

@@ -41,3 +41,10 @@ def test_replay_says_what_is_wrong_instead_of_a_traceback(tmp_path, capsys):
     policy.write_text("{}")
     assert main([str(policy), "--api", "http://127.0.0.1:9"]) == 2
     assert "nothing answers at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_each_test_tier_has_a_target_of_its_own_and_every_tier_is_one():
+    """`make test-<tier>` runs that folder alone; every folder of tests/ with tests is a tier."""
+    tiers = sorted(p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and any(p.glob("test_*.py")))
+    for tier in tiers:
+        assert f"pytest tests/{tier}" in _commands(f"test-{tier}"), tier
