@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+from signoff.domain.notifications import parse_prefixes
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -101,7 +103,7 @@ class Settings:
             notify_queue_url=env.get("NOTIFY_QUEUE_URL", ""),
             webhook_secret=env.get("WEBHOOK_SECRET_SECRET", "signoff/webhook-secret"),
             # No notify_url is accepted unless its prefix is listed: no requests to arbitrary hosts.
-            notify_url_prefixes=tuple(p.strip() for p in env.get("NOTIFY_URL_PREFIXES", "").split(",") if p.strip()),
+            notify_url_prefixes=tuple(parse_prefixes(env.get("NOTIFY_URL_PREFIXES", ""))),
             notify_retry_base_seconds=_int("NOTIFY_RETRY_BASE_SECONDS", 30),
         )
 
