@@ -11,6 +11,8 @@ import asyncio
 import json
 import threading
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 
@@ -107,23 +109,18 @@ class HostedMcp:
         return "\n".join(texts)
 
 
-def _client(tool: dict[str, Any]):
-    from contextlib import asynccontextmanager
+@asynccontextmanager
+async def _client(tool: dict[str, Any]) -> AsyncIterator[Any]:
+    """An MCP session with the server a request's ``mcp`` tool names, with its headers."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
 
-    @asynccontextmanager
-    async def opened():
-        import httpx2
-        from mcp import Client
-        from mcp.client.streamable_http import streamable_http_client
-
-        headers = dict(tool.get("headers") or {})
-        async with (
-            httpx2.AsyncClient(headers=headers, timeout=30) as http,
-            Client(streamable_http_client(tool["server_url"], http_client=http), mode="legacy") as client,
-        ):
-            yield client
-
-    return opened()
+    async with (
+        httpx2.AsyncClient(headers=dict(tool.get("headers") or {}), timeout=30) as http,
+        Client(streamable_http_client(tool["server_url"], http_client=http), mode="legacy") as client,
+    ):
+        yield client
 
 
 def _run(coroutine: Any) -> Any:

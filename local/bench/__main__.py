@@ -65,30 +65,21 @@ def main() -> int:
             }
     phases.write()
     where = "each function in its own process" if sandboxes else "one process"
-    load = phases.run(
+    phases.record(
         "local_load",
         f"{load_size} gated conversations at once, all approved at once ({where})",
         lambda: local_load(load_size, sandboxes),
     )
-    if load is not None:
-        results["local_load"] = load
-    phases.write()
-    logged = phases.run(
+    phases.record(
         "receipts",
         f"receipts: 1 and 10 executions of one tenant at once, a checkpoint over {receipts:,} receipts",
         lambda: receipt_costs(10, 3, receipts),
     )
-    if logged is not None:
-        results["receipts"] = logged
-    phases.write()
-    net = phases.run(
+    phases.record(
         "reconciler",
         f"reconciler: {pending:,} pending approvals, {due:,} due",
         lambda: reconciler_at_scale(pending, due, due // 10),
     )
-    if net is not None:
-        results["reconciler"] = net
-    phases.write()
     _print(results, imports or {})
     print(f"\nwrote {RESULTS} in {phases.elapsed():.0f} s")
     if phases.failed:

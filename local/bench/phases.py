@@ -44,6 +44,14 @@ class Phases:
         self._say(f"[{self._n}/{self._total}] {what}: done in {seconds} s (bench at {self.elapsed():.0f} s)")
         return result
 
+    def record(self, name: str, what: str, fn: Callable[[], Any]) -> Any:
+        """``run``, its result kept as ``results[name]`` (none when it failed), the file written."""
+        result = self.run(name, what, fn)
+        if result is not None:
+            self.results[name] = result
+        self.write()
+        return result
+
     def elapsed(self) -> float:
         return time.perf_counter() - self._began
 

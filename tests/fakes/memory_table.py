@@ -39,7 +39,7 @@ from signoff.domain.models import (
     utc_now,
 )
 from signoff.domain.ports import ConversationBusy, ConversationNotFound
-from signoff.domain.receipts import GENESIS, LogEntry, LogHead, PendingReceipt
+from signoff.domain.receipts import LogEntry, LogHead, PendingReceipt
 from signoff.domain.stores import (
     AuditQuery,
     BudgetMoved,
@@ -832,11 +832,6 @@ class MemoryTable:
         return [g for _at, g in page], _cursor("GRANTS", page[-1][0]) if len(mine) > limit else None
 
     # -- receipts -----------------------------------------------------------------------------
-    def receipt_head(self, tenant: str) -> tuple[int, str]:
-        with self._lock:
-            head = self._row((f"RECEIPTS#{tenant}", "HEAD"))
-            return (head.record["seq"], head.record["hash"]) if head else (0, GENESIS)
-
     def finish_with_receipt(
         self,
         action: Action,

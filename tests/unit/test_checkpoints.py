@@ -21,7 +21,7 @@ from signoff.domain.receipts import (
     receipt_hash,
     signing_input,
 )
-from signoff.logic.checkpoints import Checkpointer, LogProofs, NoSuchCheckpoint
+from signoff.logic.checkpoints import Checkpointer, CheckpointReport, LogProofs, NoSuchCheckpoint
 from signoff.verify import KeySet, main
 from tests.fakes.gate import FixedSigner
 from tests.fakes.memory_table import MemoryTable
@@ -234,8 +234,8 @@ def test_a_second_checkpointer_at_the_same_moment_appends_nothing_twice():
     first, second = Checkpointer(table, signer, "iss"), Checkpointer(table, signer, "iss")
     head = table.receipt_log(TENANT)
     pending = table.queued_receipts(TENANT, 10)
-    assert first.checkpoint(TENANT) == 5
-    assert not second._append(TENANT, head, pending)  # read the same head and queue: refused whole
+    assert first.checkpoint(TENANT).appended == 5
+    assert not second._append(TENANT, head, pending, CheckpointReport())  # the same head and queue: refused whole
     entries, checkpoints = _log(table)
     assert len(entries) == 5 and len(checkpoints) == 1 and _problems(table, signer) == []
 

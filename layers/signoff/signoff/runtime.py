@@ -349,18 +349,21 @@ def receipt_issuer():
 
 def checkpointer():
     """Appends queued receipts to each tenant's log; None when receipts are off."""
-    from signoff.adapters.checkpoint_export import S3CheckpointExport
     from signoff.logic.checkpoints import Checkpointer
 
-    signer, cfg = receipt_signer(), settings()
+    signer = receipt_signer()
     if signer is None:
         return None
-    export = (
-        S3CheckpointExport(boto3.client("s3", config=_BOTO_CONFIG), cfg.checkpoint_bucket)
-        if cfg.checkpoint_bucket
-        else None
-    )
-    return Checkpointer(table(), signer, public_api_url() or "signoff", export)
+    return Checkpointer(table(), signer, public_api_url() or "signoff", _checkpoint_export())
+
+
+@cache
+def _checkpoint_export():
+    """Where checkpoints are copied (CheckpointBucketName): one S3 client per container, or None."""
+    from signoff.adapters.checkpoint_export import S3CheckpointExport
+
+    bucket = settings().checkpoint_bucket
+    return S3CheckpointExport(boto3.client("s3", config=_BOTO_CONFIG), bucket) if bucket else None
 
 
 def log_proofs():
@@ -563,6 +566,7 @@ def reset() -> None:
 
     for fn in (
         _dynamodb,
+        _checkpoint_export,
         idempotency_config,
         idempotent_command,
         table,

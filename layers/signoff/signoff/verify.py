@@ -115,14 +115,19 @@ def _seq(jws: str) -> int:
         return -1
 
 
-def _load(source: str, headers: dict[str, str] | None = None) -> Any:
+def _read(source: str, headers: dict[str, str] | None = None) -> str:
+    """The text of a file, or of a URL's answer (an HTTP error raised)."""
     if source.startswith(("https://", "http://")):
         import requests
 
         response = requests.get(source, headers=headers or {}, timeout=30)
         response.raise_for_status()
-        return response.json()
-    return json.loads(Path(source).read_text(encoding="utf-8"))
+        return response.text
+    return Path(source).read_text(encoding="utf-8")
+
+
+def _load(source: str, headers: dict[str, str] | None = None) -> Any:
+    return json.loads(_read(source, headers))
 
 
 def fetch_log(api: str, key: str) -> dict[str, Any]:
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         keys = KeySet(_load(args.jwks))
-        trusted = [_load_text(c) for c in args.checkpoint]
+        trusted = [_read(c).strip() for c in args.checkpoint]  # each a checkpoint as exported (its JWS)
         if args.proof:
             verdict = "the receipt verifies and is in the tree its checkpoint signs"
             return _report("inclusion proof", inclusion_problems(_load(args.proof), keys.verify), verdict)
@@ -210,17 +215,6 @@ def _size(checkpoint: str) -> int:
         return int(decode(checkpoint).claims.get("size", 0))
     except (MalformedReceipt, ValueError):
         return 0
-
-
-def _load_text(source: str) -> str:
-    """A checkpoint as exported (the compact JWS, in a file or at a URL)."""
-    if source.startswith(("https://", "http://")):
-        import requests
-
-        response = requests.get(source, timeout=30)
-        response.raise_for_status()
-        return response.text.strip()
-    return Path(source).read_text(encoding="utf-8").strip()
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@
 - ``RECEIPTS#<tenant>`` / ``HEAD`` | ``SEQ#<seq:012d>`` the chain-mode receipts written before the log
 
 A receipt is queued in the same transaction that records the call's execution, with no condition
-on any other call's: a tenant's executions never wait on each other. A checkpoint moves up to
-``CHECKPOINT_BATCH`` receipts from the queue into the log and writes the new head and the signed
+on any other call's: a tenant's executions never wait on each other. A checkpoint moves a batch of
+receipts (logic/checkpoints.py) from the queue into the log and writes the new head and the signed
 checkpoint in one transaction, conditioned on the head it started from: two checkpointers never
 both append, and a crash leaves the log as it was.
 """
@@ -22,21 +22,15 @@ from signoff.dal.base import DUE_INDEX, DUE_SHARDS, TableBase, _action_key, _key
 from signoff.dal.codec import to_attr
 from signoff.domain.merkle import Node
 from signoff.domain.models import Action, Execution, ExecutionStatus, iso, utc_now
-from signoff.domain.receipts import GENESIS, LogEntry, LogHead, PendingReceipt
+from signoff.domain.receipts import LogEntry, LogHead, PendingReceipt
 from signoff.domain.stores import ResumeRefused
 
 MAX_RECEIPT_PAGE = 500
-CHECKPOINT_BATCH = 48  # receipts a checkpoint appends: two items each, in one 100-item transaction
 RECEIPT_BUCKETS = tuple(f"RECEIPTS#{n:x}" for n in range(DUE_SHARDS))
 
 
-def _chain_pk(tenant: str) -> str:
+def _receipts_pk(tenant: str) -> str:
     return f"RECEIPTS#{tenant}"
-
-
-def _head(item: dict | None) -> tuple[int, str]:
-    """(last seq, its hash) of a chain head item; (0, GENESIS) before the tenant's first receipt."""
-    return (int(item["seq"]), str(item["hash"])) if item else (0, GENESIS)
 
 
 def _seq_sk(seq: int) -> str:
@@ -67,9 +61,22 @@ def _log_head(item: dict | None) -> LogHead:
 
 
 class ReceiptRecords(TableBase):
-    def receipt_head(self, tenant: str) -> tuple[int, str]:
-        """The chain-mode head: (last seq, its hash); (0, GENESIS) when the tenant has none."""
-        return _head(self._get(_key(_chain_pk(tenant), "HEAD")))
+    def _range(self, tenant: str, first: str, last: str, limit: int) -> tuple[list[tuple[str, str]], bool]:
+        """(sort key, receipt or checkpoint JWS) of the tenant's items from ``first`` to ``last``, in
+        order, at most ``limit``; and whether more may follow."""
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues={
+                ":pk": {"S": _receipts_pk(tenant)},
+                ":first": {"S": first},
+                ":last": {"S": last},
+            },
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        items = [(i["sk"]["S"], i["jws"]["S"]) for i in page.get("Items", [])]
+        return items, bool(items) and "LastEvaluatedKey" in page
 
     def finish_with_receipt(
         self,
@@ -109,7 +116,7 @@ class ReceiptRecords(TableBase):
                 {
                     "Put": {
                         "Item": {
-                            **_key(_chain_pk(action.tenant), f"QUEUED#{now}#{call}"),
+                            **_key(_receipts_pk(action.tenant), f"QUEUED#{now}#{call}"),
                             "type": to_attr("queued_receipt"),
                             "jws": to_attr(jws),
                             "call": to_attr(call),
@@ -130,7 +137,7 @@ class ReceiptRecords(TableBase):
 
     # -- the log ------------------------------------------------------------------------------
     def receipt_log(self, tenant: str) -> LogHead:
-        return _log_head(self._get(_key(_chain_pk(tenant), "LOG")))
+        return _log_head(self._get(_key(_receipts_pk(tenant), "LOG")))
 
     def tenants_with_queued_receipts(self, limit: int) -> list[str]:
         """Tenants with receipts waiting for a checkpoint, oldest waiting first per shard."""
@@ -149,37 +156,18 @@ class ReceiptRecords(TableBase):
         return list(tenants)[:limit]
 
     def queued_receipts(self, tenant: str, limit: int) -> list[PendingReceipt]:
-        page = self._db.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :q)",
-            ExpressionAttributeValues={":pk": {"S": _chain_pk(tenant)}, ":q": {"S": "QUEUED#"}},
-            ConsistentRead=True,
-            Limit=limit,
-        )
-        return [PendingReceipt(jws=i["jws"]["S"], key=i["sk"]["S"]) for i in page.get("Items", [])]
+        items, _ = self._range(tenant, "QUEUED#", "QUEUED#~", limit)
+        return [PendingReceipt(jws=jws, key=sk) for sk, jws in items]
 
     def chain_receipts(self, tenant: str, after_seq: int, limit: int) -> list[PendingReceipt]:
         """Chain-mode receipts after ``after_seq``, in order."""
-        page = self._db.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :after AND :last",
-            ExpressionAttributeValues={
-                ":pk": {"S": _chain_pk(tenant)},
-                ":after": {"S": _seq_sk(after_seq + 1)},
-                ":last": {"S": "SEQ#~"},
-            },
-            ConsistentRead=True,
-            Limit=limit,
-        )
-        return [
-            PendingReceipt(jws=i["jws"]["S"], chain_seq=int(i["sk"]["S"].removeprefix("SEQ#")))
-            for i in page.get("Items", [])
-        ]
+        items, _ = self._range(tenant, _seq_sk(after_seq + 1), "SEQ#~", limit)
+        return [PendingReceipt(jws=jws, chain_seq=int(sk.removeprefix("SEQ#"))) for sk, jws in items]
 
     def append_to_log(self, tenant: str, old: LogHead, new: LogHead, entries: list[LogEntry], checkpoint: str) -> bool:
         """The entries into the log (out of the queue), the head moved from exactly ``old`` to
         ``new`` and the checkpoint stored: all or nothing. False when the log or the queue moved."""
-        pk = _chain_pk(tenant)
+        pk = _receipts_pk(tenant)
         items: list[dict] = []
         for entry in entries:
             leaf = {
@@ -232,55 +220,31 @@ class ReceiptRecords(TableBase):
         starts, if more. A tenant with no log yet lists its chain-mode receipts (index = seq - 1)."""
         limit = max(1, min(limit, MAX_RECEIPT_PAGE))
         if self.receipt_log(tenant).size == 0:
-            sk_from, prefix = _seq_sk(after + 1), "SEQ#"
+            items, more = self._range(tenant, _seq_sk(after + 1), "SEQ#~", limit)
+            entries = [(int(sk.removeprefix("SEQ#")) - 1, jws) for sk, jws in items]
         else:
-            sk_from, prefix = _leaf_sk(after), "LEAF#"
-        page = self._db.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :last",
-            ExpressionAttributeValues={
-                ":pk": {"S": _chain_pk(tenant)},
-                ":from": {"S": sk_from},
-                ":last": {"S": f"{prefix}~"},
-            },
-            ConsistentRead=True,
-            Limit=limit,
-        )
-        offset = 1 if prefix == "SEQ#" else 0
-        entries = [(int(i["sk"]["S"].removeprefix(prefix)) - offset, i["jws"]["S"]) for i in page.get("Items", [])]
-        more = "LastEvaluatedKey" in page and entries
+            items, more = self._range(tenant, _leaf_sk(after), "LEAF#~", limit)
+            entries = [(int(sk.removeprefix("LEAF#")), jws) for sk, jws in items]
         return entries, (entries[-1][0] + 1 if more else None)
 
     def list_checkpoints(self, tenant: str, after_size: int, limit: int) -> tuple[list[str], int | None]:
         """Checkpoints of sizes above ``after_size``, oldest first; and the size to go on after."""
         limit = max(1, min(limit, MAX_RECEIPT_PAGE))
-        page = self._db.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :last",
-            ExpressionAttributeValues={
-                ":pk": {"S": _chain_pk(tenant)},
-                ":from": {"S": _checkpoint_sk(after_size + 1)},
-                ":last": {"S": "CHECKPOINT#~"},
-            },
-            ConsistentRead=True,
-            Limit=limit,
-        )
-        items = page.get("Items", [])
-        more = "LastEvaluatedKey" in page and items
-        return [i["jws"]["S"] for i in items], (int(items[-1]["sk"]["S"].removeprefix("CHECKPOINT#")) if more else None)
+        items, more = self._range(tenant, _checkpoint_sk(after_size + 1), "CHECKPOINT#~", limit)
+        return [jws for _, jws in items], (int(items[-1][0].removeprefix("CHECKPOINT#")) if more else None)
 
     def checkpoint_at(self, tenant: str, size: int) -> str | None:
-        item = self._get(_key(_chain_pk(tenant), _checkpoint_sk(size)))
+        item = self._get(_key(_receipts_pk(tenant), _checkpoint_sk(size)))
         return str(item["jws"]) if item else None
 
     def log_entry(self, tenant: str, index: int) -> str | None:
-        item = self._get(_key(_chain_pk(tenant), _leaf_sk(index)))
+        item = self._get(_key(_receipts_pk(tenant), _leaf_sk(index)))
         return str(item["jws"]) if item else None
 
     def log_nodes(self, tenant: str, nodes: set[Node]) -> dict[Node, bytes]:
         """The stored hashes of these perfect subtrees (each kept on the leaf that completed it)."""
         holder = {node: ((node[1] + 1) << node[0]) - 1 for node in nodes}
-        items = self._get_many([_key(_chain_pk(tenant), _leaf_sk(i)) for i in sorted(set(holder.values()))])
+        items = self._get_many([_key(_receipts_pk(tenant), _leaf_sk(i)) for i in sorted(set(holder.values()))])
         by_index = {int(str(item["sk"]).removeprefix("LEAF#")): item.get("nodes", {}) for item in items}
         return {
             node: bytes.fromhex(by_index[index][str(node[0])])

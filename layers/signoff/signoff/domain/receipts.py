@@ -235,6 +235,31 @@ def _root(by_index: dict[int, str], size: int) -> bytes:
     return root_of([leaf_hash(by_index[i].encode("ascii")) for i in range(size)])
 
 
+FORGED = "signature does not verify (forged or edited)"  # of a checkpoint
+
+
+def _signed_checkpoint(checkpoint: Receipt, verify: Callable[[Receipt], bool]) -> bool:
+    return checkpoint.header.get("typ") == CHECKPOINT_TYPE and _signed(checkpoint, verify)
+
+
+def _root_signed(checkpoint: Receipt) -> bytes:
+    """The Merkle root a checkpoint signs (empty when it names none: it then matches no tree)."""
+    try:
+        return bytes.fromhex(str(checkpoint.claims.get("root", "")))
+    except ValueError:
+        return b""
+
+
+def _proof_checkpoint_problems(checkpoint: Receipt, size: int, verify: Callable[[Receipt], bool]) -> list[Problem]:
+    """A proof's checkpoint must verify and be of the size the proof is for."""
+    where = f"checkpoint {size}"
+    if not _signed_checkpoint(checkpoint, verify):
+        return [Problem(size, FORGED, where)]
+    if int(checkpoint.claims.get("size", -1)) != size:
+        return [Problem(size, "the proof is for another size than the checkpoint's", where)]
+    return []
+
+
 def _checked_checkpoints(checkpoints: list[str], verify: Callable[[Receipt], bool], problems: list[Problem]):
     """(size, root) of each checkpoint that verifies, oldest first; a problem for each that does
     not, and for each that does not follow the one before."""
@@ -249,13 +274,13 @@ def _checked_checkpoints(checkpoints: list[str], verify: Callable[[Receipt], boo
     for checkpoint in sorted(parsed, key=lambda c: int(c.claims.get("size", 0))):
         size = int(checkpoint.claims.get("size", 0))
         where = f"checkpoint {size}"
-        if checkpoint.header.get("typ") != CHECKPOINT_TYPE or not _signed(checkpoint, verify):
-            problems.append(Problem(size, "signature does not verify (forged or edited)", where))
+        if not _signed_checkpoint(checkpoint, verify):
+            problems.append(Problem(size, FORGED, where))
             continue
         if checkpoint.claims.get("prev") != prev:
             problems.append(Problem(size, "does not follow the checkpoint before it (one removed or replaced)", where))
         prev = receipt_hash(checkpoint.jws)
-        heads.append((size, bytes.fromhex(str(checkpoint.claims.get("root", "")))))
+        heads.append((size, _root_signed(checkpoint)))
     return heads
 
 
@@ -268,8 +293,8 @@ def _against_trusted(
         return [Problem(0, "not a checkpoint (malformed)", "exported checkpoint")]
     size = int(checkpoint.claims.get("size", 0))
     where = f"exported checkpoint {size}"
-    if checkpoint.header.get("typ") != CHECKPOINT_TYPE or not _signed(checkpoint, verify):
-        return [Problem(size, "signature does not verify (forged or edited)", where)]
+    if not _signed_checkpoint(checkpoint, verify):
+        return [Problem(size, FORGED, where)]
     if size > latest:
         return [Problem(size, f"the log's latest checkpoint is {latest}: the log was cut back", where)]
     if not all(i in by_index for i in range(size)):
@@ -288,13 +313,9 @@ def inclusion_problems(proof: dict[str, Any], verify: Callable[[Receipt], bool])
     problems = []
     if not _signed(receipt, verify):
         problems.append(Problem(index, "signature does not verify (edited, or signed by another key)", where))
-    if checkpoint.header.get("typ") != CHECKPOINT_TYPE or not _signed(checkpoint, verify):
-        problems.append(Problem(size, "signature does not verify (forged or edited)", f"checkpoint {size}"))
-    elif int(checkpoint.claims.get("size", -1)) != size:
-        problems.append(Problem(size, "the proof is for another tree size than the checkpoint's", f"checkpoint {size}"))
+    problems += _proof_checkpoint_problems(checkpoint, size, verify)
     path = [bytes.fromhex(h) for h in proof["path"]]
-    root = bytes.fromhex(str(checkpoint.claims.get("root", "")))
-    if not verify_inclusion(leaf_hash(proof["receipt"].encode("ascii")), index, size, path, root):
+    if not verify_inclusion(leaf_hash(proof["receipt"].encode("ascii")), index, size, path, _root_signed(checkpoint)):
         problems.append(Problem(index, f"is not in the tree the checkpoint of size {size} signs", where))
     return problems
 
@@ -308,11 +329,8 @@ def consistency_problems(proof: dict[str, Any], verify: Callable[[Receipt], bool
     problems: list[Problem] = []
     for size, jws in ((first, proof["first_checkpoint"]), (second, proof["second_checkpoint"])):
         checkpoint = decode(jws)
-        if checkpoint.header.get("typ") != CHECKPOINT_TYPE or not _signed(checkpoint, verify):
-            problems.append(Problem(size, "signature does not verify (forged or edited)", f"checkpoint {size}"))
-        elif int(checkpoint.claims.get("size", -1)) != size:
-            problems.append(Problem(size, "the proof is for another size than the checkpoint's", f"checkpoint {size}"))
-        roots.append(bytes.fromhex(str(checkpoint.claims.get("root", ""))))
+        problems += _proof_checkpoint_problems(checkpoint, size, verify)
+        roots.append(_root_signed(checkpoint))
     path = [bytes.fromhex(h) for h in proof["path"]]
     if not problems and not verify_consistency(first, second, roots[0], roots[1], path):
         problems.append(

@@ -426,10 +426,6 @@ class GrantStore(Protocol):
 
 
 class ReceiptStore(Protocol):
-    def receipt_head(self, tenant: str) -> tuple[int, str]:
-        """The chain-mode head (receipts written before the log): (last seq, its hash); (0, GENESIS)."""
-        ...
-
     def finish_with_receipt(
         self,
         action: Action,

@@ -54,6 +54,11 @@ class CheckpointReport:
     checkpoints: int = 0
     export_failures: int = 0
 
+    def add(self, other: CheckpointReport) -> None:
+        self.appended += other.appended
+        self.checkpoints += other.checkpoints
+        self.export_failures += other.export_failures
+
 
 class NoSuchCheckpoint(LookupError):
     """No checkpoint of that size, or no receipt at that index in it."""
@@ -82,13 +87,12 @@ class Checkpointer:
         for tenant in self._store.tenants_with_queued_receipts(TENANTS_PER_PASS):
             if deadline.remaining() < RESERVE_SECONDS:
                 break
-            self.checkpoint(tenant, report)
+            report.add(self.checkpoint(tenant))
         return report
 
-    def checkpoint(self, tenant: str, report: CheckpointReport | None = None) -> int:
-        """Append the tenant's waiting receipts, a batch per checkpoint. The receipts appended."""
-        report = report if report is not None else CheckpointReport()
-        appended, attempts = 0, 0
+    def checkpoint(self, tenant: str) -> CheckpointReport:
+        """Append the tenant's waiting receipts, a batch per checkpoint."""
+        report, attempts = CheckpointReport(), 0
         while deadline.remaining() >= RESERVE_SECONDS:
             head = self._store.receipt_log(tenant)
             pending = self._store.chain_receipts(tenant, head.chain_seq, self._batch)
@@ -97,18 +101,15 @@ class Checkpointer:
             if not pending:
                 break
             if self._append(tenant, head, pending, report):
-                appended += len(pending)
                 continue
             attempts += 1
             if attempts >= APPEND_ATTEMPTS:
                 logger.warning("the receipt log kept moving; left for the next pass", extra={"tenant": tenant})
                 break
-        return appended
+        return report
 
-    def _append(
-        self, tenant: str, head: LogHead, pending: list[PendingReceipt], report: CheckpointReport | None = None
-    ) -> bool:
-        report = report if report is not None else CheckpointReport()
+    def _append(self, tenant: str, head: LogHead, pending: list[PendingReceipt], report: CheckpointReport) -> bool:
+        """One checkpoint over ``pending``, counted in ``report``; False if the log moved first."""
         leaves = [leaf_hash(p.jws.encode("ascii")) for p in pending]
         frontier, made = Frontier(head.size, head.frontier).append(leaves)
         entries = []
